@@ -1,0 +1,596 @@
+"""Parse and validate ``hosts.toml`` once, into frozen dataclasses.
+
+Every other module receives a :class:`Config` and never looks at TOML again, so a typo is caught
+in one place, before any host is contacted, and is reported with the file, the table (or host)
+and the key.  All problems of a file are collected and reported together: an admin fixing a new
+inventory should not have to run ``osmon check`` once per typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+from collector.errors import ConfigError
+
+#: Host and check names become directory names and URL segments: keep them boring.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+METRICS = ("cpu", "memory", "swap", "disk", "load")
+
+#: Built-in thresholds, the most general level of the resolution chain
+#: (per mount > per host > [thresholds] > these).  Load is per core.
+BUILTIN_THRESHOLDS: dict[str, dict[str, float]] = {
+    "cpu": {"warning": 80, "critical": 95, "for": 3},
+    "memory": {"warning": 85, "critical": 95, "for": 3},
+    "swap": {"warning": 50, "critical": 80, "for": 3},
+    "disk": {"warning": 85, "critical": 95, "for": 1},
+    "load": {"warning": 2.0, "critical": 4.0, "for": 3},
+}
+
+
+@dataclass(frozen=True)
+class Level:
+    """Thresholds of one metric: a value >= warning (critical) for ``for_passes`` passes alerts."""
+
+    warning: float | None
+    critical: float | None
+    for_passes: int = 1
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Resolved thresholds of one host; ``disk_mounts`` overrides ``disk`` for single mounts."""
+
+    cpu: Level
+    memory: Level
+    swap: Level
+    disk: Level
+    load: Level
+    disk_mounts: Mapping[str, Level] = field(default_factory=dict)
+
+    def for_metric(self, metric: str, item: str | None = None) -> Level:
+        if metric == "disk" and item is not None and item in self.disk_mounts:
+            return self.disk_mounts[item]
+        return getattr(self, metric)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    backup_dir: Path
+    interval_s: int = 60
+    concurrency: int = 32
+    ssh_timeout_s: float = 10.0
+    #: Hard wall-clock budget of one host, enforced outside paramiko.
+    host_deadline_s: float = 30.0
+    #: Budget of the whole pass; below the cron interval so passes never pile up.
+    pass_deadline_s: float = 50.0
+    known_hosts: Path | None = None
+    #: osmon's own known_hosts, where ``accept-new`` records first-seen keys.
+    osmon_known_hosts: Path | None = None
+    host_key_policy: str = "strict"
+    ssh_config: Path | None = None
+    retention_days: int = 90
+    retention_max_mb: int = 2048
+    compress_after_days: int = 2
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"
+    user: str = ""
+    password_env: str = "OSMON_SMTP_PASSWORD"
+    password_file: Path | None = None
+    from_addr: str = "osmon@localhost"
+    to: tuple[str, ...] = ()
+    timeout_s: float = 10.0
+    template: Path | None = None
+
+    def password(self) -> str | None:
+        """Read the secret when needed, so it never sits in the config object or its repr."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        if self.password_env:
+            return os.environ.get(self.password_env) or None
+        return None
+
+
+@dataclass(frozen=True)
+class CertFrSettings:
+    enabled: bool = True
+    feed_url: str = "https://www.cert.ssi.gouv.fr/alerte/feed/"
+    interval_s: int = 1800
+    timeout_s: float = 10.0
+    max_bytes: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    repeat_interval_s: int = 4 * 3600
+    #: Consecutive failed passes before a host is declared down.
+    down_after: int = 2
+    #: No successful sample for this long is an alert of its own (the collector may be dead).
+    silent_after_s: int = 1800
+    #: A problem clears only once the value is this many points below the threshold.
+    hysteresis: float = 5.0
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    public_url: str = "http://localhost:5000"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    require_login: bool = False
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    keep: int = 14
+    keep_days: int = 30
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    local: bool = False
+    enabled: bool = True
+    address: str = ""
+    user: str = ""
+    port: int = 22
+    identity_file: Path | None = None
+    #: Interpreter started on the host; a path, never passed through a shell.
+    python: str = "python3"
+    tags: tuple[str, ...] = ()
+    network_fs: bool = False
+    thresholds: Thresholds | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A Nagios-plugin-API check; ``command`` is an argv list, run without a shell."""
+
+    name: str
+    command: tuple[str, ...]
+    timeout_s: float = 10.0
+    max_output: int = 65536
+    hosts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def applies_to(self, host: Host) -> bool:
+        if not self.hosts and not self.tags:
+            return True
+        return host.name in self.hosts or bool(set(self.tags) & set(host.tags))
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    settings: Settings
+    thresholds: Thresholds
+    smtp: SmtpSettings
+    certfr: CertFrSettings
+    alerts: AlertSettings
+    web: WebSettings
+    backup: BackupSettings
+    hosts: tuple[Host, ...]
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def enabled_hosts(self) -> tuple[Host, ...]:
+        return tuple(h for h in self.hosts if h.enabled)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.data_dir / "state"
+
+    def host(self, name: str) -> Host | None:
+        return next((h for h in self.hosts if h.name == name), None)
+
+    def thresholds_for(self, host: Host) -> Thresholds:
+        return host.thresholds or self.thresholds
+
+    def checks_for(self, host: Host) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.applies_to(host))
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("OSMON_CONFIG") or "hosts.toml")
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` listing every problem."""
+    cfg_path = Path(path) if path is not None else default_config_path()
+    try:
+        raw = cfg_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{cfg_path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from None
+    return parse(doc, cfg_path)
+
+
+def parse(doc: Mapping[str, Any], path: Path) -> Config:
+    """Build a :class:`Config` from an already-decoded TOML document."""
+    p = _Parser(path)
+    cfg = p.config(doc)
+    if p.problems:
+        raise ConfigError("\n".join(p.problems), problems=tuple(p.problems))
+    assert cfg is not None
+    return cfg
+
+
+_TOP_KEYS = ("settings", "thresholds", "smtp", "certfr", "alerts", "web", "backup", "hosts",
+             "checks")
+_SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_timeout_s",
+                  "host_deadline_s", "pass_deadline_s", "known_hosts", "osmon_known_hosts",
+                  "host_key_policy", "ssh_config", "retention_days", "retention_max_mb",
+                  "compress_after_days")
+_SMTP_KEYS = ("enabled", "host", "port", "security", "user", "password_env", "password_file",
+              "from", "to", "timeout_s", "template")
+_HOST_KEYS = ("name", "local", "enabled", "address", "user", "port", "identity_file", "python",
+              "tags", "network_fs", "thresholds")
+_CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
+_LEVEL_KEYS = ("warning", "critical", "for")
+
+
+class _Parser:
+    """Collects problems instead of stopping at the first; each names file, table and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+        self.problems: list[str] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {where}: {message}")
+
+    def table(self, doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+        value = doc.get(key, {})
+        if not isinstance(value, Mapping):
+            self.problem(where, f"'{key}' must be a table, not {_type_name(value)}")
+            return {}
+        return value
+
+    def unknown_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                guess = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+                self.problem(where, f"unknown key '{key}'{hint}")
+
+    def get(self, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
+            default: Any, where: str, *, minimum: float | None = None) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML booleans are ints in Python: do not accept `port = true`.
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        elif float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+            value = float(value)
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            expected = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            self.problem(where, f"'{key}' must be {expected}, not {_type_name(value)} "
+                                f"({value!r})")
+            return default
+        if minimum is not None and value < minimum:
+            self.problem(where, f"'{key}' must be at least {minimum:g}, not {value!r}")
+            return default
+        return value
+
+    def path_value(self, table: Mapping[str, Any], key: str, default: str | None,
+                   where: str) -> Path | None:
+        value = self.get(table, key, str, default, where)
+        if value is None or value == "":
+            return None
+        expanded = Path(os.path.expanduser(value))
+        return expanded if expanded.is_absolute() else self.base / expanded
+
+    def str_list(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(where, f"'{key}' must be a list of strings")
+            return ()
+        return tuple(value)
+
+    def choice(self, table: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str,
+               where: str) -> str:
+        value = self.get(table, key, str, default, where)
+        if value not in choices:
+            self.problem(where, f"'{key}' must be one of {', '.join(choices)}, not {value!r}")
+            return default
+        return value
+
+    # -- sections ------------------------------------------------------------------------------
+    def config(self, doc: Mapping[str, Any]) -> Config | None:
+        self.unknown_keys(doc, _TOP_KEYS, "top level")
+        settings = self.settings(self.table(doc, "settings", "top level"))
+        defaults = self.thresholds(self.table(doc, "thresholds", "top level"), None, "[thresholds]")
+        smtp = self.smtp(self.table(doc, "smtp", "top level"))
+        certfr = self.simple(doc, "certfr", CertFrSettings,
+                             {"enabled": bool, "feed_url": str, "interval_s": int,
+                              "timeout_s": float, "max_bytes": int})
+        alerts = self.simple(doc, "alerts", AlertSettings,
+                             {"repeat_interval_s": int, "down_after": int,
+                              "silent_after_s": int, "hysteresis": float})
+        web = self.simple(doc, "web", WebSettings,
+                          {"public_url": str, "host": str, "port": int, "require_login": bool})
+        backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int})
+        hosts = self.hosts(doc.get("hosts", []), defaults)
+        checks = self.checks(doc.get("checks", []), hosts)
+        return Config(path=self.path, settings=settings, thresholds=defaults, smtp=smtp,
+                      certfr=certfr, alerts=alerts, web=web, backup=backup, hosts=hosts,
+                      checks=checks)
+
+    def settings(self, t: Mapping[str, Any]) -> Settings:
+        w = "[settings]"
+        self.unknown_keys(t, _SETTINGS_KEYS, w)
+        data_dir = self.path_value(t, "data_dir", "data", w) or self.base / "data"
+        interval = self.get(t, "interval_s", int, 60, w, minimum=5)
+        ssh_timeout = self.get(t, "ssh_timeout_s", float, 10.0, w, minimum=0.5)
+        host_deadline = self.get(t, "host_deadline_s", float,
+                                 min(3 * ssh_timeout, interval * 0.8), w, minimum=1)
+        pass_deadline = self.get(t, "pass_deadline_s", float, max(interval - 10, interval * 0.8),
+                                 w, minimum=1)
+        if pass_deadline >= interval:
+            self.problem(w, f"'pass_deadline_s' ({pass_deadline:g}) must be below 'interval_s' "
+                            f"({interval}), or passes pile up")
+        return Settings(
+            data_dir=data_dir,
+            backup_dir=self.path_value(t, "backup_dir", "backups", w) or self.base / "backups",
+            interval_s=interval,
+            concurrency=self.get(t, "concurrency", int, 32, w, minimum=1),
+            ssh_timeout_s=ssh_timeout,
+            host_deadline_s=host_deadline,
+            pass_deadline_s=pass_deadline,
+            known_hosts=self.path_value(t, "known_hosts", "~/.ssh/known_hosts", w),
+            osmon_known_hosts=(self.path_value(t, "osmon_known_hosts", None, w)
+                               or data_dir / "state" / "known_hosts"),
+            host_key_policy=self.choice(t, "host_key_policy", ("strict", "accept-new"), "strict",
+                                        w),
+            ssh_config=self.path_value(t, "ssh_config", "~/.ssh/config", w),
+            retention_days=self.get(t, "retention_days", int, 90, w, minimum=1),
+            retention_max_mb=self.get(t, "retention_max_mb", int, 2048, w, minimum=1),
+            compress_after_days=self.get(t, "compress_after_days", int, 2, w, minimum=1),
+        )
+
+    def level(self, t: Any, metric: str, inherited: Level, where: str) -> Level:
+        if not isinstance(t, Mapping):
+            self.problem(where, f"'{metric}' must be a table like "
+                                f"{{ warning = 80, critical = 95 }}, not {_type_name(t)}")
+            return inherited
+        allowed = _LEVEL_KEYS + (("mounts",) if metric == "disk" else ())
+        self.unknown_keys(t, allowed, f"{where}.{metric}")
+        w = f"{where}.{metric}"
+        warning = self.get(t, "warning", float, inherited.warning, w, minimum=0)
+        critical = self.get(t, "critical", float, inherited.critical, w, minimum=0)
+        for_passes = self.get(t, "for", int, inherited.for_passes, w, minimum=1)
+        if warning is not None and critical is not None and warning >= critical:
+            self.problem(w, f"warning ({warning:g}) must be below critical ({critical:g})")
+        return Level(warning, critical, for_passes)
+
+    def thresholds(self, t: Mapping[str, Any], parent: Thresholds | None,
+                   where: str) -> Thresholds:
+        self.unknown_keys(t, METRICS, where)
+        levels: dict[str, Level] = {}
+        for metric in METRICS:
+            if parent is not None:
+                inherited = getattr(parent, metric)
+            else:
+                b = BUILTIN_THRESHOLDS[metric]
+                inherited = Level(b["warning"], b["critical"], int(b["for"]))
+            levels[metric] = (self.level(t[metric], metric, inherited, where)
+                              if metric in t else inherited)
+        mounts: dict[str, Level] = dict(parent.disk_mounts) if parent else {}
+        disk_t = t.get("disk")
+        if isinstance(disk_t, Mapping) and "mounts" in disk_t:
+            raw_mounts = disk_t["mounts"]
+            if not isinstance(raw_mounts, Mapping):
+                self.problem(f"{where}.disk", "'mounts' must be a table of mount = { ... }")
+            else:
+                for mount, lt in raw_mounts.items():
+                    mounts[mount] = self.level(lt, "disk", levels["disk"],
+                                               f"{where}.disk.mounts[{mount!r}]")
+        return Thresholds(disk_mounts=mounts, **levels)
+
+    def smtp(self, t: Mapping[str, Any]) -> SmtpSettings:
+        w = "[smtp]"
+        self.unknown_keys(t, _SMTP_KEYS, w)
+        if "password" in t:
+            self.problem(w, "'password' in clear is not accepted: use password_env (the name of "
+                            "an environment variable) or password_file")
+        security = self.choice(t, "security", ("none", "starttls", "ssl"), "none", w)
+        to = self.str_list(t, "to", w)
+        enabled = self.get(t, "enabled", bool, bool(t) and bool(to), w)
+        if enabled and not to:
+            self.problem(w, "'to' must list at least one recipient when e-mail is enabled")
+        return SmtpSettings(
+            enabled=enabled,
+            host=self.get(t, "host", str, "localhost", w),
+            port=self.get(t, "port", int, 465 if security == "ssl" else 25, w, minimum=1),
+            security=security,
+            user=self.get(t, "user", str, "", w),
+            password_env=self.get(t, "password_env", str, "OSMON_SMTP_PASSWORD", w),
+            password_file=self.path_value(t, "password_file", None, w),
+            from_addr=self.get(t, "from", str, "osmon@localhost", w),
+            to=to,
+            timeout_s=self.get(t, "timeout_s", float, 10.0, w, minimum=0.1),
+            template=self.path_value(t, "template", None, w),
+        )
+
+    def simple(self, doc: Mapping[str, Any], key: str, cls: type,
+               kinds: dict[str, type]) -> Any:
+        t = self.table(doc, key, "top level")
+        w = f"[{key}]"
+        self.unknown_keys(t, tuple(kinds), w)
+        defaults = cls()
+        values = {k: self.get(t, k, kind, getattr(defaults, k), w) for k, kind in kinds.items()}
+        return cls(**values)
+
+    def hosts(self, raw: Any, defaults: Thresholds) -> tuple[Host, ...]:
+        if not isinstance(raw, list):
+            self.problem("top level", "'hosts' must be an array of tables: [[hosts]]")
+            return ()
+        hosts: list[Host] = []
+        seen: set[str] = set()
+        for index, t in enumerate(raw, start=1):
+            if not isinstance(t, Mapping):
+                self.problem(f"[[hosts]] #{index}", "must be a table")
+                continue
+            name = t.get("name")
+            where = f"host '{name}'" if isinstance(name, str) else f"[[hosts]] #{index}"
+            host = self.host(t, where, defaults)
+            if host is None:
+                continue
+            if host.name in seen:
+                self.problem(where, f"duplicate host name '{host.name}'")
+                continue
+            seen.add(host.name)
+            hosts.append(host)
+        return tuple(hosts)
+
+    def host(self, t: Mapping[str, Any], where: str, defaults: Thresholds) -> Host | None:
+        self.unknown_keys(t, _HOST_KEYS, where)
+        name = t.get("name")
+        if not isinstance(name, str) or not name:
+            self.problem(where, "'name' is missing")
+            return None
+        if not SAFE_NAME.match(name):
+            self.problem(where, "'name' may only hold letters, digits, '.', '_' and '-' "
+                                "(it is used in paths and URLs), at most 63 characters")
+            return None
+        local = self.get(t, "local", bool, False, where)
+        address = self.get(t, "address", str, "", where)
+        user = self.get(t, "user", str, "", where)
+        port = self.get(t, "port", int, 0, where, minimum=1)
+        identity = self.path_value(t, "identity_file", None, where)
+        if not local:
+            address, user, port, identity = self.resolve_ssh(name, address, user, port, identity,
+                                                             where)
+        python = self.get(t, "python", str, "python3", where)
+        if not python or any(c.isspace() for c in python):
+            self.problem(where, "'python' must be an interpreter name or path, without spaces")
+        host_thresholds = None
+        if "thresholds" in t:
+            tt = t["thresholds"]
+            if isinstance(tt, Mapping):
+                host_thresholds = self.thresholds(tt, defaults, f"{where}.thresholds")
+            else:
+                self.problem(where, "'thresholds' must be a table")
+        return Host(
+            name=name, local=local, enabled=self.get(t, "enabled", bool, True, where),
+            address=address, user=user, port=port or 22, identity_file=identity, python=python,
+            tags=self.str_list(t, "tags", where),
+            network_fs=self.get(t, "network_fs", bool, False, where),
+            thresholds=host_thresholds,
+        )
+
+    def checks(self, raw: Any, hosts: tuple[Host, ...]) -> tuple[Check, ...]:
+        if not isinstance(raw, list):
+            self.problem("top level", "'checks' must be an array of tables: [[checks]]")
+            return ()
+        checks: list[Check] = []
+        names = {h.name for h in hosts}
+        for index, t in enumerate(raw, start=1):
+            if not isinstance(t, Mapping):
+                self.problem(f"[[checks]] #{index}", "must be a table")
+                continue
+            name = t.get("name")
+            where = f"check '{name}'" if isinstance(name, str) else f"[[checks]] #{index}"
+            self.unknown_keys(t, _CHECK_KEYS, where)
+            if not isinstance(name, str) or not SAFE_NAME.match(name):
+                self.problem(where, "'name' is missing or holds characters other than letters, "
+                                    "digits, '.', '_' and '-'")
+                continue
+            if any(c.name == name for c in checks):
+                self.problem(where, f"duplicate check name '{name}'")
+                continue
+            command = t.get("command")
+            if isinstance(command, str):
+                command = command.split()
+            if (not isinstance(command, list) or not command
+                    or not all(isinstance(a, str) and a for a in command)):
+                self.problem(where, "'command' must be a non-empty list of arguments, e.g. "
+                                    "[\"/usr/lib/nagios/plugins/check_load\", \"-w\", \"5\"]")
+                continue
+            for_hosts = self.str_list(t, "hosts", where)
+            for unknown in sorted(set(for_hosts) - names):
+                self.problem(where, f"'hosts' names '{unknown}', which is not a host in this file")
+            checks.append(Check(
+                name=name, command=tuple(command),
+                timeout_s=self.get(t, "timeout_s", float, 10.0, where, minimum=0.1),
+                max_output=self.get(t, "max_output", int, 65536, where, minimum=256),
+                hosts=for_hosts, tags=self.str_list(t, "tags", where)))
+        return tuple(checks)
+
+    def resolve_ssh(self, name: str, address: str, user: str, port: int,
+                    identity: Path | None, where: str) -> tuple[str, str, int, Path | None]:
+        """Fill what the inventory omits from ~/.ssh/config, as ``ssh name`` would."""
+        ssh_cfg = _ssh_config_for(name)
+        if not address:
+            address = ssh_cfg.get("hostname", "")
+            if not address or address == name:
+                self.problem(where, "'address' is missing (needed for a remote host; or set "
+                                    "local = true, or give it a HostName in ~/.ssh/config)")
+        if not user:
+            user = ssh_cfg.get("user") or getpass.getuser()
+        if not port:
+            try:
+                port = int(ssh_cfg.get("port", 22))
+            except ValueError:
+                port = 22
+        if identity is None and ssh_cfg.get("identityfile"):
+            identity = Path(os.path.expanduser(ssh_cfg["identityfile"][0]))
+        return address, user, port, identity
+
+
+def _ssh_config_for(name: str) -> dict[str, Any]:
+    """Look ``name`` up in ~/.ssh/config; paramiko is imported only when the file exists."""
+    path = Path(os.path.expanduser("~/.ssh/config"))
+    if not path.is_file():
+        return {"hostname": name}
+    import paramiko
+
+    try:
+        ssh_config = paramiko.SSHConfig.from_path(str(path))
+    except Exception:  # a broken ssh config must not break osmon's own
+        return {"hostname": name}
+    return dict(ssh_config.lookup(name))
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _type_name(value: Any) -> str:
+    for kind, label in ((bool, "a boolean"), (str, "a string"), (int, "an integer"),
+                        (float, "a number"), (list, "an array"), (Mapping, "a table")):
+        if isinstance(value, kind):
+            return label
+    return type(value).__name__

@@ -1,0 +1,23 @@
+"""The project's error types: each becomes one clear line on stderr and a distinct exit code."""
+
+from __future__ import annotations
+
+
+class OsmonError(Exception):
+    """An error the user can act on; the CLI prints it without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(OsmonError):
+    """The config file is wrong; ``problems`` lists every problem found, one per line."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+
+
+class LockHeld(OsmonError):
+    """Another pass (or a backup/restore) holds the data directory's lock."""
+
+    exit_code = 3

@@ -1,0 +1,78 @@
+"""The data directory's exclusive lock: one pass (or backup, restore, prune) at a time.
+
+``flock`` is held by the open file, so the kernel releases it when the holder dies, even by
+SIGKILL: a lock "left" by a killed pass is simply free, and the next pass takes it over
+without any stale-pid guessing.  The holder writes its pid and start time into the file so a
+refused caller can say who holds it since when.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from collector.errors import LockHeld
+
+
+class DataLock:
+    """``with DataLock(data_dir, "collect"):`` — raises :class:`LockHeld` when taken."""
+
+    def __init__(self, data_dir: Path, purpose: str, wait_s: float = 0.0) -> None:
+        self.path = Path(data_dir) / ".lock"
+        self.purpose = purpose
+        self.wait_s = wait_s
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = self.holder()
+                    os.close(fd)
+                    raise LockHeld(self._held_message(holder)) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        info = {"pid": os.getpid(), "purpose": self.purpose, "since": time.time()}
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def holder(self) -> dict[str, object] | None:
+        try:
+            info = json.loads(self.path.read_bytes() or b"null")
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _held_message(self, holder: dict[str, object] | None) -> str:
+        if not holder:
+            return f"another osmon process holds {self.path}; try again later"
+        since = holder.get("since")
+        when = (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+                if isinstance(since, (int, float)) else "an unknown time")
+        return (f"another osmon {holder.get('purpose', 'process')} is running since {when} "
+                f"(pid {holder.get('pid')}); {self.purpose} skipped")
+
+    def __enter__(self) -> DataLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

@@ -1,0 +1,222 @@
+"""The sample store: one JSON Lines file per host and UTC day, append-only.
+
+Layout: ``<data_dir>/hosts/<name>/<YYYY-MM-DD>.jsonl`` (closed days may be ``.jsonl.gz``).
+Why JSON Lines and not a database: a killed writer can at worst leave a torn last line, which
+readers skip; files can be read, grepped, copied and backed up with ordinary tools; and a day
+file is the unit of retention.  Everything that reads samples goes through this module, so the
+torn-line and gzip rules live in one place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from collector.config import SAFE_NAME
+
+_DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl(\.gz)?$")
+#: How much of a file's end is read to find its last line; doubled until a line is found.
+_TAIL_CHUNK = 64 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_ts(moment: datetime) -> str:
+    """Samples carry UTC second-precision ISO times: sortable as text, readable by people."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def encode_line(sample: dict[str, Any]) -> bytes:
+    # allow_nan=False: a NaN would make the line invalid JSON for every other reader.
+    text = json.dumps(sample, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8") + b"\n"
+
+
+@dataclass(frozen=True)
+class DayFile:
+    day: date
+    path: Path
+
+    @property
+    def compressed(self) -> bool:
+        return self.path.suffix == ".gz"
+
+
+class Store:
+    """Reads and appends samples under one data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.hosts_dir = self.data_dir / "hosts"
+
+    # -- writing ---------------------------------------------------------------------------------
+    def host_dir(self, host: str) -> Path:
+        if not SAFE_NAME.match(host):
+            raise ValueError(f"unsafe host name {host!r}")
+        return self.hosts_dir / host
+
+    def append(self, host: str, sample: dict[str, Any]) -> Path:
+        """Append one sample as one ``write`` of a whole line.
+
+        If a previous writer was killed mid-line, the file does not end with a newline; the new
+        line then starts with one, so the torn fragment stays a line of its own (skipped by
+        readers) instead of swallowing this sample.
+        """
+        line = encode_line(sample)
+        day = parse_ts(sample["ts"]).date().isoformat()
+        directory = self.host_dir(host)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{day}.jsonl"
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return path
+
+    # -- listing ---------------------------------------------------------------------------------
+    def hosts(self) -> list[str]:
+        """Hosts that have data, whether or not they are still in the config."""
+        try:
+            return sorted(p.name for p in self.hosts_dir.iterdir()
+                          if p.is_dir() and SAFE_NAME.match(p.name))
+        except FileNotFoundError:
+            return []
+
+    def day_files(self, host: str) -> list[DayFile]:
+        """A host's day files, oldest first; if a day exists both plain and gzipped, both."""
+        try:
+            entries = list(os.scandir(self.host_dir(host)))
+        except FileNotFoundError:
+            return []
+        files = []
+        for entry in entries:
+            m = _DAY_FILE.match(entry.name)
+            if m and entry.is_file(follow_symlinks=False):
+                files.append(DayFile(date.fromisoformat(m.group(1)), Path(entry.path)))
+        files.sort(key=lambda f: (f.day, not f.compressed))
+        return files
+
+    # -- reading ---------------------------------------------------------------------------------
+    def latest(self, host: str) -> dict[str, Any] | None:
+        """The newest readable sample of a host, reading only the end of its newest file."""
+        for day_file in reversed(self.day_files(host)):
+            if day_file.compressed:
+                sample = _last_valid(_read_lines(day_file.path))
+            else:
+                sample = _tail_sample(day_file.path)
+            if sample is not None:
+                return sample
+        return None
+
+    def latest_all(self, hosts: Iterable[str] | None = None) -> dict[str, dict[str, Any] | None]:
+        names = list(hosts) if hosts is not None else self.hosts()
+        return {name: self.latest(name) for name in names}
+
+    def samples(self, host: str, start: datetime, end: datetime | None = None
+                ) -> Iterator[dict[str, Any]]:
+        """Samples with ``start <= ts <= end``, oldest first, opening only the days needed."""
+        start_text = format_ts(start)
+        end_text = format_ts(end) if end is not None else None
+        first_day = start.astimezone(timezone.utc).date()
+        last_day = end.astimezone(timezone.utc).date() if end is not None else None
+        seen_days: set[date] = set()
+        for day_file in self.day_files(host):
+            if day_file.day < first_day or (last_day is not None and day_file.day > last_day):
+                continue
+            if day_file.day in seen_days:  # a day both plain and gzipped: prune was interrupted
+                continue
+            seen_days.add(day_file.day)
+            for sample in _decode_lines(_read_lines(day_file.path)):
+                ts = sample.get("ts")
+                if not isinstance(ts, str) or ts < start_text:
+                    continue
+                if end_text is not None and ts > end_text:
+                    continue
+                yield sample
+
+    def last_day_with_data(self, host: str) -> date | None:
+        files = self.day_files(host)
+        return files[-1].day if files else None
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                try:
+                    data = fh.read()
+                except (EOFError, OSError, gzip.BadGzipFile):
+                    return []
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return data.split(b"\n")
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None  # a torn line from a killed writer, or damage: skip, never crash
+    return value if isinstance(value, dict) and isinstance(value.get("ts"), str) else None
+
+
+def _decode_lines(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        sample = _decode(line)
+        if sample is not None:
+            yield sample
+
+
+def _last_valid(lines: list[bytes]) -> dict[str, Any] | None:
+    for line in reversed(lines):
+        sample = _decode(line)
+        if sample is not None:
+            return sample
+    return None
+
+
+def _tail_sample(path: Path) -> dict[str, Any] | None:
+    """Read backwards in growing chunks until a complete, valid line is found."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            chunk = _TAIL_CHUNK
+            while True:
+                start = max(0, size - chunk)
+                fh.seek(start)
+                lines = fh.read(size - start).split(b"\n")
+                if start > 0:
+                    lines = lines[1:]  # the first piece may be the middle of a line
+                sample = _last_valid(lines)
+                if sample is not None or start == 0:
+                    return sample
+                chunk *= 4
+    except FileNotFoundError:
+        return None
+
+
+def day_range(start: datetime, end: datetime) -> list[date]:
+    first = start.astimezone(timezone.utc).date()
+    last = end.astimezone(timezone.utc).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
