@@ -56,8 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # Parse once to find the command, then let that command add its own options.
-    known, _rest = parser.parse_known_args(argv)
+    # -h is held back from this first parse: it would print help before the command's own
+    # options exist.
+    known, _rest = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     if not known.command:
+        parser.parse_args(argv)  # prints help and exits 0 for -h
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[known.command][0])

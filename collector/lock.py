@@ -29,22 +29,34 @@ class DataLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
         deadline = time.monotonic() + self.wait_s
         while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
+                os.close(fd)
                 if time.monotonic() >= deadline:
-                    holder = self.holder()
-                    os.close(fd)
-                    raise LockHeld(self._held_message(holder)) from None
+                    raise LockHeld(self._held_message(self.holder())) from None
                 time.sleep(0.1)
+                continue
+            if self._still_current(fd):
+                break
+            # A restore swapped the data directory while we waited: our file is the old
+            # directory's lock, so holding it would let us run beside the new one's holder.
+            os.close(fd)
         os.ftruncate(fd, 0)
         info = {"pid": os.getpid(), "purpose": self.purpose, "since": time.time()}
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+
+    def _still_current(self, fd: int) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -32,7 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o640) -> None:
@@ -58,7 +58,8 @@ def read_json(path: Path, version: int | None = None) -> tuple[Any | None, str |
     return value, None
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: without it a crash may forget the new name."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
