@@ -1,0 +1,270 @@
+"""Collect the local host in-process with psutil, in the probe's raw output shape.
+
+psutil is an independent source (it is also what the probe is checked against), so the
+numbers come from psutil, never from running the probe. Only the selection *policy* is
+shared with the probe (which mounts are real file systems, which block devices are whole
+physical disks), so the local host and remote hosts list the same kind of things.
+
+Semantics match the probe: with `cpu_sample_s` > 0 CPU percentages (system and per process)
+are measured over that in-process interval; with 0 (steady state, the collector has the
+previous counters) nothing sleeps, system CPU percent is left to collector.rates and process
+CPU percent is the lifetime average like `ps`. Each section fails alone into `errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from remote_probe.probe import (
+    CPU_FIELDS,
+    busy_percent,
+    is_physical_disk,
+    iso_utc,
+    select_mounts,
+    statvfs_with_timeout,
+)
+
+DEFAULTS: dict[str, Any] = {
+    "cpu_sample_s": 0.25,
+    "network_fs": False,
+    "statvfs_timeout_s": 2.0,
+    "top_n": 10,
+    "include_loopback": False,
+    "max_processes": 20000,
+}
+CMDLINE_CHARS = 200
+
+
+class _State:
+    """Readings shared between sections: the first half of the in-process interval."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.cpu_before: Any = None  # psutil per-cpu times at the start of the interval
+        self.cpu_total_before: Any = None
+        self.procs_before: dict[int, tuple[float, float]] | None = None  # pid -> (start, cpu)
+        self.procs_before_at = 0.0
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _times(cputimes: Any) -> dict[str, float]:
+    return {key: float(getattr(cputimes, key, 0.0)) for key in CPU_FIELDS}
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _system(state: _State) -> dict[str, Any]:
+    uname = platform.uname()
+    boot = psutil.boot_time()
+    return {
+        "hostname": socket.gethostname(),
+        "os": uname.system,
+        "kernel": uname.release,
+        "arch": uname.machine,
+        "boot_time": int(boot),
+        "uptime_s": round(max(0.0, time.time() - boot), 2),
+        "python": platform.python_version(),
+    }
+
+
+def _cpu(state: _State) -> dict[str, Any]:
+    per_core = psutil.cpu_times(percpu=True)
+    total = psutil.cpu_times()
+    result: dict[str, Any] = {
+        "count": len(per_core) or 1,
+        "times": _times(total),
+        "per_core_times": [_times(core) for core in per_core],
+        "load": [round(float(value), 2) for value in psutil.getloadavg()],
+        "percent": None,
+        "per_core": None,
+    }
+    if state.cpu_total_before is not None:
+        result["percent"] = busy_percent(_times(state.cpu_total_before), result["times"])
+        if len(state.cpu_before) == len(per_core):
+            result["per_core"] = [busy_percent(_times(old), _times(new))
+                                  for old, new in zip(state.cpu_before, per_core)]
+    return result
+
+
+def _memory(state: _State) -> dict[str, Any]:
+    vm = psutil.virtual_memory()
+    return {"total": vm.total, "available": vm.available, "used": vm.used,
+            "percent": float(vm.percent), "buffers": getattr(vm, "buffers", 0),
+            "cached": getattr(vm, "cached", 0)}
+
+
+def _swap(state: _State) -> dict[str, Any]:
+    sm = psutil.swap_memory()
+    return {"total": sm.total, "used": sm.used, "percent": float(sm.percent)}
+
+
+def _disks(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
+    """psutil.disk_partitions(all=False), then the probe's policy (no squashfs, one entry
+    per device, network/FUSE only on request and under a timeout)."""
+    parts = psutil.disk_partitions(all=False)
+    selected = select_mounts([(p.device, p.mountpoint, p.fstype) for p in parts],
+                             frozenset(p.fstype for p in parts), state.params["network_fs"])
+    timeout = state.params["statvfs_timeout_s"]
+    timed = [mount for _, mount, _, is_timed in selected if is_timed]
+    results = statvfs_with_timeout(timed, psutil.disk_usage, timeout, time.monotonic) \
+        if timed else {}
+    disks = []
+    for device, mount, fstype, is_timed in selected:
+        try:
+            usage = results.get(mount) if is_timed else psutil.disk_usage(mount)
+        except Exception as exc:  # noqa: BLE001 - reported per mount
+            usage = exc
+        if usage is None:
+            errors["disks:" + mount] = f"TimeoutError: statvfs did not answer within " \
+                                       f"{timeout:g} s ({fstype})"
+        elif isinstance(usage, Exception):
+            errors["disks:" + mount] = _describe(usage)
+        else:
+            disks.append({"mount": mount, "device": device, "fstype": fstype,
+                          "total": usage.total, "used": usage.used, "free": usage.free,
+                          "percent": float(usage.percent)})
+    return disks
+
+
+def _disk_io(state: _State) -> list[dict[str, Any]]:
+    try:
+        block: frozenset[str] | None = frozenset(os.listdir("/sys/block"))
+    except OSError:
+        block = None
+    counters = psutil.disk_io_counters(perdisk=True) or {}
+    return [{"device": name, "read_bytes": io.read_bytes, "write_bytes": io.write_bytes,
+             "reads": io.read_count, "writes": io.write_count,
+             "busy_ms": getattr(io, "busy_time", 0)}
+            for name, io in counters.items() if is_physical_disk(name, block)]
+
+
+def _net(state: _State) -> list[dict[str, Any]]:
+    counters = psutil.net_io_counters(pernic=True) or {}
+    return [{"iface": name, "rx_bytes": io.bytes_recv, "rx_packets": io.packets_recv,
+             "rx_errors": io.errin, "rx_drops": io.dropin, "tx_bytes": io.bytes_sent,
+             "tx_packets": io.packets_sent, "tx_errors": io.errout, "tx_drops": io.dropout}
+            for name, io in counters.items()
+            if state.params["include_loopback"] or name != "lo"]
+
+
+def _process_times(max_processes: int) -> dict[int, tuple[psutil.Process, float, float, int]]:
+    """pid -> (process, create_time, user+system seconds, rss) for up to max_processes."""
+    found = {}
+    attrs = ["create_time", "cpu_times", "memory_info"]
+    for count, proc in enumerate(psutil.process_iter(attrs)):
+        if count >= max_processes:
+            break
+        info = proc.info
+        if info["cpu_times"] is None or info["create_time"] is None:
+            continue  # access denied or gone
+        rss = info["memory_info"].rss if info["memory_info"] is not None else 0
+        found[proc.pid] = (proc, info["create_time"],
+                           info["cpu_times"].user + info["cpu_times"].system, rss)
+    return found
+
+
+def _process_entry(proc: psutil.Process, cpu: float | None, rss: int,
+                   mem_total: int) -> dict[str, Any]:
+    """Details for one top process; a process that vanished meanwhile keeps empty strings."""
+    details = {"name": "", "user": "", "cmdline": ""}
+    with contextlib.suppress(psutil.Error), proc.oneshot():
+        details["name"] = proc.name()
+        details["user"] = proc.username()
+        details["cmdline"] = " ".join(proc.cmdline())[:CMDLINE_CHARS]
+    return {"pid": proc.pid, "user": details["user"], "name": details["name"],
+            "cmdline": details["cmdline"], "cpu_percent": cpu,
+            "mem_percent": round(rss * 100.0 / mem_total, 2), "rss": rss}
+
+
+def _processes(state: _State) -> dict[str, Any]:
+    """Top processes by CPU and by RSS; see the module docstring for CPU semantics."""
+    count = len(psutil.pids())
+    scanned_at = time.monotonic()
+    current = _process_times(state.params["max_processes"])
+    now = time.time()
+    before = state.procs_before
+    interval = scanned_at - state.procs_before_at if before is not None else None
+    cpu: dict[int, float] = {}
+    for pid, (_, start, spent, _) in current.items():
+        if before is not None and interval:
+            old = before.get(pid)
+            delta = spent - old[1] if old is not None and old[0] == start else spent
+            cpu[pid] = round(max(0.0, delta) / interval * 100.0, 1)
+        else:
+            elapsed = now - start
+            cpu[pid] = round(spent / elapsed * 100.0, 1) if elapsed > 0 else 0.0
+    top_n = state.params["top_n"]
+    by_cpu = sorted(current, key=lambda pid: (-cpu[pid], pid))[:top_n]
+    by_mem = sorted(current, key=lambda pid: (-current[pid][3], pid))[:top_n]
+    mem_total = psutil.virtual_memory().total
+    details = {pid: _process_entry(current[pid][0], cpu[pid], current[pid][3], mem_total)
+               for pid in dict.fromkeys(by_cpu + by_mem)}
+    return {"count": count, "scanned": len(current),
+            "top_cpu": [details[pid] for pid in by_cpu],
+            "top_mem": [details[pid] for pid in by_mem]}
+
+
+def _users(state: _State) -> list[dict[str, Any]]:
+    return [{"name": user.name, "tty": user.terminal, "from": user.host or None,
+             "since": iso_utc(user.started)} for user in psutil.users()]
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _start_interval(state: _State, sleep: Callable[[float], None]) -> None:
+    """First half of the in-process interval (first pass only), shared by CPU and processes."""
+    sample = state.params["cpu_sample_s"]
+    if sample <= 0:
+        return
+    started = time.monotonic()
+    state.cpu_before = psutil.cpu_times(percpu=True)
+    state.cpu_total_before = psutil.cpu_times()
+    state.procs_before_at = time.monotonic()
+    state.procs_before = {pid: (start, spent) for pid, (_, start, spent, _)
+                          in _process_times(state.params["max_processes"]).items()}
+    sleep(max(0.0, sample - (time.monotonic() - started)))
+
+
+def collect_local(params: dict[str, Any] | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """The local host's raw sample, the same shape as remote_probe's output."""
+    merged = dict(DEFAULTS)
+    merged.update({key: value for key, value in (params or {}).items() if key in DEFAULTS})
+    state = _State(merged)
+    errors: dict[str, str] = {}
+    result: dict[str, Any] = {"probe": 1}
+    try:
+        _start_interval(state, sleep)
+    except Exception as exc:  # noqa: BLE001 - the sections below still run without it
+        errors["interval"] = _describe(exc)
+    sections: list[tuple[str, Callable[[], Any]]] = [
+        ("system", lambda: _system(state)),
+        ("cpu", lambda: _cpu(state)),
+        ("memory", lambda: _memory(state)),
+        ("swap", lambda: _swap(state)),
+        ("disks", lambda: _disks(state, errors)),
+        ("disk_io", lambda: _disk_io(state)),
+        ("net", lambda: _net(state)),
+        ("processes", lambda: _processes(state)),
+        ("users", lambda: _users(state)),
+    ]
+    for name, section in sections:
+        try:
+            result[name] = section()
+        except Exception as exc:  # noqa: BLE001 - one section's failure must not stop others
+            errors[name] = _describe(exc)
+    result["errors"] = errors
+    return result

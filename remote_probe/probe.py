@@ -1,0 +1,1180 @@
+#!/usr/bin/env python3
+"""osmon remote probe: one snapshot of a Linux host as one JSON object on stdout.
+
+The collector pipes this file into `python3 -` on every monitored server, with one line
+prepended: `OSMON_PARAMS = '<json>'`. Parameters therefore arrive as data, never through a
+shell string. Run it by hand (`python3 remote_probe/probe.py`) for a local look.
+
+Constraints, and why:
+- stdlib only and Python 3.6+: it runs on whatever `python3` the server has (CentOS 7 era
+  boxes included). Annotations are quoted so they are never evaluated (no `typing` import on
+  3.6, and no start-up cost); no f-string `=`, walrus, dataclasses or positional-only params.
+- The source is ASCII only: a 3.6 interpreter under the C locale reads it from stdin.
+- Raw counters only (CPU seconds, byte counters): rates are derived by the collector, which
+  keeps the previous sample. The in-probe CPU interval (`cpu_sample_s`) is used only on the
+  first pass of a host, so the steady state never sleeps.
+- One section per metric family, each a pure parse function over text plus a reader rooted at
+  `proc_root` (node_exporter style). A family that raises is reported in `errors` and the
+  others still come out.
+- Bounded: every read has a size cap, final path components are opened with O_NOFOLLOW, the
+  process scan has a count and a time cap, and a file system that may hang (network, FUSE) is
+  never `statvfs`'d unless asked, then only in daemon threads under one shared timeout.
+
+Parameters (all optional, see DEFAULTS): cpu_sample_s (0 = no sleep), network_fs,
+statvfs_timeout_s, top_n, include_loopback, max_processes, max_scan_s, proc_root, sys_root,
+etc_root (for passwd), utmp_path, utmp_check_pids, self_timing (adds `timing`), clk_tck and
+page_size (0 = the host's; set by fixture tests), checks (kept for the checks family).
+Output: {"probe": 1, "system", "cpu", "memory", "swap", "disks", "disk_io", "net",
+"processes", "users", "errors"}; a failed family is absent and named in `errors`.
+"""
+
+import os
+import sys
+import time
+
+PROBE_VERSION = 1
+
+DEFAULTS = {
+    "cpu_sample_s": 0.25,
+    "network_fs": False,
+    "statvfs_timeout_s": 2.0,
+    "top_n": 10,
+    "include_loopback": False,
+    "max_processes": 20000,
+    "max_scan_s": 5.0,
+    "proc_root": "/proc",
+    "sys_root": "/sys",
+    "etc_root": "/etc",
+    "utmp_path": "/var/run/utmp",
+    "utmp_check_pids": True,
+    "self_timing": False,
+    "clk_tck": 0,
+    "page_size": 0,
+}
+# (low, high) clamps for numeric parameters: a bad value must not make the probe sleep for
+# an hour or scan without bound.
+PARAM_RANGES = {
+    "cpu_sample_s": (0.0, 5.0),
+    "statvfs_timeout_s": (0.01, 30.0),
+    "top_n": (0, 100),
+    "max_processes": (0, 1000000),
+    "max_scan_s": (0.1, 60.0),
+    "clk_tck": (0, 1000000),
+    "page_size": (0, 1 << 30),
+}
+
+SYS_FILE_LIMIT = 8 << 20  # /proc/stat on a 4096-CPU host is well under this
+SMALL_FILE_LIMIT = 64 << 10
+PID_FILE_LIMIT = 4096  # stat and the head of status (Uid is on line 9)
+CMDLINE_LIMIT = 4096
+CMDLINE_CHARS = 200
+UTMP_LIMIT = 4 << 20
+
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+# Never statvfs'd unless `network_fs` is true: statvfs on a dead server hangs in the kernel
+# and ignores signals. Plain "fuse" and every "fuse.<subtype>" (sshfs, s3fs...) count too.
+NETWORK_FS = frozenset((
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "sshfs", "fuse", "ceph", "glusterfs", "9p", "afs",
+    "lustre", "gpfs", "beegfs", "davfs", "ncpfs", "coda", "orangefs", "ocfs2", "gfs2",
+))
+# Real data but backed by a userspace daemon (ntfs-3g, exfat-fuse): kept, but measured in a
+# thread under the timeout like a network mount.
+TIMED_FS = frozenset(("fuseblk",))
+# Block file systems we still skip: snap/AppImage images are read-only and always 100 % full.
+SKIPPED_FS = frozenset(("squashfs",))
+# Used only when /proc/filesystems cannot be read: the common "nodev" file systems.
+PSEUDO_FS = frozenset((
+    "proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "overlay", "autofs",
+    "mqueue", "hugetlbfs", "debugfs", "tracefs", "securityfs", "pstore", "bpf", "configfs",
+    "fusectl", "binfmt_misc", "rpc_pipefs", "nsfs", "ramfs", "efivarfs", "selinuxfs", "rootfs",
+    "aufs", "shm", "none",
+))
+
+# Whole-disk names that are layers over other disks or not disks at all: counting them beside
+# their members would double the I/O (dm-*, md*) or add noise (loop, ram, zram, cd-rom).
+VIRTUAL_DISK_PREFIXES = ("loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd", "drbd")
+
+USER_PROCESS = 7  # utmp ut_type of a logged-in user (utmp.h)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_bytes(path: str, limit: int = SYS_FILE_LIMIT) -> bytes:
+    """Read at most `limit` bytes of `path` without following a symlink in the last component.
+
+    O_NONBLOCK keeps a FIFO planted in a test tree from blocking the open.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(65536, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str, limit: int = SYS_FILE_LIMIT) -> str:
+    """`read_bytes` decoded as UTF-8, undecodable bytes replaced (output must be JSON-safe)."""
+    return read_bytes(path, limit).decode("utf-8", "replace")
+
+
+def describe(exc: BaseException) -> str:
+    """One line for `errors`: "<ExcType>: message"."""
+    text = str(exc).replace("\n", " ")
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _pct(part: float, whole: float, digits: int = 1) -> float:
+    """part/whole in percent, clamped to 0..100, 0.0 for an empty whole (psutil's convention)."""
+    if whole <= 0:
+        return 0.0
+    return round(min(100.0, max(0.0, part * 100.0 / whole)), digits)
+
+
+# --------------------------------------------------------------------------- JSON
+# `import json` pulls in `re`, `enum`, `functools`...: about 10 ms of CPU on every run, more
+# than all the probe's own work. The C accelerator `_json` (CPython 3.x) does the hard parts
+# without them; elsewhere (PyPy) the json module is the fallback.
+
+
+class _ScanContext:
+    """The attributes _json.make_scanner reads from a json.JSONDecoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo = None
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        raise ValueError(f"{name} is not allowed")
+
+
+def json_loads(text: str) -> "object":
+    """json.loads for the parameters; raises ValueError on anything that is not one JSON value."""
+    try:
+        import _json
+    except ImportError:  # pragma: no cover - not CPython
+        import json
+
+        return json.loads(text)
+    scan = _json.make_scanner(_ScanContext())
+    start = len(text) - len(text.lstrip())
+    try:
+        value, end = scan(text, start)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    except Exception as exc:  # noqa: BLE001 - JSONDecodeError without importing json
+        raise ValueError(str(exc)) from None
+    if text[end:].strip():
+        raise ValueError(f"extra data after the JSON value at {end}")
+    return value
+
+
+def _string_encoder() -> "object":
+    try:
+        from _json import encode_basestring_ascii
+    except ImportError:  # pragma: no cover - not CPython
+        from json.encoder import encode_basestring_ascii
+    return encode_basestring_ascii
+
+
+def json_dumps(value: "object") -> str:
+    """Compact ASCII JSON of the output tree (dict, list, str, int, float, bool, None), as
+    json.dumps(separators=(",", ":")) writes it; the tree has been through json_safe."""
+    encode_str = _string_encoder()
+    out = []
+
+    def encode(item: "object") -> None:
+        if item is None:
+            out.append("null")
+        elif item is True:
+            out.append("true")
+        elif item is False:
+            out.append("false")
+        elif isinstance(item, str):
+            out.append(encode_str(item))
+        elif isinstance(item, int):
+            out.append(int.__repr__(item))
+        elif isinstance(item, float):
+            out.append(float.__repr__(item) if item - item == 0.0 else "null")
+        elif isinstance(item, dict):
+            out.append("{")
+            for index, (key, member) in enumerate(item.items()):
+                out.append("," if index else "")
+                out.append(encode_str(str(key)))
+                out.append(":")
+                encode(member)
+            out.append("}")
+        elif isinstance(item, (list, tuple)):
+            out.append("[")
+            for index, member in enumerate(item):
+                out.append("," if index else "")
+                encode(member)
+            out.append("]")
+        else:
+            raise TypeError(f"{type(item).__name__} is not JSON serializable")
+
+    encode(value)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _coerce(key: str, value: object, default: object) -> object:
+    """Check one parameter against the type of its default; clamp numbers to PARAM_RANGES."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ValueError(f"{key} must be a number")
+        low, high = PARAM_RANGES.get(key, (value, value))
+        value = min(high, max(low, value))
+        return int(value) if isinstance(default, int) else float(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def parse_params(params_json: "str | None") -> "tuple[dict, str | None]":
+    """Parameters from the JSON text the collector prepends; defaults for what is missing.
+
+    A bad value does not stop the probe: its default is used and the problem is returned as
+    one message for `errors["params"]`. Unknown keys are ignored, except `checks`, which is
+    kept as-is for the checks family (plugged in by another issue).
+    """
+    params = dict(DEFAULTS)
+    params["checks"] = None
+    if params_json is None:
+        return params, None
+    try:
+        raw = json_loads(params_json)
+    except ValueError as exc:
+        return params, f"ValueError: OSMON_PARAMS is not JSON: {exc}"
+    if not isinstance(raw, dict):
+        return params, "ValueError: OSMON_PARAMS is not a JSON object"
+    problems = []
+    for key, default in DEFAULTS.items():
+        if key in raw:
+            try:
+                params[key] = _coerce(key, raw[key], default)
+            except ValueError as exc:
+                problems.append(str(exc))
+    params["checks"] = raw.get("checks")
+    return params, ("ValueError: " + "; ".join(problems)) if problems else None
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _sysconf(name: str, default: int) -> int:
+    """os.sysconf, or the Linux default where it does not exist (the non-Linux path)."""
+    try:
+        return os.sysconf(name)
+    except (AttributeError, ValueError, OSError):
+        return default
+
+
+class Context:
+    """What every family needs: parameters, injected side effects, shared reads, errors.
+
+    Side effects (statvfs, clocks, sleep) are injected so fixture tests are deterministic
+    and can simulate a hung NFS server.
+    """
+
+    def __init__(self, params: dict, statvfs: "object" = None, now: "object" = None,
+                 monotonic: "object" = None, sleep: "object" = None) -> None:
+        self.params = params
+        self.proc = params["proc_root"]
+        self.statvfs = statvfs or os.statvfs
+        self.now = now or time.time
+        self.monotonic = monotonic or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.clk_tck = params["clk_tck"] or _sysconf("SC_CLK_TCK", 100)
+        self.page_size = params["page_size"] or _sysconf("SC_PAGE_SIZE", 4096)
+        self.errors = {}  # type: dict
+        self.hung_threads = False  # a statvfs thread is still blocked in the kernel
+        self.first_stat = None  # /proc/stat text at the start of the in-probe interval
+        self.first_procs = None  # {pid: (starttime, ticks)} at the start of the interval
+        self.first_procs_at = 0.0
+        self._cache = {}  # type: dict
+
+    def proc_path(self, *parts: str) -> str:
+        return os.path.join(self.proc, *parts)
+
+    def proc_text(self, name: str, limit: int = SYS_FILE_LIMIT) -> str:
+        """Text of a system-wide /proc file, read once per run (families share meminfo...)."""
+        if name not in self._cache:
+            self._cache[name] = read_text(self.proc_path(name), limit)
+        return self._cache[name]
+
+    def attempt(self, name: str, func: "object", default: "object" = None) -> "object":
+        """Run an optional part of a family; its failure lands in errors[name] alone."""
+        try:
+            return func()
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
+            self.errors[name] = describe(exc)
+            return default
+
+
+# --------------------------------------------------------------------------- system
+
+
+def parse_uptime(text: str) -> float:
+    """Seconds since boot from /proc/uptime ("12345.67 23456.78")."""
+    return float(text.split()[0])
+
+
+def parse_btime(text: str) -> "int | None":
+    """Boot time (epoch seconds) from the `btime` line of /proc/stat, None if absent."""
+    for line in text.splitlines():
+        if line.startswith("btime "):
+            return int(line.split()[1])
+    return None
+
+
+def _btime_or_none(ctx: Context) -> "int | None":
+    """btime, or None when /proc/stat is unreadable (the cpu family reports that)."""
+    try:
+        return parse_btime(ctx.proc_text("stat"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def collect_system(ctx: Context) -> dict:
+    """Identity and uptime. hostname/kernel come from /proc/sys/kernel so fixtures pin them."""
+    uname = os.uname()
+    hostname = ctx.attempt("system:hostname", lambda: read_text(
+        ctx.proc_path("sys", "kernel", "hostname"), SMALL_FILE_LIMIT).strip()) or uname.nodename
+    kernel = ctx.attempt("system:kernel", lambda: read_text(
+        ctx.proc_path("sys", "kernel", "osrelease"), SMALL_FILE_LIMIT).strip()) or uname.release
+    uptime = parse_uptime(ctx.proc_text("uptime", SMALL_FILE_LIMIT))
+    boot_time = _btime_or_none(ctx)
+    if boot_time is None:
+        # btime missing (truncated /proc/stat): derive it; the collector tolerates jitter.
+        boot_time = int(ctx.now() - uptime)
+    return {
+        "hostname": hostname,
+        "os": uname.sysname,
+        "kernel": kernel,
+        "arch": uname.machine,
+        "boot_time": boot_time,
+        "uptime_s": uptime,
+        "python": _python_version(),
+    }
+
+
+# --------------------------------------------------------------------------- cpu
+
+
+def _cpu_times(name: str, values: "list[str]", clk_tck: int) -> dict:
+    """One /proc/stat cpu line as seconds per field; fields a kernel lacks count as 0.
+
+    steal appeared in 2.6.11 and guest in 2.6.24; guest time is already inside user/nice,
+    so it is not reported separately (psutil subtracts it for the same reason).
+    """
+    if len(values) < 4:
+        raise ValueError(f"{name} line has {len(values)} values, expected at least 4")
+    times = {}
+    for index, key in enumerate(CPU_FIELDS):
+        times[key] = int(values[index]) / float(clk_tck) if index < len(values) else 0.0
+    return times
+
+
+def parse_stat(text: str, clk_tck: int) -> dict:
+    """Aggregate and per-core CPU times from /proc/stat: {"total": {...}, "per_core": [...]}.
+
+    A cpu line cut short (no final newline) is an error rather than plausible wrong numbers.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1].startswith("cpu"):
+        raise ValueError("/proc/stat ends inside a cpu line (truncated)")
+    total = None
+    per_core = []
+    for line in lines:
+        if not line.startswith("cpu"):
+            continue
+        fields = line.split()
+        name = fields[0]
+        if name == "cpu":
+            total = _cpu_times(name, fields[1:], clk_tck)
+        elif name[3:].isdigit():
+            per_core.append(_cpu_times(name, fields[1:], clk_tck))
+    if total is None:
+        raise ValueError("/proc/stat has no aggregate cpu line")
+    return {"total": total, "per_core": per_core}
+
+
+def busy_percent(before: dict, after: dict) -> "float | None":
+    """CPU busy percent between two readings: busy = total - idle - iowait, like psutil.
+
+    A field that went slightly backwards counts as 0 (iowait does on NO_HZ kernels,
+    psutil #1210). None when no time elapsed at all.
+    """
+    deltas = dict((key, max(0.0, after[key] - before[key])) for key in CPU_FIELDS)
+    total = sum(deltas.values())
+    if total <= 0:
+        return None
+    return _pct(total - deltas["idle"] - deltas["iowait"], total)
+
+
+def parse_loadavg(text: str) -> "list[float]":
+    """The 1, 5 and 15 minute load averages from /proc/loadavg."""
+    fields = text.split()
+    if len(fields) < 3:
+        raise ValueError(f"/proc/loadavg has {len(fields)} fields, expected at least 3")
+    return [float(value) for value in fields[:3]]
+
+
+def collect_cpu(ctx: Context) -> dict:
+    """Raw CPU seconds, load, and percentages when the in-probe interval was taken."""
+    stat = parse_stat(ctx.proc_text("stat"), ctx.clk_tck)
+    result = {
+        "count": len(stat["per_core"]) or 1,
+        "times": stat["total"],
+        "per_core_times": stat["per_core"],
+        "load": ctx.attempt("cpu:load", lambda: parse_loadavg(
+            ctx.proc_text("loadavg", SMALL_FILE_LIMIT))),
+        "percent": None,
+        "per_core": None,
+    }
+    if ctx.first_stat is not None:
+        before = parse_stat(ctx.first_stat, ctx.clk_tck)
+        result["percent"] = busy_percent(before["total"], stat["total"])
+        if len(before["per_core"]) == len(stat["per_core"]):
+            result["per_core"] = [busy_percent(old, new) for old, new
+                                  in zip(before["per_core"], stat["per_core"])]
+    return result
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def parse_meminfo(text: str) -> "dict[str, int]":
+    """/proc/meminfo as {key: bytes}; unparsable lines are skipped (callers check keys)."""
+    result = {}
+    for line in text.splitlines():
+        key, sep, rest = line.partition(":")
+        parts = rest.split()
+        if not sep or not parts:
+            continue
+        try:
+            value = int(parts[0])
+        except ValueError:
+            continue
+        if len(parts) > 1 and parts[1] == "kB":
+            value *= 1024
+        result[key.strip()] = value
+    return result
+
+
+def parse_zoneinfo_low(text: str) -> int:
+    """Sum of the per-zone `low` watermarks (pages) in /proc/zoneinfo."""
+    total = 0
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "low":
+            total += int(fields[1])
+    return total
+
+
+def estimate_available(info: "dict[str, int]", low_watermark: "int | None") -> int:
+    """MemAvailable for kernels < 3.14, which lack it: psutil's port of si_mem_available().
+
+    free - low watermark, plus page cache and reclaimable slab each minus min(half, low
+    watermark). Without the LRU or slab lines or zoneinfo: MemFree + Cached, psutil's fallback.
+    """
+    free = info["MemFree"]
+    fallback = free + info.get("Cached", 0)
+    needed = ("Active(file)", "Inactive(file)", "SReclaimable")
+    if low_watermark is None or any(key not in info for key in needed):
+        return fallback
+    pagecache = info["Active(file)"] + info["Inactive(file)"]
+    available = free - low_watermark
+    available += pagecache - min(pagecache / 2.0, low_watermark)
+    available -= min(info["SReclaimable"] / 2.0, low_watermark)
+    return int(available)
+
+
+def require_keys(info: "dict[str, int]", keys: "tuple[str, ...]") -> None:
+    """Refuse a meminfo without the lines a section is computed from (garbage, truncation)."""
+    for key in keys:
+        if key not in info:
+            raise ValueError(f"/proc/meminfo has no usable {key} line")
+
+
+def memory_from_meminfo(info: "dict[str, int]", low_watermark: "int | None" = None) -> dict:
+    """Memory in bytes as psutil 6+ reports it: used = total - available (like `free`).
+
+    cached includes SReclaimable (kernel 2.6.19+), as `free` and psutil show it.
+    """
+    require_keys(info, ("MemTotal", "MemFree"))
+    total = info["MemTotal"]
+    if "MemAvailable" in info:
+        available = info["MemAvailable"]
+    else:
+        available = estimate_available(info, low_watermark)
+    available = min(total, max(0, available))
+    return {
+        "total": total,
+        "available": available,
+        "used": total - available,
+        "percent": _pct(total - available, total),
+        "buffers": info.get("Buffers", 0),
+        "cached": info.get("Cached", 0) + info.get("SReclaimable", 0),
+    }
+
+
+def swap_from_meminfo(info: "dict[str, int]") -> dict:
+    """Swap totals in bytes from SwapTotal/SwapFree."""
+    require_keys(info, ("SwapTotal", "SwapFree"))
+    total = info["SwapTotal"]
+    used = max(0, total - info["SwapFree"])
+    return {"total": total, "used": used, "percent": _pct(used, total)}
+
+
+def collect_memory(ctx: Context) -> dict:
+    info = parse_meminfo(ctx.proc_text("meminfo", SMALL_FILE_LIMIT))
+    require_keys(info, ("MemTotal", "MemFree"))
+    low = None
+    if "MemAvailable" not in info:
+        low = ctx.attempt("memory:zoneinfo", lambda: parse_zoneinfo_low(
+            ctx.proc_text("zoneinfo")) * ctx.page_size)
+    return memory_from_meminfo(info, low)
+
+
+def collect_swap(ctx: Context) -> dict:
+    return swap_from_meminfo(parse_meminfo(ctx.proc_text("meminfo", SMALL_FILE_LIMIT)))
+
+
+# --------------------------------------------------------------------------- disks
+
+
+def unescape_mount_field(field: str) -> str:
+    """Undo the octal escapes of /proc/mounts (space is \\040, tab \\011, newline \\012...)."""
+    if "\\" not in field:
+        return field
+    out = []
+    index = 0
+    while index < len(field):
+        chunk = field[index + 1:index + 4]
+        if field[index] == "\\" and len(chunk) == 3 and all(c in "01234567" for c in chunk):
+            out.append(chr(int(chunk, 8)))
+            index += 4
+        else:
+            out.append(field[index])
+            index += 1
+    return "".join(out)
+
+
+def parse_mounts(text: str) -> "list[tuple[str, str, str]]":
+    """(device, mount point, fstype) per line of /proc/self/mounts, paths unescaped."""
+    result = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            result.append((unescape_mount_field(fields[0]), unescape_mount_field(fields[1]),
+                           fields[2]))
+    return result
+
+
+def parse_filesystems(text: str) -> "frozenset[str]":
+    """File system types that need a block device ("nodev" absent) from /proc/filesystems.
+
+    zfs is listed as nodev but holds real data, so it is added (psutil does the same).
+    """
+    block = set(["zfs"])
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 1:
+            block.add(fields[0])
+    return frozenset(block)
+
+
+def _is_network_fs(fstype: str) -> bool:
+    return fstype in NETWORK_FS or fstype.startswith("fuse.")
+
+
+def _is_block_fs(fstype: str, block_fs: "frozenset[str] | None") -> bool:
+    if block_fs is None:
+        return fstype not in PSEUDO_FS
+    return fstype in block_fs
+
+
+def select_mounts(mounts: "list[tuple[str, str, str]]", block_fs: "frozenset[str] | None",
+                  network_fs: bool) -> "list[tuple[str, str, str, bool]]":
+    """The real file systems to measure, as (device, mount, fstype, timed).
+
+    Decided like psutil.disk_partitions(all=False): block-device file systems (from
+    /proc/filesystems, or the PSEUDO_FS deny list when unreadable) with a device, plus:
+    - network and FUSE file systems only when `network_fs`, then `timed` (may hang);
+    - fuseblk kept but `timed`; squashfs (snaps) skipped;
+    - overlay kept only when mounted on "/" (a container's root: its only view of a disk);
+    - a mount point mounted over keeps only its last (visible) entry;
+    - the same device mounted twice (bind mounts, btrfs subvolumes: one usage) keeps the
+      shortest mount path.
+    Sorted by mount path.
+    """
+    visible = {}
+    for device, mount, fstype in mounts:
+        visible[mount] = (device, fstype)
+    by_device = {}
+    for mount, (device, fstype) in visible.items():
+        timed = fstype in TIMED_FS
+        if _is_network_fs(fstype):
+            if not network_fs:
+                continue
+            timed = True
+        elif fstype in SKIPPED_FS:
+            continue
+        elif fstype == "overlay":
+            if mount != "/":
+                continue
+        elif not timed and not _is_block_fs(fstype, block_fs):
+            continue
+        if not device or device == "none":
+            continue
+        kept = by_device.get(device)
+        if kept is None or (len(mount), mount) < (len(kept[1]), kept[1]):
+            by_device[device] = (device, mount, fstype, timed)
+    return sorted(by_device.values(), key=lambda item: item[1])
+
+
+def usage_from_statvfs(st: "object") -> dict:
+    """total/used/free/percent in bytes as psutil.disk_usage and df compute them.
+
+    free is what an unprivileged user may still write (f_bavail); percent is
+    used / (used + avail), so the root-reserved blocks do not count as free.
+    """
+    frsize = st.f_frsize or st.f_bsize
+    total = st.f_blocks * frsize
+    used = max(0, (st.f_blocks - st.f_bfree) * frsize)
+    free = st.f_bavail * frsize
+    return {"total": total, "used": used, "free": free, "percent": _pct(used, used + free)}
+
+
+def statvfs_with_timeout(paths: "list[str]", statvfs: "object", timeout: float,
+                         monotonic: "object") -> "dict[str, object]":
+    """statvfs each path in its own daemon thread, all under one shared deadline.
+
+    A hung statvfs (dead NFS server) cannot be interrupted, so its thread is abandoned;
+    the result maps path -> os.statvfs_result or the exception, and omits timed-out paths.
+    """
+    import threading  # only paid for when a mount can hang
+
+    results = {}
+
+    def worker(path: str) -> None:
+        try:
+            results[path] = statvfs(path)
+        except Exception as exc:  # noqa: BLE001 - reported per mount
+            results[path] = exc
+
+    threads = []
+    for path in paths:
+        thread = threading.Thread(target=worker, args=(path,), name="statvfs")
+        thread.daemon = True
+        thread.start()
+        threads.append(thread)
+    deadline = monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - monotonic()))
+    return dict(results)
+
+
+def collect_disks(ctx: Context) -> list:
+    """Usage of each real file system; a mount that fails or hangs goes to errors alone."""
+    try:
+        text = read_text(ctx.proc_path("self", "mounts"))
+    except OSError:
+        text = ctx.proc_text("mounts")
+    block_fs = ctx.attempt("disks:filesystems", lambda: parse_filesystems(
+        ctx.proc_text("filesystems", SMALL_FILE_LIMIT)))
+    selected = select_mounts(parse_mounts(text), block_fs, ctx.params["network_fs"])
+    timeout = ctx.params["statvfs_timeout_s"]
+    timed = [mount for _, mount, _, is_timed in selected if is_timed]
+    results = {}
+    if timed:
+        results = statvfs_with_timeout(timed, ctx.statvfs, timeout, ctx.monotonic)
+    disks = []
+    for device, mount, fstype, is_timed in selected:
+        if is_timed:
+            st = results.get(mount)
+            if st is None:
+                ctx.hung_threads = True
+                ctx.errors["disks:" + mount] = (
+                    f"TimeoutError: statvfs did not answer within {timeout:g} s ({fstype})")
+                continue
+        else:
+            try:
+                st = ctx.statvfs(mount)
+            except Exception as exc:  # noqa: BLE001 - reported per mount
+                st = exc
+        if isinstance(st, Exception):
+            ctx.errors["disks:" + mount] = describe(st)
+            continue
+        entry = {"mount": mount, "device": device, "fstype": fstype}
+        entry.update(usage_from_statvfs(st))
+        disks.append(entry)
+    return disks
+
+
+# --------------------------------------------------------------------------- disk I/O
+
+
+def looks_like_partition(name: str) -> bool:
+    """Partition names by convention, for when /sys/block cannot be listed."""
+    if name.startswith(("nvme", "mmcblk")):
+        head, sep, tail = name.rpartition("p")
+        return bool(sep) and tail.isdigit() and head[-1:].isdigit()
+    if name.startswith(("sd", "vd", "hd", "xvd")):
+        return name[-1:].isdigit()
+    return False
+
+
+def is_physical_disk(name: str, block_devices: "frozenset[str] | None" = None) -> bool:
+    """True for a whole physical disk: listed in /sys/block (partitions are not) and not a
+    virtual layer (VIRTUAL_DISK_PREFIXES). Without /sys, partition names are guessed."""
+    if name.startswith(VIRTUAL_DISK_PREFIXES):
+        return False
+    if block_devices is not None:
+        return name in block_devices
+    return not looks_like_partition(name)
+
+
+def parse_diskstats(text: str) -> "list[dict]":
+    """Every device of /proc/diskstats with byte counters (sectors are always 512 bytes)."""
+    result = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 14:
+            continue  # pre-2.6.25 partition lines carry only 4 counters
+        result.append({
+            "device": fields[2],
+            "read_bytes": int(fields[5]) * 512,
+            "write_bytes": int(fields[9]) * 512,
+            "reads": int(fields[3]),
+            "writes": int(fields[7]),
+            "busy_ms": int(fields[12]),
+        })
+    return result
+
+
+def collect_disk_io(ctx: Context) -> list:
+    try:
+        block = frozenset(os.listdir(os.path.join(ctx.params["sys_root"], "block")))
+    except OSError:
+        block = None
+    return [entry for entry in parse_diskstats(ctx.proc_text("diskstats"))
+            if is_physical_disk(entry["device"], block)]
+
+
+# --------------------------------------------------------------------------- net
+
+NET_FIELDS = ((0, "rx_bytes"), (1, "rx_packets"), (2, "rx_errors"), (3, "rx_drops"),
+              (8, "tx_bytes"), (9, "tx_packets"), (10, "tx_errors"), (11, "tx_drops"))
+
+
+def parse_net_dev(text: str) -> "list[dict]":
+    """Counters per interface from /proc/net/dev (two header lines, then `name: 16 numbers`).
+
+    The name is split on the first ":" because old kernels glue big counters to it
+    ("eth0:123456"); Linux forbids ":" in interface names.
+    """
+    result = []
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        if not sep or "|" in line:
+            continue
+        fields = rest.split()
+        if len(fields) < 16:
+            raise ValueError(f"/proc/net/dev: {name.strip()} has {len(fields)} counters, "
+                             "expected 16")
+        entry = {"iface": name.strip()}
+        for index, key in NET_FIELDS:
+            entry[key] = int(fields[index])
+        result.append(entry)
+    return result
+
+
+def collect_net(ctx: Context) -> list:
+    """All interfaces but loopback ("lo") unless `include_loopback`."""
+    entries = parse_net_dev(read_text(ctx.proc_path("net", "dev"), SYS_FILE_LIMIT))
+    if ctx.params["include_loopback"]:
+        return entries
+    return [entry for entry in entries if entry["iface"] != "lo"]
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def parse_pid_stat(text: str) -> "tuple[str, int, int, int]":
+    """(comm, utime+stime ticks, starttime ticks, rss pages) from /proc/<pid>/stat.
+
+    comm may contain spaces and parentheses, so fields are split after the LAST ")".
+    """
+    left = text.index("(")
+    right = text.rindex(")")
+    fields = text[right + 2:].split()
+    # fields[0] is state (field 3 of proc(5)): utime is field 14, rss field 24.
+    return text[left + 1:right], int(fields[11]) + int(fields[12]), int(fields[19]), \
+        int(fields[21])
+
+
+def parse_status_uid(text: str) -> "int | None":
+    """Real uid from the Uid: line of /proc/<pid>/status (psutil's username() uses it)."""
+    for line in text.splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def parse_passwd(text: str) -> "dict[int, str]":
+    """{uid: name} from an /etc/passwd text; first entry wins, like getpwuid."""
+    users = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].isdigit():
+            users.setdefault(int(fields[2]), fields[0])
+    return users
+
+
+def list_pids(proc_root: str) -> "list[int]":
+    return sorted(int(name) for name in os.listdir(proc_root) if name.isdigit())
+
+
+def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
+    """{pid: (comm, ticks, starttime, rss_pages)}; vanished or unreadable pids are skipped.
+
+    Stops early once `max_scan_s` is spent, so 50k processes cannot hold the run.
+    """
+    deadline = ctx.monotonic() + ctx.params["max_scan_s"]
+    found = {}
+    for count, pid in enumerate(pids):
+        if count % 256 == 255 and ctx.monotonic() > deadline:
+            break
+        try:
+            found[pid] = parse_pid_stat(read_text(ctx.proc_path(str(pid), "stat"),
+                                                  PID_FILE_LIMIT))
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile, or a kernel we do not understand for this pid
+    return found
+
+
+def _process_cpu(ctx: Context, current: "dict[int, tuple]", interval: "float | None",
+                 uptime: "float | None") -> "dict[int, float]":
+    """CPU percent of one CPU per pid (may exceed 100 for multi-threaded work, like top).
+
+    With the in-probe interval: ticks spent between the two scans / wall time, a pid whose
+    start time changed (reused) or is new counting all its ticks. Without it (steady state,
+    no sleep): lifetime average, cputime / elapsed since start, exactly what `ps` shows.
+    """
+    tck = float(ctx.clk_tck)
+    result = {}
+    for pid, (_, ticks, start, _) in current.items():
+        if interval is not None:
+            old = ctx.first_procs.get(pid)
+            spent = ticks - old[1] if old is not None and old[0] == start else ticks
+            result[pid] = round(max(0, spent) / tck / interval * 100.0, 1)
+        elif uptime is not None:
+            elapsed = uptime - start / tck
+            result[pid] = round(ticks / tck / elapsed * 100.0, 1) if elapsed > 0 else 0.0
+        else:
+            result[pid] = None
+    return result
+
+
+def _process_entry(ctx: Context, pid: int, info: tuple, cpu: "float | None",
+                   mem_total: "int | None", users: "dict[int, str]") -> dict:
+    """Details for one top process: user, full name, cut command line."""
+    comm, _, _, rss_pages = info
+    try:
+        raw = read_bytes(ctx.proc_path(str(pid), "cmdline"), CMDLINE_LIMIT)
+    except OSError:
+        raw = b""
+    args = raw.rstrip(b"\0").split(b"\0")
+    cmdline = b" ".join(args).decode("utf-8", "replace").strip()
+    name = comm
+    if len(comm) >= 15 and args[0]:
+        # comm is cut at 15 characters; take the full name from argv[0] (psutil does too).
+        base = os.path.basename(args[0].decode("utf-8", "replace")).split(" ")[0]
+        if base.startswith(comm):
+            name = base
+    try:
+        uid = parse_status_uid(read_text(ctx.proc_path(str(pid), "status"), PID_FILE_LIMIT))
+    except (OSError, ValueError, IndexError):
+        uid = None
+    rss = rss_pages * ctx.page_size
+    return {
+        "pid": pid,
+        "user": users.get(uid, str(uid) if uid is not None else ""),
+        "name": name,
+        "cmdline": cmdline[:CMDLINE_CHARS],
+        "cpu_percent": cpu,
+        "mem_percent": round(rss * 100.0 / mem_total, 2) if mem_total else None,
+        "rss": rss,
+    }
+
+
+def start_interval(ctx: Context) -> None:
+    """First readings of the in-probe interval (first pass only), then sleep the rest of it.
+
+    The first /proc/stat and process scan are taken here so one sleep serves both; a failure
+    is left for the family to report when it reads again.
+    """
+    sample = ctx.params["cpu_sample_s"]
+    if sample <= 0:
+        return
+    started = ctx.monotonic()
+    try:
+        ctx.first_stat = read_text(ctx.proc_path("stat"))
+    except OSError:
+        ctx.first_stat = None
+    try:
+        pids = list_pids(ctx.proc)[:ctx.params["max_processes"]]
+        ctx.first_procs_at = ctx.monotonic()
+        ctx.first_procs = dict((pid, (info[2], info[1]))
+                               for pid, info in scan_processes(ctx, pids).items())
+    except OSError:
+        ctx.first_procs = None
+    ctx.sleep(max(0.0, sample - (ctx.monotonic() - started)))
+
+
+def collect_processes(ctx: Context) -> dict:
+    """Process count and the top_n processes by CPU and by resident memory.
+
+    Only /proc/<pid>/stat is read for every process (bounded by `max_processes`); status and
+    cmdline are read for the few top candidates. User names come from one parse of
+    etc_root/passwd (not a getpwuid per pid); uids it lacks (LDAP...) are shown as numbers.
+    """
+    pids = list_pids(ctx.proc)
+    scanned_at = ctx.monotonic()
+    current = scan_processes(ctx, pids[:ctx.params["max_processes"]])
+    interval = None
+    if ctx.first_procs is not None and scanned_at > ctx.first_procs_at:
+        interval = scanned_at - ctx.first_procs_at
+    uptime = ctx.attempt("processes:uptime", lambda: parse_uptime(
+        ctx.proc_text("uptime", SMALL_FILE_LIMIT)))
+    cpu = _process_cpu(ctx, current, interval, uptime)
+    top_n = ctx.params["top_n"]
+    by_cpu = sorted(current, key=lambda pid: (-(cpu[pid] or 0.0), pid))[:top_n]
+    by_mem = sorted(current, key=lambda pid: (-current[pid][3], pid))[:top_n]
+    mem_total = ctx.attempt("processes:meminfo", lambda: parse_meminfo(
+        ctx.proc_text("meminfo", SMALL_FILE_LIMIT))["MemTotal"])
+    users = ctx.attempt("processes:passwd", lambda: parse_passwd(read_text(
+        os.path.join(ctx.params["etc_root"], "passwd"), SYS_FILE_LIMIT)), {})
+    details = {}
+    for pid in by_cpu + by_mem:
+        if pid not in details:
+            details[pid] = _process_entry(ctx, pid, current[pid], cpu[pid], mem_total, users)
+    return {
+        "count": len(pids),
+        "scanned": len(current),
+        "top_cpu": [details[pid] for pid in by_cpu],
+        "top_mem": [details[pid] for pid in by_mem],
+    }
+
+
+# --------------------------------------------------------------------------- users
+
+
+def _utmp_layouts() -> "list[tuple[int, object]]":
+    """Candidate struct layouts of glibc's `struct utmp`, the likeliest first.
+
+    384 bytes where 64-bit glibc keeps 32-bit times for compatibility (x86_64, ppc64, s390x
+    and all 32-bit), 400 bytes where it does not (aarch64, riscv64): long ut_session and
+    struct timeval, 8-byte aligned.
+    """
+    import struct
+
+    compat = struct.Struct("=hxxi32s4s32s256shhiii16s20x")
+    wide = struct.Struct("=hxxi32s4s32s256shhqqq16s20x4x")
+    machine = os.uname().machine
+    if machine.startswith(("aarch64", "arm64", "riscv64", "loongarch64")):
+        return [(wide.size, wide), (compat.size, compat)]
+    return [(compat.size, compat), (wide.size, wide)]
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def iso_utc(epoch: float) -> "str | None":
+    """ISO 8601 UTC with a Z, None for a time the platform cannot represent."""
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _utmp_layout(data: bytes) -> "tuple[int, object]":
+    """The first candidate layout whose size divides the file and whose ut_type values are
+    all valid (0..9); else the likeliest one (a torn last record is then ignored)."""
+    layouts = _utmp_layouts()
+    for size, layout in layouts:
+        if len(data) % size == 0 and all(
+                0 <= layout.unpack_from(data, offset)[0] <= 9
+                for offset in range(0, len(data), size)):
+            return size, layout
+    return layouts[0]
+
+
+def parse_utmp(data: bytes) -> "list[dict]":
+    """USER_PROCESS records of a utmp file as {name, tty, from, since, pid}."""
+    size, layout = _utmp_layout(data)
+    records = [layout.unpack_from(data, offset)
+               for offset in range(0, len(data) - size + 1, size)]
+    users = []
+    for rec in records:
+        ut_type, pid, line, _, user, host = rec[:6]
+        name = _cstr(user)
+        if ut_type != USER_PROCESS or not name:
+            continue
+        users.append({"name": name, "tty": _cstr(line), "from": _cstr(host) or None,
+                      "since": iso_utc(rec[9]), "pid": pid})
+    return users
+
+
+def collect_users(ctx: Context) -> list:
+    """Logged-in users from utmp, as `who` lists them.
+
+    Like coreutils `who` reading the system utmp, an entry whose process is gone (crashed
+    session that left no DEAD_PROCESS record) is skipped; liveness is the existence of
+    proc_root/<pid>. No utmp file means nobody is logged in (containers), not an error.
+    """
+    try:
+        data = read_bytes(ctx.params["utmp_path"], UTMP_LIMIT)
+    except FileNotFoundError:
+        return []
+    result = []
+    for entry in parse_utmp(data):
+        pid = entry.pop("pid")
+        if ctx.params["utmp_check_pids"] and (
+                pid <= 0 or not os.path.exists(ctx.proc_path(str(pid)))):
+            continue
+        result.append(entry)
+    return result
+
+
+# --------------------------------------------------------------------------- driver
+
+# One row per metric family, in output order. Each function takes the Context and returns
+# the JSON value of its section; an exception lands in errors[<family>]. Nagios-style checks
+# (driven by params["checks"]) plug in as one more row: ("checks", collect_checks).
+FAMILIES = (
+    ("system", collect_system),
+    ("cpu", collect_cpu),
+    ("memory", collect_memory),
+    ("swap", collect_swap),
+    ("disks", collect_disks),
+    ("disk_io", collect_disk_io),
+    ("net", collect_net),
+    ("processes", collect_processes),
+    ("users", collect_users),
+)
+
+
+def _python_version() -> str:
+    return ".".join(str(part) for part in sys.version_info[:3])
+
+
+def portable_system() -> dict:
+    """What can be said without /proc, for a non-Linux host (platform works on Windows too)."""
+    import platform
+
+    uname = platform.uname()
+    return {"hostname": uname.node, "os": uname.system, "kernel": uname.release,
+            "arch": uname.machine, "boot_time": None, "uptime_s": None,
+            "python": _python_version()}
+
+
+def run(ctx: Context, platform: str = sys.platform) -> dict:
+    """All families in order; each failure is recorded and the rest still run."""
+    result = {"probe": PROBE_VERSION}
+    if not platform.startswith("linux"):
+        result["system"] = portable_system()
+        ctx.errors["platform"] = (f"UnsupportedPlatform: {platform}; osmon reads Linux /proc, "
+                                  "only system facts are reported")
+        result["errors"] = ctx.errors
+        return result
+    start_interval(ctx)
+    for name, family in FAMILIES:
+        try:
+            result[name] = family(ctx)
+        except Exception as exc:  # noqa: BLE001 - one family's failure must not stop others
+            ctx.errors[name] = describe(exc)
+    result["errors"] = ctx.errors
+    return result
+
+
+def collect(params: "dict | None" = None, statvfs: "object" = None, now: "object" = None,
+            monotonic: "object" = None, sleep: "object" = None,
+            platform: str = sys.platform) -> dict:
+    """Collect with explicit parameters and injectable side effects (the tests' entry)."""
+    merged = dict(DEFAULTS)
+    merged["checks"] = None
+    merged.update(params or {})
+    ctx = Context(merged, statvfs=statvfs, now=now, monotonic=monotonic, sleep=sleep)
+    return run(ctx, platform)
+
+
+def json_safe(value: "object") -> "object":
+    """Copy of `value` that json.dumps(allow_nan=False) accepts: no NaN/inf, no surrogates."""
+    if isinstance(value, float):
+        return value if value - value == 0.0 else None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return value
+    if isinstance(value, dict):
+        return dict((json_safe(key), json_safe(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def main(params_json: "str | None" = None) -> int:
+    """Parse parameters, collect, print one compact JSON object; 0 unless output failed.
+
+    With `self_timing`, `timing` reports the CPU and wall time spent in here, which
+    excludes interpreter start-up. When a statvfs thread is stuck in the kernel the process
+    leaves with os._exit after flushing, so interpreter shutdown cannot wait on it.
+    """
+    cpu_start = time.process_time()
+    wall_start = time.monotonic()
+    params, param_error = parse_params(params_json)
+    ctx = Context(params)
+    result = run(ctx)
+    if param_error:
+        ctx.errors["params"] = param_error
+    if params["self_timing"]:
+        result["timing"] = {"cpu_s": round(time.process_time() - cpu_start, 6),
+                            "wall_s": round(time.monotonic() - wall_start, 6)}
+    sys.stdout.write(json_dumps(json_safe(result)))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if ctx.hung_threads:
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(globals().get("OSMON_PARAMS")))
