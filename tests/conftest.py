@@ -1,0 +1,59 @@
+"""Shared fixtures: a real OpenSSH sshd and hostile sockets (see ``tests/sshd.py``).
+
+``sshd``          session-wide running sshd (:class:`sshd.Sshd`); see its docstring.
+``refused_port``  a loopback port that refuses connections.
+``silent_port``   a loopback port that accepts TCP and never speaks.
+``inventory``     ``inventory(names, settings=..., hosts=..., extra=...) -> Config``: writes
+                  ``tmp_path/hosts.toml`` whose hosts are aliases of ``sshd`` and loads it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# tests/ is on sys.path (pytest's rootdir conftest); the harness is shared with the bench.
+import sshd as harness
+
+from collector import config as config_mod
+from collector.config import Config
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[harness.Sshd]:
+    server = harness.start_sshd()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def refused_port() -> Iterator[int]:
+    with harness.refused_port() as port:
+        yield port
+
+
+@pytest.fixture(scope="session")
+def silent_port() -> Iterator[int]:
+    with harness.silent_port() as port:
+        yield port
+
+
+Inventory = Callable[..., Config]
+
+
+@pytest.fixture
+def inventory(sshd: harness.Sshd, tmp_path: Path) -> Inventory:
+    def make(names: Iterable[str] | int, *, settings: Mapping[str, Any] | None = None,
+             hosts: Mapping[str, Mapping[str, Any]] | None = None, extra: str = "") -> Config:
+        path = sshd.write_hosts_toml(tmp_path / "hosts.toml", names, settings=settings,
+                                     hosts=hosts, extra=extra)
+        return config_mod.load(path)
+
+    return make

@@ -1,0 +1,158 @@
+"""Bad ``hosts.toml`` files: each problem names the file, the table or host, and the key.
+
+The expected messages are spelled out in full: they are what an admin reads in ``osmon check``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from collector import config
+from collector.errors import ConfigError
+
+ADDRESS_MISSING = ("'address' is missing (needed for a remote host; or set local = true, or "
+                   "give it a HostName in ~/.ssh/config)")
+BAD_NAME = ("'name' may only hold letters, digits, '.', '_' and '-' (it is used in paths and "
+            "URLs), at most 63 characters")
+
+CASES = {
+    "wrong types": (
+        '[settings]\ninterval_s = "60"\nconcurrency = true\n',
+        ["[settings]: 'interval_s' must be an integer, not a string ('60')",
+         "[settings]: 'concurrency' must be an integer, not a boolean (True)"]),
+    "typos with suggestions": (
+        'setings = {}\n[settings]\ndata_dri = "x"\n[[hosts]]\nname = "a"\nadress = "192.0.2.1"\n',
+        ["top level: unknown key 'setings' (did you mean 'settings'?)",
+         "[settings]: unknown key 'data_dri' (did you mean 'data_dir'?)",
+         "host 'a': unknown key 'adress' (did you mean 'address'?)",
+         f"host 'a': {ADDRESS_MISSING}"]),
+    "missing address": ('[[hosts]]\nname = "web1"\n', [f"host 'web1': {ADDRESS_MISSING}"]),
+    "duplicate names": (
+        '[[hosts]]\nname = "a"\nlocal = true\n[[hosts]]\nname = "a"\nlocal = true\n',
+        ["host 'a': duplicate host name 'a'"]),
+    "name with a path in it": ('[[hosts]]\nname = "../etc"\nlocal = true\n',
+                               [f"host '../etc': {BAD_NAME}"]),
+    "name too long for a directory": ('[[hosts]]\nname = "%s"\nlocal = true\n' % ("a" * 64),
+                                      [f"host '{'a' * 64}': {BAD_NAME}"]),
+    "name missing": ('[[hosts]]\nlocal = true\n', ["[[hosts]] #1: 'name' is missing"]),
+    "warning above critical": (
+        '[thresholds]\ncpu = { warning = 95, critical = 80 }\n'
+        '[[hosts]]\nname = "a"\nlocal = true\nthresholds = { disk = { warning = 99 } }\n',
+        ["[thresholds].cpu: warning (95) must be below critical (80)",
+         "host 'a'.thresholds.disk: warning (99) must be below critical (95)"]),
+    "negative threshold": ('[thresholds]\ndisk = { warning = -1 }\n',
+                           ["[thresholds].disk: 'warning' must be at least 0, not -1.0"]),
+    "pass deadline over the interval": (
+        '[settings]\ninterval_s = 30\npass_deadline_s = 40\n',
+        ["[settings]: 'pass_deadline_s' (40) must be below 'interval_s' (30), or passes "
+         "pile up"]),
+    "zero concurrency": ('[settings]\nconcurrency = 0\n',
+                         ["[settings]: 'concurrency' must be at least 1, not 0"]),
+    "unknown host key policy": (
+        '[settings]\nhost_key_policy = "yes"\n',
+        ["[settings]: 'host_key_policy' must be one of strict, accept-new, not 'yes'"]),
+    "interpreter with arguments": (
+        '[[hosts]]\nname = "a"\naddress = "192.0.2.1"\npython = "python3 -c evil"\n',
+        ["host 'a': 'python' must be an interpreter name or path, without spaces"]),
+    "hosts not an array": ('hosts = "a"\n',
+                           ["top level: 'hosts' must be an array of tables: [[hosts]]"]),
+    "tags not strings": ('[[hosts]]\nname = "a"\nlocal = true\ntags = [1]\n',
+                         ["host 'a': 'tags' must be a list of strings"]),
+    "check for an unknown host": (
+        '[[hosts]]\nname = "a"\nlocal = true\n'
+        '[[checks]]\nname = "x"\ncommand = ["/bin/true"]\nhosts = ["b"]\n',
+        ["check 'x': 'hosts' names 'b', which is not a host in this file"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_file_gives_precise_messages(name: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/config of the test machine
+    text, expected = CASES[name]
+    path = tmp_path / "hosts.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert list(info.value.problems) == [f"{path}: {message}" for message in expected]
+    assert str(info.value) == "\n".join(info.value.problems)
+
+
+def test_smtp_password_in_clear_is_refused_and_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[smtp]\nto = ["a@example.org"]\npassword = "hunter2"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert (f"{path}: [smtp]: 'password' in clear is not accepted: use password_env (the name "
+            f"of an environment variable) or password_file") in info.value.problems
+    assert "hunter2" not in str(info.value)
+
+
+def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[[hosts]]\nname = "a"\n[settings\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hosts\.toml: invalid TOML: .*line 3"):
+        config.load(path)
+
+
+def test_not_utf8_and_missing_files(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_bytes(b"\xff\xfe[settings]\n")
+    with pytest.raises(ConfigError, match=r"hosts\.toml: not UTF-8 text$"):
+        config.load(path)
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read the config file: "
+                                          r"No such file or directory"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_ssh_config_fills_what_the_inventory_omits(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(
+        "Host web1\n  HostName 192.0.2.10\n  User monitor\n  Port 2222\n"
+        "  IdentityFile ~/.ssh/monitor_ed25519\n", encoding="utf-8")
+    path = tmp_path / "hosts.toml"
+    path.write_text('[[hosts]]\nname = "web1"\n\n[[hosts]]\nname = "db1"\n'
+                    'address = "192.0.2.20"\nuser = "root"\nport = 22\n', encoding="utf-8")
+    web1, db1 = config.load(path).hosts
+    assert (web1.address, web1.user, web1.port) == ("192.0.2.10", "monitor", 2222)
+    assert web1.identity_file == tmp_path / ".ssh" / "monitor_ed25519"
+    assert (db1.address, db1.user, db1.port, db1.identity_file) == ("192.0.2.20", "root", 22,
+                                                                    None)
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_timeout_s = 5\n[[hosts]]\nname = "c"\nlocal = true\n',
+                    encoding="utf-8")
+    settings = config.load(path).settings
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.osmon_known_hosts == tmp_path / "data" / "state" / "known_hosts"
+    assert (settings.host_deadline_s, settings.pass_deadline_s) == (15.0, 50.0)
+    assert settings.known_hosts == Path(os.path.expanduser("~/.ssh/known_hosts"))
+
+
+@pytest.mark.xfail(strict=True, reason="config.py accepts ports above 65535 (reported)")
+def test_port_out_of_range_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nport = 70000\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="port"):
+        config.load(path)
+
+
+@pytest.mark.xfail(strict=True, reason="config.py reads ~/.ssh/config whatever "
+                                       "settings.ssh_config says (reported)")
+def test_settings_ssh_config_is_the_file_read(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "fleet_ssh_config").write_text("Host web1\n  HostName 192.0.2.10\n",
+                                               encoding="utf-8")
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_config = "fleet_ssh_config"\n[[hosts]]\nname = "web1"\n',
+                    encoding="utf-8")
+    assert config.load(path).hosts[0].address == "192.0.2.10"
