@@ -1,11 +1,75 @@
-"""Placeholder: alert evaluation after each pass (owned by the alerting work)."""
+"""The post-pass alert hook: rules, CERT-FR, one digest e-mail, history, state.
+
+Order matters for "nothing lost, nothing sent twice":
+
+1. evaluate the rules (pure) and, if due, read the CERT-FR feed within its share of the time;
+2. write the digest to the outbox (atomic) — from here on the notifications survive a crash;
+3. append the history, then save the alert and CERT-FR state;
+4. flush the outbox until the pass deadline.
+
+A crash between 2 and 3 makes the next pass notify the same changes again (a duplicate,
+never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.notify`).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime
 from typing import Any
 
+from collector import alert_rules, alert_store, certfr, notify
+from collector.alert_rules import Notification
+from collector.config import Config
+from collector.store import format_ts
 
-def on_pass(config: Any, store: Any, samples: dict[str, dict], now: datetime,
+log = logging.getLogger(__name__)
+
+#: The feed may use at most this share of the time left, the rest is for the mail.
+CERTFR_SHARE = 0.5
+
+
+def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
             deadline: float) -> None:
-    return None
+    """Judge this pass's samples and mail what changed (the ``collector.hooks`` contract)."""
+    state_dir = config.state_dir
+    state, problem = alert_store.load_state(state_dir)
+    if problem is not None:
+        log.error("alert state %s (kept as %s.corrupt); problems still present will be "
+                  "notified again", problem, alert_store.STATE_FILE)
+    new_state, notes = alert_rules.evaluate(config, state, samples, now)
+    events: list[dict[str, Any]] = []
+    feed = _poll_certfr(config, now, deadline)
+    if feed is not None:
+        notes.extend(certfr_notification(a) for a in feed.new_alerts)
+        events.extend(feed.events)
+    for note in notes:
+        log.info("alert %s %s: %s", note.event, note.level, note.message)
+    if notes and config.smtp.enabled:
+        notify.queue(state_dir, notify.compose(config, notes, now), now)
+    ts = format_ts(now)
+    alert_store.append_history(state_dir, [n.history_record(ts) for n in notes] + events)
+    alert_store.save_state(state_dir, new_state)
+    if feed is not None and feed.fetched:
+        certfr.save_state(state_dir, feed.state)
+    if config.smtp.enabled:
+        notify.flush_outbox(config.smtp, state_dir, deadline)
+
+
+def _poll_certfr(config: Config, now: datetime, deadline: float) -> certfr.PollResult | None:
+    """The feed never costs the pass more than its share of the time left, nor fails it."""
+    if not config.certfr.enabled:
+        return None
+    budget = min(config.certfr.timeout_s, (deadline - time.monotonic()) * CERTFR_SHARE)
+    try:
+        return certfr.poll(config.certfr, config.state_dir, now, budget)
+    except Exception:
+        log.exception("CERT-FR: unexpected error; alerts are evaluated without the feed")
+        return None
+
+
+def certfr_notification(alert: dict[str, Any]) -> Notification:
+    return Notification(event="certfr", level="info", host=None, metric="certfr",
+                        item=alert["id"], value=None, threshold=None,
+                        since=alert["published"], message=alert["title"], link=alert["link"],
+                        details=alert["description"])
