@@ -1,0 +1,93 @@
+"""Time chart rendering on the host written by ``bench/gen_samples.py``.
+
+    python3 bench/gen_samples.py /tmp/osmon-bench --days 30
+    python3 bench/bench_charts.py /tmp/osmon-bench [--runs 7]
+
+Prints, for the 30-day host: the uncached render time of each range (median of ``--runs``,
+every metric), a cached render, the rollup hook's cost for one pass, and ``rollup.rebuild``.
+Target (issue #5): a 30d chart in at most 200 ms uncached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.gen_samples import BENCH_HOST  # noqa: E402
+from collector import charts, rollup  # noqa: E402
+from collector.chart_cache import ChartCache  # noqa: E402
+from collector.store import Store, parse_ts  # noqa: E402
+
+TARGET_30D_MS = 200.0
+
+
+def _median_ms(func, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        func()
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    store = Store(args.data_dir)
+    latest = store.latest(BENCH_HOST)
+    if latest is None:
+        print(f"no data for {BENCH_HOST} in {args.data_dir}: run bench/gen_samples.py first")
+        return 2
+    now = parse_ts(latest["ts"]) + timedelta(seconds=30)
+    print(f"{BENCH_HOST}: newest sample {latest['ts']}, {args.runs} runs, median")
+    print(f"{'range':>6} {'cpu':>9} {'disk':>9} {'net':>9} {'load':>9}   source")
+    worst_30d = 0.0
+    for range_name in ("30d", "7d", "24h", "6h", "1h"):
+        cells = []
+        for metric in ("cpu", "disk", "net", "load"):
+            ms = _median_ms(lambda m=metric, r=range_name: charts.render_host_chart(
+                store, BENCH_HOST, m, r, now), args.runs)
+            cells.append(f"{ms:7.1f}ms")
+            if range_name == "30d":
+                worst_30d = max(worst_30d, ms)
+        window = charts.plan_window(range_name, now)
+        source = f"{window.res} rollups" if window.res else "raw samples"
+        points = int((window.end - window.start) / window.width)
+        print(f"{range_name:>6} {' '.join(cells)}   {source}, {points} points per line")
+    cache: ChartCache[charts.Chart] = ChartCache()
+    charts.render_host_chart(store, BENCH_HOST, "cpu", "30d", now, cache=cache)
+    cached = _median_ms(lambda: charts.render_host_chart(store, BENCH_HOST, "cpu", "30d", now,
+                                                         cache=cache), args.runs * 10)
+    print(f"cached 30d cpu (a page reload): {cached:.2f} ms "
+          "(store.latest for the newest-data key + a dict lookup)")
+    combined = _median_ms(lambda: charts.render_combined_chart(store, [BENCH_HOST], "disk", "30d",
+                                                               now), args.runs)
+    print(f"combined 30d disk, one host: {combined:.1f} ms")
+
+    # The rollup hook in steady state, when the pass moves past the open 5-minute (and
+    # 1-hour) bucket: it reads the end of the day file and appends a record (rebuild below
+    # puts the files back as they were).
+    upto = (parse_ts(latest["ts"]) + timedelta(hours=1)).timestamp()
+    hook_ms = _median_ms(lambda: rollup.catch_up(store, BENCH_HOST, upto), 1)
+    print(f"rollup hook when buckets close: {hook_ms:.1f} ms per host")
+    idle_ms = _median_ms(lambda: rollup.catch_up(store, BENCH_HOST, upto), args.runs)
+    print(f"rollup hook when no bucket closes: {idle_ms:.2f} ms per host")
+    began = time.perf_counter()
+    records = rollup.rebuild(store, BENCH_HOST)
+    print(f"rollup.rebuild of 30 days: {time.perf_counter() - began:.2f} s ({records} records)")
+    verdict = "OK" if worst_30d <= TARGET_30D_MS else "OVER TARGET"
+    print(f"30d uncached, slowest metric: {worst_30d:.1f} ms (target {TARGET_30D_MS:.0f} ms): "
+          f"{verdict}")
+    return 0 if worst_30d <= TARGET_30D_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
