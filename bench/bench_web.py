@@ -1,0 +1,76 @@
+"""Benchmark: the dashboard's overview of 1,000 hosts must render in at most 300 ms.
+
+Builds a throw-away data folder with 1,000 hosts and a few realistic samples each (written with
+``Store.append``, as a pass would), then times ``/`` and ``/api/hosts`` through Flask's test
+client and prints the median of several runs.  Run from the repository root:
+
+    python3 bench/bench_web.py [--hosts 1000] [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from web_fixtures import NOW, fill, make_site  # noqa: E402
+
+TARGET_MS = 300.0
+PROCESSES = [{"pid": 1000 + i, "user": "www-data", "name": f"worker-{i}",
+              "cmdline": f"/usr/bin/python3 -m app.worker --queue q{i} --concurrency 4",
+              "cpu_percent": 3.5 * i, "mem_percent": 1.2 * i, "rss": 50_000_000 + i}
+             for i in range(10)]
+
+
+def build(directory: Path, count: int, samples: int):  # -> web_fixtures.Site
+    hosts = [{"name": f"host{i:04d}", "tags": [f"rack{i % 20}"]} for i in range(count)]
+    site = make_site(directory, hosts)
+    for i, host in enumerate(hosts):
+        fill(site.store, host["name"], NOW, count=samples, cpu=float(i % 100),
+             disk=float(50 + i % 50), processes=PROCESSES)
+    return site
+
+
+def median_ms(client, url: str, runs: int) -> tuple[float, int]:  # client: FlaskClient
+    times = []
+    size = 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        response = client.get(url)
+        size = len(response.data)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(times), size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=5, help="samples per host")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="osmon-bench-web-") as tmp:
+        start = time.perf_counter()
+        site = build(Path(tmp), args.hosts, args.samples)
+        print(f"built {args.hosts} hosts x {args.samples} samples in "
+              f"{time.perf_counter() - start:.1f} s")
+        client = site.client()
+        client.get("/")  # warm up: template compilation, imports
+        worst = 0.0
+        for url in ("/", "/api/hosts", "/api/overview"):
+            ms, size = median_ms(client, url, args.runs)
+            worst = max(worst, ms)
+            print(f"{url:15} median {ms:7.1f} ms over {args.runs} runs ({size / 1024:.0f} KiB)")
+    verdict = "OK" if worst <= TARGET_MS else "OVER"
+    print(f"target {TARGET_MS:.0f} ms: {verdict}")
+    return 0 if worst <= TARGET_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Dashboard routes through the Flask test client: pages, JSON API and chart URLs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from web_fixtures import NOW, Site, failed_sample, fill, make_site, sample
+
+from collector import alert_rules, alert_store, alerting, certfr, passlog
+from collector.store import format_ts
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    s = make_site(tmp_path, [{"name": "central", "local": True, "tags": ["core"]},
+                             {"name": "web1", "tags": ["web"]},
+                             {"name": "db1", "tags": ["db"]},
+                             {"name": "old", "tags": ["web"]},
+                             {"name": "off", "enabled": False}])
+    fill(s.store, "central", NOW - timedelta(seconds=42), count=5)
+    fill(s.store, "web1", NOW, count=5, cpu=87.0, disk=60.0, mount="/var")
+    s.store.append("db1", failed_sample("db1", NOW))
+    fill(s.store, "old", NOW - timedelta(hours=2), count=2)
+    return s
+
+
+@pytest.fixture
+def with_alerts(site: Site) -> None:
+    """A confirmed disk alert on web1 and a CERT-FR event, made and stored by the real alert
+    rules, alert store and CERT-FR modules."""
+    state_dir = site.config.state_dir
+    state, notes = alert_rules.evaluate(
+        site.config, alert_store.load_state(state_dir)[0],
+        {"web1": sample("web1", NOW, disk=97.0, mount="/var")}, NOW)
+    alert_store.save_state(state_dir, state)
+    news = {"id": "CERTFR-2026-ALE-001", "published": "2026-11-21T10:00:00Z",
+            "title": "Vulnérabilité dans OpenSSH", "link": "https://www.cert.ssi.gouv.fr/a1",
+            "description": ""}
+    notes.append(alerting.certfr_notification(news))
+    alert_store.append_history(state_dir, [n.history_record(format_ts(NOW)) for n in notes])
+
+
+def rows_of(html: str) -> list[str]:
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r"<tr>(.*?)</tr>", body, re.S)
+
+
+# -- overview ------------------------------------------------------------------------------------
+def test_overview_lists_enabled_hosts_worst_first_with_text_labels(site: Site,
+                                                                   with_alerts: None) -> None:
+    response = site.client().get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    rows = rows_of(html)
+    order = [re.search(r'href="/hosts/([^"]+)"', r).group(1) for r in rows]
+    assert order == ["db1", "web1", "old", "central"]  # down, critical (alert), stale, ok
+    labels = [re.search(r'class="badge status-(\w+)">(\w+)<', r).groups() for r in rows]
+    assert labels == [("down", "down"), ("critical", "critical"), ("stale", "stale"),
+                      ("ok", "ok")]
+    assert "off" not in order
+    central = rows[3]
+    assert "42 s ago" in central and "12.5 %" in central and "40.0 %" in central
+    web1 = rows[1]
+    assert "87.0 %" in web1 and "level-warning" in web1  # CPU over its warning threshold
+    assert '60.0 % <span class="mount">/var</span>' in web1
+    assert re.search(r'data-sort="1">1</td>', web1)  # one active alert
+    assert "timeout: no answer within 10 s (connect)" in rows[0]
+
+
+def test_overview_filters_by_tag(site: Site) -> None:
+    html = site.client().get("/?tag=web").get_data(as_text=True)
+    shown = [re.search(r'href="/hosts/([^"]+)"', r).group(1) for r in rows_of(html)]
+    assert shown == ["web1", "old"]  # warning before stale
+    assert '<option value="web" selected>web</option>' in html
+    assert '<option value="db">db</option>' in html
+    empty = site.client().get("/?tag=nope").get_data(as_text=True)
+    assert "No host to show with this tag." in empty
+
+
+def test_collector_banner_shows_only_when_passes_stopped(site: Site) -> None:
+    banner = re.compile(r'<div class="banner banner-stale"[^>]*>')
+    html = site.client().get("/").get_data(as_text=True)
+    assert "hidden" not in banner.search(html).group(0)  # no pass ever recorded
+    passlog.record(site.config.state_dir, {"ts": format_ts(NOW - timedelta(seconds=30)),
+                                           "duration_s": 1.0, "hosts": 4, "ok": 3, "failed": 1,
+                                           "skipped": False})
+    html = site.client().get("/").get_data(as_text=True)
+    assert "hidden" in banner.search(html).group(0)
+    assert site.client().get("/api/overview").get_json()["collector"]["stale"] is False
+    site.now = NOW + timedelta(minutes=10)
+    html = site.client().get("/").get_data(as_text=True)
+    assert "hidden" not in banner.search(html).group(0)
+    assert "10 min ago" in html
+
+
+# -- host page -----------------------------------------------------------------------------------
+def test_host_page_shows_charts_facts_disks_processes_users(site: Site) -> None:
+    html = site.client().get("/hosts/web1").get_data(as_text=True)
+    charts = re.findall(r'<img src="([^"]+)"', html)
+    assert charts == [f"/hosts/web1/charts/{m}.svg?range=24h"
+                      for m in ("cpu", "memory", "swap", "disk", "load", "net")]
+    assert '<a href="/hosts/web1?range=24h" aria-current="page">24h</a>' in html
+    for text in ("6.1.0-18-amd64", "x86_64", "/dev/vda1", "systemd", "/sbin/init", "alice",
+                 "10.0.0.9", "7.8 GiB", "11.4 MiB"):
+        assert text in html, text
+    assert "Checks" not in html  # no check results: no empty section
+
+
+def test_range_selector_changes_the_chart_urls(site: Site) -> None:
+    html = site.client().get("/hosts/web1?range=7d").get_data(as_text=True)
+    assert set(re.findall(r'<img src="[^"]+\?range=(\w+)"', html)) == {"7d"}
+    assert '<a href="/hosts/web1?range=7d" aria-current="page">7d</a>' in html
+
+
+def test_host_page_shows_checks_and_alert_history(site: Site, with_alerts: None) -> None:
+    site.store.append("web1", sample("web1", NOW + timedelta(seconds=1), checks={
+        "http": {"state": 2, "output": "HTTP CRITICAL: 503", "long_output": "", "perf": {}}}))
+    html = site.client().get("/hosts/web1").get_data(as_text=True)
+    assert '<span class="badge check-critical">CRITICAL</span>' in html
+    assert "HTTP CRITICAL: 503" in html
+    history = html.split('id="history-title"')[1]
+    assert "/var" in history and "97" in history and "level-critical" in history
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    ("/hosts/nope", 404), ("/hosts/off", 200), ("/hosts/web1?range=2y", 400),
+    ("/hosts/web1?range=", 400), ("/nope", 404), ("/hosts/..%2Fetc", 404),
+])
+def test_page_status_codes(site: Site, url: str, status: int) -> None:
+    response = site.client().get(url)
+    assert response.status_code == status
+    assert response.mimetype == "text/html"
+
+
+# -- charts --------------------------------------------------------------------------------------
+def test_host_chart_is_svg_with_etag_and_private_caching(site: Site) -> None:
+    client = site.client()
+    response = client.get("/hosts/web1/charts/cpu.svg?range=1h")
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    assert response.data.lstrip().startswith((b"<?xml", b"<svg"))
+    assert response.headers["Cache-Control"] == "private, max-age=60"
+    etag = response.headers["ETag"]
+    again = client.get("/hosts/web1/charts/cpu.svg?range=1h", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    site.store.append("web1", sample("web1", NOW + timedelta(seconds=1), cpu=50.0))
+    fresh = client.get("/hosts/web1/charts/cpu.svg?range=1h", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
+
+
+def test_combined_chart_names_every_host(site: Site) -> None:
+    response = site.client().get("/charts/memory.svg?range=6h")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    for host in ("central", "web1", "db1", "old"):
+        assert host.encode() in response.data
+    tagged = site.client().get("/charts/memory.svg?range=6h&tag=db").data
+    assert b"db1" in tagged and b"central" not in tagged
+    assert site.client().get("/charts?range=7d").status_code == 200
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    ("/hosts/nope/charts/cpu.svg", 404), ("/hosts/web1/charts/nope.svg", 404),
+    ("/hosts/web1/charts/cpu.svg?range=5m", 400), ("/charts/nope.svg", 404),
+    ("/charts/cpu.svg?range=1y", 400), ("/hosts/web1/charts/cpu.svg", 200),
+])
+def test_chart_status_codes(site: Site, url: str, status: int) -> None:
+    assert site.client().get(url).status_code == status
+
+
+# -- JSON API ------------------------------------------------------------------------------------
+def test_api_hosts_lists_statuses(site: Site) -> None:
+    response = site.client().get("/api/hosts")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    data = response.get_json()
+    assert data["generated"] == "2026-11-21T22:41:00Z"
+    by_name = {h["name"]: h for h in data["hosts"]}
+    assert set(by_name) == {"central", "web1", "db1", "old"}
+    assert by_name["central"]["age_s"] == 42 and by_name["central"]["status"] == "ok"
+    assert by_name["db1"]["status"] == "down"
+    assert by_name["web1"]["url"] == "/hosts/web1"
+    assert by_name["web1"]["levels"]["cpu"] == "warning"
+
+
+def test_api_overview_counts_and_tags(site: Site) -> None:
+    data = site.client().get("/api/overview").get_json()
+    assert data["counts"] == {"ok": 1, "stale": 1, "warning": 1, "critical": 0, "down": 1}
+    assert data["tags"] == ["core", "db", "web"]
+    assert data["interval_s"] == 60
+    assert [h["name"] for h in site.client().get("/api/overview?tag=db").get_json()["hosts"]] == [
+        "db1"]
+
+
+def test_api_host_has_the_latest_sample_and_checks(site: Site) -> None:
+    data = site.client().get("/api/hosts/web1").get_json()
+    assert data["host"]["status"] == "warning"
+    assert data["sample"]["disks"][0]["mount"] == "/var"
+    assert data["checks"] == [] and data["history"] == [] and data["active_alerts"] == []
+
+
+def test_api_samples_returns_the_range_only(site: Site) -> None:
+    fill(site.store, "web1", NOW - timedelta(hours=3), count=3)
+    data = site.client().get("/api/hosts/web1/samples?range=1h").get_json()
+    assert data["host"] == "web1" and data["range"] == "1h"
+    assert [s["ts"] for s in data["samples"]] == [
+        format_ts(NOW - timedelta(minutes=m)) for m in (4, 3, 2, 1, 0)]
+    assert len(site.client().get("/api/hosts/web1/samples?range=6h").get_json()["samples"]) == 8
+    default = site.client().get("/api/hosts/web1/samples").get_json()
+    assert default["range"] == "24h"
+    slim = site.client().get("/api/hosts/web1/samples?range=1h&fields=cpu.percent,nope.x")
+    assert slim.get_json()["samples"][0] == {"ts": format_ts(NOW - timedelta(minutes=4)),
+                                             "cpu.percent": 87.0, "nope.x": None}
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    ("/api/hosts/nope", 404), ("/api/hosts/nope/samples", 404),
+    ("/api/hosts/web1/samples?range=2d", 400), ("/api/nope", 404),
+    ("/api/alerts?limit=0", 400), ("/api/alerts?limit=x", 400),
+])
+def test_api_errors_are_json(site: Site, url: str, status: int) -> None:
+    response = site.client().get(url)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert isinstance(response.get_json()["error"], str)
+
+
+def test_alerts_page_and_api(site: Site, with_alerts: None) -> None:
+    html = site.client().get("/alerts").get_data(as_text=True)
+    active, history = html.split('id="history-title"')
+    assert '<a href="/hosts/web1">web1</a>' in active and "/var" in active
+    assert '<span class="badge level-critical">critical</span>' in active
+    assert "Vulnérabilité dans OpenSSH" in history  # a CERT-FR row: no host, no broken link
+    assert '<a href="/hosts/">' not in history
+    data = site.client().get("/api/alerts").get_json()
+    assert [(a["host"], a["metric"], a["item"], a["level"]) for a in data["active"]] == [
+        ("web1", "disk", "/var", "critical")]
+    assert data["active"] == alert_store.active_alerts(site.config.state_dir)
+    assert {e["metric"] for e in data["history"]} == {"disk", "certfr"}
+    assert site.client().get("/api/alerts?limit=1").get_json()["history"] == data["history"][:1]
+
+
+def test_certfr_page_links_only_http_urls(site: Site) -> None:
+    state = certfr.empty_state()
+    certfr.merge(state, [
+        certfr.FeedItem("CERTFR-2026-ALE-001", "Older", "javascript:alert(1)",
+                        "2026-11-20T10:00:00Z", ""),
+        certfr.FeedItem("CERTFR-2026-ALE-002", "Newest", "https://www.cert.ssi.gouv.fr/a2",
+                        "2026-11-21T10:00:00Z", "Une vulnérabilité <b>grave</b>"),
+    ], NOW)
+    certfr.save_state(site.config.state_dir, state)
+    html = site.client().get("/certfr").get_data(as_text=True)
+    assert ('<a href="https://www.cert.ssi.gouv.fr/a2" rel="noopener noreferrer" '
+            'target="_blank">Newest</a>') in html
+    assert html.index("Newest") < html.index("Older")
+    assert "javascript:" not in html
+    assert "Une vulnérabilité &lt;b&gt;grave&lt;/b&gt;" in html
+    assert [a["title"] for a in site.client().get("/api/certfr").get_json()["alerts"]] == [
+        "Newest", "Older"]
+
+
+def test_static_assets_are_served_by_the_app(site: Site) -> None:
+    client = site.client()
+    with client.get("/static/app.css") as css, client.get("/static/app.js") as js:
+        assert css.status_code == 200 and css.mimetype == "text/css"
+        assert js.status_code == 200
+        assert js.mimetype in ("text/javascript", "application/javascript")
+    html = client.get("/").get_data(as_text=True)
+    assert not re.search(r"https?://", html.split("<main", 1)[0])  # no CDN, no external asset

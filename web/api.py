@@ -1,0 +1,129 @@
+"""The JSON API: what the pages poll for live updates, and what scripts read.
+
+``/api/overview`` and ``/api/hosts`` list every host's status; ``/api/hosts/<name>`` is one
+host's page as data; ``/api/hosts/<name>/samples?range=`` streams stored samples (optionally
+only some ``fields``); ``/api/alerts`` and ``/api/certfr`` mirror their pages.  Errors are
+``{"error": "..."}`` with 404 (unknown host) or 400 (bad range).  Host data is returned as JSON
+strings, exactly as stored: a reader that puts it in HTML must escape it (``app.js`` only ever
+assigns ``textContent``); served as ``application/json`` with ``nosniff``, it is never markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+
+from collector import charts
+from collector.config import Host
+from collector.store import format_ts
+from web.charts_bp import requested_range
+from web.fleet import checks_list, current_fleet
+from web.status import HostStatus
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_HISTORY = 1000
+
+
+def summary(status: HostStatus) -> dict[str, Any]:
+    data = status.as_dict()
+    data["url"] = url_for("pages.host", name=status.name)
+    return data
+
+
+@bp.get("/overview")
+def overview() -> ResponseReturnValue:
+    fleet = current_fleet()
+    data = fleet.overview(request.args.get("tag") or None).as_dict(summary)
+    data["interval_s"] = fleet.interval_s
+    return jsonify(data)
+
+
+@bp.get("/hosts")
+def hosts() -> ResponseReturnValue:
+    data = current_fleet().overview()
+    return jsonify(generated=format_ts(data.now), hosts=[summary(h) for h in data.hosts])
+
+
+@bp.get("/hosts/<name>")
+def host(name: str) -> ResponseReturnValue:
+    fleet = current_fleet()
+    host = _known_host(name)
+    now = fleet.clock()
+    sample = fleet.latest(name)
+    return jsonify(
+        generated=format_ts(now), interval_s=fleet.interval_s,
+        collector=fleet.collector(now).as_dict(),
+        host=summary(fleet.host_status(host, sample, now)), sample=sample,
+        checks=checks_list(sample), active_alerts=fleet.active_alerts(name),
+        history=fleet.alert_history(limit=50, host=name))
+
+
+@bp.get("/hosts/<name>/samples")
+def samples(name: str) -> ResponseReturnValue:
+    """Samples of a range, oldest first, streamed: 30 days is tens of thousands of lines.
+
+    ``?fields=cpu.percent,memory.percent`` keeps only those dotted paths (and ``ts``).
+    """
+    fleet = current_fleet()
+    _known_host(name)
+    range_name = requested_range()
+    fields = [f.split(".") for f in request.args.get("fields", "").split(",") if f]
+    end = fleet.clock()
+    start = end - charts.RANGES[range_name]
+    head = json.dumps({"host": name, "range": range_name, "start": format_ts(start),
+                       "end": format_ts(end)})[:-1]
+    body = _stream(head, fleet.samples(name, start, end), fields)
+    return Response(body, mimetype="application/json")
+
+
+@bp.get("/alerts")
+def alerts() -> ResponseReturnValue:
+    fleet = current_fleet()
+    raw = request.args.get("limit", "200")
+    limit = int(raw) if raw.isdigit() else 0
+    if not 1 <= limit <= MAX_HISTORY:
+        abort(400, description=f"limit must be between 1 and {MAX_HISTORY}")
+    now = fleet.clock()
+    return jsonify(generated=format_ts(now), collector=fleet.collector(now).as_dict(),
+                   active=fleet.active_alerts(), history=fleet.alert_history(limit=limit))
+
+
+@bp.get("/certfr")
+def certfr() -> ResponseReturnValue:
+    fleet = current_fleet()
+    return jsonify(generated=format_ts(fleet.clock()), alerts=fleet.certfr(limit=50))
+
+
+def _known_host(name: str) -> Host:
+    host = current_fleet().host(name)
+    if host is None:
+        abort(404, description=f"no host named {name!r} in the config")
+    return host
+
+
+def _stream(head: str, rows: Iterator[dict[str, Any]], fields: list[list[str]]
+            ) -> Iterator[str]:
+    yield head + ', "samples": ['
+    first = True
+    for sample in rows:
+        item = _project(sample, fields) if fields else sample
+        yield ("" if first else ",\n") + json.dumps(item, ensure_ascii=False,
+                                                     separators=(",", ":"))
+        first = False
+    yield "]}\n"
+
+
+def _project(sample: dict[str, Any], fields: list[list[str]]) -> dict[str, Any]:
+    result: dict[str, Any] = {"ts": sample.get("ts")}
+    for path in fields:
+        value: Any = sample
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        result[".".join(path)] = value
+    return result
+

@@ -1,0 +1,82 @@
+"""Chart URLs: one SVG per host and metric, and one per metric for all hosts together.
+
+Rendering is :mod:`collector.charts`' job (shared with ``osmon charts``); this blueprint maps
+URLs to it and makes reloads cheap: the chart cache answers repeated requests, the ETag lets a
+browser revalidate with a 304, and ``max-age`` of one collection interval stops refetches of
+an image that cannot have changed.  ``?v=`` (ignored here) lets the page's script ask for a
+fresh copy when a new sample arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, request
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+
+from collector import charts
+from collector.chart_cache import ChartCache
+from web.fleet import current_fleet
+from web.security import SVG_CSP
+
+bp = Blueprint("charts", __name__)
+
+DEFAULT_RANGE = "24h"
+
+
+@bp.record_once
+def _create_cache(state: BlueprintSetupState) -> None:
+    # One cache per app, not per module: two apps (tests, or serve + run) never share charts.
+    state.app.extensions["osmon.chart_cache"] = ChartCache()
+
+
+def requested_range() -> str:
+    """The ``range`` query argument (24h when absent); anything unknown is a 400."""
+    name = request.args.get("range", DEFAULT_RANGE)
+    if name not in charts.RANGES:
+        abort(400, description=f"unknown range {name!r}: use one of "
+                               f"{', '.join(charts.RANGES)}")
+    return name
+
+
+def known_metric(metric: str) -> bool:
+    """Built-in metrics, and ``check.<name>`` whenever the chart module accepts it."""
+    return metric in charts.METRICS or metric.startswith("check.")
+
+
+@bp.get("/hosts/<name>/charts/<metric>.svg")
+def host_chart(name: str, metric: str) -> ResponseReturnValue:
+    fleet = current_fleet()
+    if fleet.host(name) is None:
+        abort(404, description=f"no host named {name!r} in the config")
+    return _render(metric, lambda range_name, cache: charts.render_host_chart(
+        fleet.store, name, metric, range_name, fleet.clock(), cache=cache))
+
+
+@bp.get("/charts/<metric>.svg")
+def combined_chart(metric: str) -> ResponseReturnValue:
+    fleet = current_fleet()
+    tag = request.args.get("tag") or None
+    hosts = [h.name for h in fleet.config.enabled_hosts if tag is None or tag in h.tags]
+    return _render(metric, lambda range_name, cache: charts.render_combined_chart(
+        fleet.store, hosts, metric, range_name, fleet.clock(), cache=cache))
+
+
+def _render(metric: str, render: Callable[[str, Any], charts.Chart]) -> Response:
+    if not known_metric(metric):
+        abort(404, description=f"no chart named {metric!r}")
+    range_name = requested_range()
+    cache = current_app.extensions["osmon.chart_cache"]
+    try:
+        chart = render(range_name, cache)
+    except ValueError:
+        if metric in charts.METRICS:
+            raise  # a known metric failing is a bug to see in the log, not a "not found"
+        abort(404, description=f"no chart named {metric!r}")
+    response = Response(chart.svg, mimetype="image/svg+xml")
+    response.set_etag(chart.etag)
+    response.headers["Cache-Control"] = f"private, max-age={current_fleet().interval_s}"
+    response.headers["Content-Security-Policy"] = SVG_CSP
+    return response.make_conditional(request)

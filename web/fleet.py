@@ -1,0 +1,169 @@
+"""The dashboard's read side: what every page and API answer is built from.
+
+Pages and the JSON API both go through one :class:`Fleet`, so the HTML and the JSON a script
+reads can never disagree.  It holds the config, the store and the clock (injected, so tests
+pin "now"), and it passes every collector-written message through the :class:`Redactor`.
+Only hosts of the config are known: a name in a URL is looked up there, never used as a path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+
+from collector import alert_store, certfr, passlog
+from collector.config import Config, Host
+from collector.store import Store, format_ts
+from web.security import Redactor
+from web.status import (
+    STATUSES,
+    CollectorState,
+    HostStatus,
+    check_label,
+    collector_state,
+    fleet_status,
+    host_status,
+)
+
+
+@dataclass(frozen=True)
+class Overview:
+    now: datetime
+    collector: CollectorState
+    hosts: list[HostStatus]
+    tags: list[str]
+
+    def as_dict(self, summary: Callable[[HostStatus], dict[str, Any]]) -> dict[str, Any]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for host in self.hosts:
+            counts[host.status] += 1
+        return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
+                "counts": counts, "tags": self.tags, "hosts": [summary(h) for h in self.hosts]}
+
+
+class Fleet:
+    """Read-only access to config, samples, alerts and the collector's health."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.store = Store(config.settings.data_dir)
+        self.clock = clock
+        self.redact = Redactor(config)
+        self._latest = LatestCache(self.store)
+
+    @property
+    def interval_s(self) -> int:
+        return self.config.settings.interval_s
+
+    def host(self, name: str) -> Host | None:
+        return self.config.host(name)
+
+    def overview(self, tag: str | None = None) -> Overview:
+        now = self.clock()
+        hosts = self.config.enabled_hosts
+        latest = {h.name: self._latest.get(h.name) for h in hosts}
+        statuses = [self._clean(s) for s in
+                    fleet_status(self.config, latest, self.active_alerts(), now)]
+        if tag:
+            statuses = [s for s in statuses if tag in s.tags]
+        tags = sorted({t for h in hosts for t in h.tags})
+        return Overview(now, self.collector(now), statuses, tags)
+
+    def host_status(self, host: Host, sample: dict[str, Any] | None,
+                    now: datetime) -> HostStatus:
+        alerts = self.active_alerts(host.name)
+        return self._clean(host_status(host.name, sample, alerts, self.config.thresholds_for(host),
+                                       now, self.interval_s, host.tags))
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        sample = self._latest.get(name)
+        return self.clean_sample(sample) if sample else None
+
+    def samples(self, name: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        return (self.clean_sample(s) for s in self.store.samples(name, start, end))
+
+    def clean_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """A stored sample with the collector's error message redacted (see Redactor)."""
+        error = sample.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            sample = dict(sample, error=dict(error, message=self.redact(error["message"])))
+        return sample
+
+    def active_alerts(self, host: str | None = None) -> list[dict[str, Any]]:
+        alerts = alert_store.active_alerts(self.config.state_dir)
+        return [self._clean_alert(a) for a in alerts if host is None or a.get("host") == host]
+
+    def alert_history(self, limit: int = 200, host: str | None = None) -> list[dict[str, Any]]:
+        return [self._clean_alert(a)
+                for a in alert_store.history(self.config.state_dir, limit=limit, host=host)]
+
+    def certfr(self, limit: int = 50) -> list[dict[str, Any]]:
+        return certfr.recent_alerts(self.config.state_dir, limit=limit)
+
+    def collector(self, now: datetime) -> CollectorState:
+        """When the collector last finished (or skipped) a pass: stale if long ago, or never."""
+        return collector_state(passlog.last_pass(self.config.state_dir), now, self.interval_s)
+
+    def _clean(self, status: HostStatus) -> HostStatus:
+        return replace(status, error=self.redact(status.error),
+                       reasons=tuple(self.redact(r) or "" for r in status.reasons))
+
+    def _clean_alert(self, alert: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(alert.get("message"), str):
+            alert = dict(alert, message=self.redact(alert["message"]))
+        return alert
+
+
+class LatestCache:
+    """Each host's newest sample, read again only when its newest day file has changed.
+
+    The overview of 1,000 hosts must render in 300 ms; between two passes nothing changes, so
+    a directory listing and a ``stat`` per host replace reading and decoding every file's
+    end.  The key holds inode and device too, so a restored data directory is never mistaken
+    for the old one.  Cached samples are shared: callers must not modify them.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._entries: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+
+    def get(self, host: str) -> dict[str, Any] | None:
+        files = self._store.day_files(host)
+        if not files:
+            self._entries.pop(host, None)
+            return None
+        try:
+            st = os.stat(files[-1].path)
+        except FileNotFoundError:  # pruned just now: read without caching
+            return self._store.latest(host)
+        key = (files[-1].path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+        entry = self._entries.get(host)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        sample = self._store.latest(host)
+        self._entries[host] = (key, sample)
+        return sample
+
+
+def checks_list(sample: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A sample's check results (a dict by name) as table rows: name, state label, output."""
+    checks = sample.get("checks") if sample else None
+    if not isinstance(checks, dict):
+        return []
+    rows = []
+    for name, result in sorted(checks.items()):
+        result = result if isinstance(result, dict) else {}
+        output = result.get("output") if isinstance(result.get("output"), str) else ""
+        rows.append({"name": str(name), "state": check_label(result.get("state")),
+                     "output": output, "duration_s": result.get("duration_s")})
+    return rows
+
+
+def current_fleet() -> Fleet:
+    """The :class:`Fleet` of the app serving this request (set up by ``create_app``)."""
+    return current_app.extensions["osmon.fleet"]

@@ -1,0 +1,106 @@
+"""The HTML pages: overview, one host, alerts, CERT-FR, fleet charts; and the error pages.
+
+Every value shown comes from :class:`web.fleet.Fleet`, the same source as the JSON API that the
+page's script polls, and every template is autoescaped: host data is text, never markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from collector import charts
+from collector.store import format_ts
+from web import formats
+from web.charts_bp import requested_range
+from web.fleet import checks_list, current_fleet
+
+bp = Blueprint("pages", __name__)
+
+RANGE_LABELS = {"1h": "1 hour", "6h": "6 hours", "24h": "24 hours", "7d": "7 days",
+                "30d": "30 days"}
+METRIC_LABELS = {"cpu": "CPU", "memory": "Memory", "swap": "Swap", "disk": "Disk usage",
+                 "load": "Load average", "net": "Network"}
+
+for _name, _filter in formats.FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
+bp.add_app_template_filter(lambda value, name: formats.FILTERS[name](value), "format_as")
+
+
+@bp.app_context_processor
+def _layout() -> dict[str, Any]:
+    fleet = current_fleet()
+    now = fleet.clock()
+    return {"interval_s": fleet.interval_s, "collector": fleet.collector(now),
+            "generated": format_ts(now)}
+
+
+@bp.get("/")
+def overview() -> ResponseReturnValue:
+    tag = request.args.get("tag") or None
+    data = current_fleet().overview(tag)
+    return render_template("overview.html", data=data, tag=tag)
+
+
+@bp.get("/hosts/<name>")
+def host(name: str) -> ResponseReturnValue:
+    fleet = current_fleet()
+    host = fleet.host(name)
+    if host is None:
+        abort(404, description=f"no host named {name!r} in the config")
+    range_name = requested_range()
+    now = fleet.clock()
+    sample = fleet.latest(name)
+    return render_template(
+        "host.html", host=host, status=fleet.host_status(host, sample, now), sample=sample or {},
+        checks=checks_list(sample), history=fleet.alert_history(limit=50, host=name),
+        range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS,
+        metrics=charts.METRICS, metric_labels=METRIC_LABELS)
+
+
+@bp.get("/alerts")
+def alerts() -> ResponseReturnValue:
+    fleet = current_fleet()
+    return render_template("alerts.html", active=fleet.active_alerts(),
+                           history=fleet.alert_history(limit=200))
+
+
+@bp.get("/certfr")
+def certfr() -> ResponseReturnValue:
+    return render_template("certfr.html", items=current_fleet().certfr(limit=50))
+
+
+@bp.get("/charts")
+def fleet_charts() -> ResponseReturnValue:
+    fleet = current_fleet()
+    tag = request.args.get("tag") or None
+    tags = sorted({t for h in fleet.config.enabled_hosts for t in h.tags})
+    return render_template("charts.html", range_name=requested_range(), ranges=list(charts.RANGES),
+                           range_labels=RANGE_LABELS, metrics=charts.METRICS,
+                           metric_labels=METRIC_LABELS, tag=tag, tags=tags)
+
+
+@bp.app_errorhandler(HTTPException)
+def _error(exc: HTTPException) -> ResponseReturnValue:
+    """JSON errors for the API (scripts parse them), a plain page for people."""
+    if request.path.startswith("/api/"):
+        return jsonify(error=exc.description or exc.name), exc.code or 500
+    return render_template("error.html", error=exc), exc.code or 500
+
+
+def http_link(url: Any) -> str | None:
+    """A feed's link, only if it is http(s): a ``javascript:`` URL must never be clickable."""
+    if not isinstance(url, str):
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
+
+
+bp.add_app_template_filter(http_link, "http_link")
