@@ -24,7 +24,8 @@ def test_guidelines_multi_line_with_perfdata_in_long_text() -> None:
     result = parse_output(1, text)
     assert result["state"] == WARNING
     assert result["long_output"].splitlines() == [
-        "/ 15272 MB (77%);", "/boot 68 MB (69%);", "/home 69357 MB (27%);", "/var/log 819 MB (84%);"]
+        "/ 15272 MB (77%);", "/boot 68 MB (69%);", "/home 69357 MB (27%);",
+        "/var/log 819 MB (84%);"]
     assert set(result["perf"]) == {"/", "/boot", "/home", "/var/log"}
     assert result["perf"]["/var/log"]["value"] == 818.0
     assert result["perf"]["/home"]["max"] == 253414.0
