@@ -8,7 +8,7 @@ from pathlib import Path
 from web_fixtures import NOW, failed_sample, make_site, sample
 
 from collector.config import BUILTIN_THRESHOLDS, Level, Thresholds
-from web.status import (
+from collector.status import (
     HostStatus,
     collector_state,
     fleet_status,

@@ -19,10 +19,10 @@ from flask.typing import ResponseReturnValue
 
 from collector import charts
 from collector.config import Host
+from collector.status import HostStatus
 from collector.store import format_ts
 from web.charts_bp import requested_range
 from web.fleet import checks_list, current_fleet
-from web.status import HostStatus
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -18,9 +18,7 @@ from flask import current_app
 
 from collector import alert_store, certfr, passlog
 from collector.config import Config, Host
-from collector.store import Store, format_ts
-from web.security import Redactor
-from web.status import (
+from collector.status import (
     STATUSES,
     CollectorState,
     HostStatus,
@@ -29,6 +27,8 @@ from web.status import (
     fleet_status,
     host_status,
 )
+from collector.store import Store, format_ts
+from web.security import Redactor
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from web.status import format_age
+from collector.status import format_age
 
 DASH = "–"
 
