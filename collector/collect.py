@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import queue
+import shlex
 import threading
 import time
 from collections import deque
@@ -289,7 +290,8 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
         else:
             session = _session(ctx, host)
             job.attach(session)
-            result = session.run(f"{host.python} -", probe_stdin(params, ctx.probe))
+            result = session.run(remote_command(host), probe_stdin(params, ctx.probe),
+                                 extra_s=checks_budget(params["checks"]))
             connect_s = result.connect_s
             raw, epoch = _decode(host, result), result.reading_epoch
         derived = _derive(raw, previous, epoch, params["checks"])
@@ -317,6 +319,20 @@ def probe_params(config: Config, host: Host,
     params["network_fs"] = host.network_fs
     params["checks"] = check_params(config, host)
     return params
+
+
+def remote_command(host: Host) -> str:
+    """The command run on a host: its interpreter reading the probe from stdin.
+
+    ``host.python`` is validated by the config (absolute path or plain name); it is quoted
+    anyway, so no value from the config can ever reach the remote shell as syntax.
+    """
+    return f"{shlex.quote(host.python)} -"
+
+
+def checks_budget(checks: list[dict[str, Any]]) -> float:
+    """Time the probe may spend on the host's custom checks, which run concurrently."""
+    return max((float(c["timeout_s"]) for c in checks), default=0.0)
 
 
 def probe_stdin(params: dict[str, Any], probe: bytes) -> bytes:

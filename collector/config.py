@@ -27,6 +27,10 @@ from collector.errors import ConfigError
 
 #: Host and check names become directory names and URL segments: keep them boring.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+#: A host's ``python``: an absolute path or a bare command name, of characters no shell treats
+#: specially.  The remote command is still quoted, but a value that needs quoting is a mistake.
+SAFE_INTERPRETER = re.compile(r"^(/[A-Za-z0-9._+/-]{1,255}|[A-Za-z0-9_][A-Za-z0-9._+-]{0,63})$")
+MAX_PORT = 65535
 
 METRICS = ("cpu", "memory", "swap", "disk", "load")
 
@@ -280,7 +284,8 @@ class _Parser:
                 self.problem(where, f"unknown key '{key}'{hint}")
 
     def get(self, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
-            default: Any, where: str, *, minimum: float | None = None) -> Any:
+            default: Any, where: str, *, minimum: float | None = None,
+            maximum: float | None = None) -> Any:
         if key not in table:
             return default
         value = table[key]
@@ -300,6 +305,9 @@ class _Parser:
             return default
         if minimum is not None and value < minimum:
             self.problem(where, f"'{key}' must be at least {minimum:g}, not {value!r}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problem(where, f"'{key}' must be at most {maximum:g}, not {value!r}")
             return default
         return value
 
@@ -341,10 +349,11 @@ class _Parser:
                              {"repeat_interval_s": int, "down_after": int,
                               "silent_after_s": int, "hysteresis": float})
         web = self.simple(doc, "web", WebSettings,
-                          {"public_url": str, "host": str, "port": int, "require_login": bool})
+                          {"public_url": str, "host": str, "port": int, "require_login": bool},
+                          {"port": (1, MAX_PORT)})
         backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int})
-        hosts = self.hosts(doc.get("hosts", []), defaults)
-        checks = self.checks(doc.get("checks", []), hosts)
+        hosts = self.hosts(doc.get("hosts", []), defaults, self.ssh_config(settings, doc))
+        checks = self.checks(doc.get("checks", []), hosts, settings)
         return Config(path=self.path, settings=settings, thresholds=defaults, smtp=smtp,
                       certfr=certfr, alerts=alerts, web=web, backup=backup, hosts=hosts,
                       checks=checks)
@@ -422,7 +431,7 @@ class _Parser:
 
     def smtp(self, t: Mapping[str, Any]) -> SmtpSettings:
         w = "[smtp]"
-        self.unknown_keys(t, _SMTP_KEYS, w)
+        self.unknown_keys(t, _SMTP_KEYS + ("password",), w)  # "password": its own message
         if "password" in t:
             self.problem(w, "'password' in clear is not accepted: use password_env (the name of "
                             "an environment variable) or password_file")
@@ -434,7 +443,8 @@ class _Parser:
         return SmtpSettings(
             enabled=enabled,
             host=self.get(t, "host", str, "localhost", w),
-            port=self.get(t, "port", int, 465 if security == "ssl" else 25, w, minimum=1),
+            port=self.get(t, "port", int, 465 if security == "ssl" else 25, w, minimum=1,
+                          maximum=MAX_PORT),
             security=security,
             user=self.get(t, "user", str, "", w),
             password_env=self.get(t, "password_env", str, "OSMON_SMTP_PASSWORD", w),
@@ -445,16 +455,20 @@ class _Parser:
             template=self.path_value(t, "template", None, w),
         )
 
-    def simple(self, doc: Mapping[str, Any], key: str, cls: type,
-               kinds: dict[str, type]) -> Any:
+    def simple(self, doc: Mapping[str, Any], key: str, cls: type, kinds: dict[str, type],
+               bounds: Mapping[str, tuple[float, float]] | None = None) -> Any:
         t = self.table(doc, key, "top level")
         w = f"[{key}]"
         self.unknown_keys(t, tuple(kinds), w)
         defaults = cls()
-        values = {k: self.get(t, k, kind, getattr(defaults, k), w) for k, kind in kinds.items()}
+        limits = bounds or {}
+        values = {k: self.get(t, k, kind, getattr(defaults, k), w,
+                              minimum=limits.get(k, (None, None))[0],
+                              maximum=limits.get(k, (None, None))[1])
+                  for k, kind in kinds.items()}
         return cls(**values)
 
-    def hosts(self, raw: Any, defaults: Thresholds) -> tuple[Host, ...]:
+    def hosts(self, raw: Any, defaults: Thresholds, ssh_config: _SshConfig) -> tuple[Host, ...]:
         if not isinstance(raw, list):
             self.problem("top level", "'hosts' must be an array of tables: [[hosts]]")
             return ()
@@ -466,7 +480,7 @@ class _Parser:
                 continue
             name = t.get("name")
             where = f"host '{name}'" if isinstance(name, str) else f"[[hosts]] #{index}"
-            host = self.host(t, where, defaults)
+            host = self.host(t, where, defaults, ssh_config)
             if host is None:
                 continue
             if host.name in seen:
@@ -476,7 +490,8 @@ class _Parser:
             hosts.append(host)
         return tuple(hosts)
 
-    def host(self, t: Mapping[str, Any], where: str, defaults: Thresholds) -> Host | None:
+    def host(self, t: Mapping[str, Any], where: str, defaults: Thresholds,
+             ssh_config: _SshConfig) -> Host | None:
         self.unknown_keys(t, _HOST_KEYS, where)
         name = t.get("name")
         if not isinstance(name, str) or not name:
@@ -489,14 +504,18 @@ class _Parser:
         local = self.get(t, "local", bool, False, where)
         address = self.get(t, "address", str, "", where)
         user = self.get(t, "user", str, "", where)
-        port = self.get(t, "port", int, 0, where, minimum=1)
+        port = self.get(t, "port", int, 0, where, minimum=1, maximum=MAX_PORT)
         identity = self.path_value(t, "identity_file", None, where)
         if not local:
-            address, user, port, identity = self.resolve_ssh(name, address, user, port, identity,
-                                                             where)
+            address, user, port, identity = self.resolve_ssh(ssh_config, name, address, user,
+                                                             port, identity, where)
         python = self.get(t, "python", str, "python3", where)
-        if not python or any(c.isspace() for c in python):
-            self.problem(where, "'python' must be an interpreter name or path, without spaces")
+        if not SAFE_INTERPRETER.match(python):
+            self.problem(where, f"'python' must be an absolute path (/usr/bin/python3) or a "
+                                f"command name (python3) of letters, digits, '.', '_', '+' and "
+                                f"'-', with no spaces, quotes or shell characters; not "
+                                f"{python!r}")
+            python = "python3"
         host_thresholds = None
         if "thresholds" in t:
             tt = t["thresholds"]
@@ -512,7 +531,7 @@ class _Parser:
             thresholds=host_thresholds,
         )
 
-    def checks(self, raw: Any, hosts: tuple[Host, ...]) -> tuple[Check, ...]:
+    def checks(self, raw: Any, hosts: tuple[Host, ...], settings: Settings) -> tuple[Check, ...]:
         if not isinstance(raw, list):
             self.problem("top level", "'checks' must be an array of tables: [[checks]]")
             return ()
@@ -545,15 +564,48 @@ class _Parser:
                 self.problem(where, f"'hosts' names '{unknown}', which is not a host in this file")
             checks.append(Check(
                 name=name, command=tuple(command),
-                timeout_s=self.get(t, "timeout_s", float, 10.0, where, minimum=0.1),
+                timeout_s=self.check_timeout(t, where, settings),
                 max_output=self.get(t, "max_output", int, 65536, where, minimum=256),
                 hosts=for_hosts, tags=self.str_list(t, "tags", where)))
         return tuple(checks)
 
-    def resolve_ssh(self, name: str, address: str, user: str, port: int,
-                    identity: Path | None, where: str) -> tuple[str, str, int, Path | None]:
-        """Fill what the inventory omits from ~/.ssh/config, as ``ssh name`` would."""
-        ssh_cfg = _ssh_config_for(name)
+    def ssh_config(self, settings: Settings, doc: Mapping[str, Any]) -> _SshConfig:
+        """``settings.ssh_config``, parsed once for all hosts (only if a remote host needs it).
+
+        The default ``~/.ssh/config`` may be absent; a file named in ``[settings]`` must exist.
+        """
+        path = settings.ssh_config
+        raw_settings = doc.get("settings")
+        named = isinstance(raw_settings, Mapping) and bool(raw_settings.get("ssh_config"))
+        if path is not None and named and not path.is_file():
+            self.problem("[settings]", f"'ssh_config' names {path}, which is not a file")
+            path = None
+        return _SshConfig(path, self)
+
+    def check_timeout(self, t: Mapping[str, Any], where: str, settings: Settings) -> float:
+        """A check runs inside the probe, within its host's deadline: leave room for the rest.
+
+        The host deadline covers connecting and logging in too (up to ``ssh_timeout_s``), so a
+        check allowed longer than ``host_deadline_s - ssh_timeout_s`` would make its host a
+        ``timeout`` instead of a check result.
+        """
+        room = settings.host_deadline_s - settings.ssh_timeout_s
+        default = min(10.0, room) if room >= 0.1 else 10.0
+        timeout = self.get(t, "timeout_s", float, default, where, minimum=0.1)
+        if timeout > room:
+            self.problem(where, f"'timeout_s' ({timeout:g}) must leave room within the host "
+                                f"deadline: at most [settings] host_deadline_s - ssh_timeout_s "
+                                f"({settings.host_deadline_s:g} - {settings.ssh_timeout_s:g} = "
+                                f"{room:g}); lower it or raise host_deadline_s")
+        return timeout
+
+    def resolve_ssh(self, ssh_config: _SshConfig, name: str, address: str, user: str,
+                    port: int, identity: Path | None, where: str
+                    ) -> tuple[str, str, int, Path | None]:
+        """Fill what the inventory omits from the ssh config file, as ``ssh name`` would."""
+        if address and user and port and identity is not None:
+            return address, user, port, identity  # nothing to look up
+        ssh_cfg = ssh_config.lookup(name)
         if not address:
             address = ssh_cfg.get("hostname", "")
             if not address or address == name:
@@ -565,24 +617,53 @@ class _Parser:
             try:
                 port = int(ssh_cfg.get("port", 22))
             except ValueError:
+                port = 0
+            if not 1 <= port <= MAX_PORT:
+                self.problem(where, f"the Port {ssh_cfg.get('port')!r} given by "
+                                    f"{ssh_config.path} is not a port number")
                 port = 22
         if identity is None and ssh_cfg.get("identityfile"):
             identity = Path(os.path.expanduser(ssh_cfg["identityfile"][0]))
         return address, user, port, identity
 
 
-def _ssh_config_for(name: str) -> dict[str, Any]:
-    """Look ``name`` up in ~/.ssh/config; paramiko is imported only when the file exists."""
-    path = Path(os.path.expanduser("~/.ssh/config"))
-    if not path.is_file():
-        return {"hostname": name}
-    import paramiko
+class _SshConfig:
+    """An OpenSSH client config read with ``paramiko.SSHConfig``, parsed at most once.
 
-    try:
-        ssh_config = paramiko.SSHConfig.from_path(str(path))
-    except Exception:  # a broken ssh config must not break osmon's own
-        return {"hostname": name}
-    return dict(ssh_config.lookup(name))
+    paramiko is imported only when a host needs a lookup and the file exists, so a config of
+    fully described hosts (or of the local host alone) never pays for it.
+    """
+
+    def __init__(self, path: Path | None, parser: _Parser) -> None:
+        self.path = path
+        self._parser = parser
+        self._parsed: Any = None
+        self._loaded = False
+
+    def lookup(self, name: str) -> dict[str, Any]:
+        if not self._loaded:
+            self._loaded = True
+            self._parsed = self._load()
+        if self._parsed is None:
+            return {"hostname": name}
+        return dict(self._parsed.lookup(name))
+
+    def _load(self) -> Any:
+        if self.path is None or not self.path.is_file():
+            return None
+        import paramiko
+
+        try:
+            return paramiko.SSHConfig.from_path(str(self.path))
+        except Exception as exc:  # paramiko raises several kinds, and OSError
+            # Reported, not fatal for the other hosts: their values may be complete.
+            self._parser.problem("[settings]", f"cannot read the ssh config {self.path}: "
+                                               f"{_first_line(str(exc))}")
+            return None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0][:200]
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

@@ -7,8 +7,9 @@ outside by shutting its socket down.  paramiko's own timeouts do not cover every
 for the reply to ``exec`` has none), so the pass never relies on them alone.
 
 The remote command is the constant ``<python> -``: the probe arrives on stdin, so nothing is
-installed on the host and no value from the config or from a host is ever put in a shell string
-(``Host.python`` is validated to hold no whitespace).
+installed on the host and no value from a host is ever put in a shell string; ``Host.python``,
+the one value from the config, is validated as an absolute path or a bare command name of
+characters no shell treats specially, and quoted all the same.
 """
 
 from __future__ import annotations
@@ -264,13 +265,17 @@ class Session:
         if sock is not None:
             sock.close()
 
-    def run(self, command: str, stdin: bytes) -> CommandResult:
-        """Connect, check the host key, authenticate, run ``command`` fed with ``stdin``."""
+    def run(self, command: str, stdin: bytes, extra_s: float = 0.0) -> CommandResult:
+        """Connect, check the host key, authenticate, run ``command`` fed with ``stdin``.
+
+        ``extra_s`` lengthens the command step beyond ``ssh_timeout_s`` by what the command is
+        allowed to spend on purpose (the host's custom checks, each with its own timeout).
+        """
         start = time.monotonic()
         try:
             transport = self._connect()
             connect_s = time.monotonic() - start
-            return self._command(transport, command, stdin, connect_s)
+            return self._command(transport, command, stdin, connect_s, self.timeout + extra_s)
         finally:
             self.abort()
 
@@ -383,9 +388,9 @@ class Session:
             f"~{host.user}/.ssh/authorized_keys on the host"))
 
     def _command(self, transport: paramiko.Transport, command: str, stdin: bytes,
-                 connect_s: float) -> CommandResult:
+                 connect_s: float, budget_s: float) -> CommandResult:
         self.step = "command"
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + budget_s
         try:
             channel = transport.open_session(timeout=self.timeout)
             channel.settimeout(self.timeout)
@@ -402,14 +407,16 @@ class Session:
         except OSError:
             pass  # it ended without reading its input (no python3?): its exit status says why
         try:
-            stdout, stderr, reading_epoch = self._read(channel, deadline)
+            stdout, stderr, reading_epoch = self._read(channel, deadline, budget_s)
             if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
-                raise SshFailure(TIMEOUT, self._no_answer("exit status of the command"))
+                raise SshFailure(TIMEOUT, self._no_answer("exit status of the command",
+                                                          budget_s))
             return CommandResult(stdout, stderr, channel.exit_status, connect_s, reading_epoch)
         finally:
             channel.close()  # also closes the pipe behind fileno(), which nothing else does
 
-    def _read(self, channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes, float]:
+    def _read(self, channel: paramiko.Channel, deadline: float,
+              budget_s: float) -> tuple[bytes, bytes, float]:
         """Drain stdout and stderr together (they share the channel window), both bounded."""
         out: list[bytes] = []
         err: list[bytes] = []
@@ -439,14 +446,14 @@ class Session:
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise SshFailure(TIMEOUT, self._no_answer("command"))
+                raise SshFailure(TIMEOUT, self._no_answer("command", budget_s))
             poller.poll(remaining * 1000)
         if not channel.eof_received:
             raise SshFailure(UNREACHABLE, "connection lost while the probe ran")
         return b"".join(out), b"".join(err), reading_epoch or time.time()
 
-    def _no_answer(self, step: str) -> str:
-        return f"no answer within {self.timeout:g} s ({step})"
+    def _no_answer(self, step: str, seconds: float | None = None) -> str:
+        return f"no answer within {seconds or self.timeout:g} s ({step})"
 
 
 def _algorithms_for(key_types: list[str]) -> list[str]:

@@ -15,6 +15,9 @@ from collector.errors import ConfigError
 
 ADDRESS_MISSING = ("'address' is missing (needed for a remote host; or set local = true, or "
                    "give it a HostName in ~/.ssh/config)")
+BAD_PYTHON = ("'python' must be an absolute path (/usr/bin/python3) or a command name (python3) "
+              "of letters, digits, '.', '_', '+' and '-', with no spaces, quotes or shell "
+              "characters; not ")
 BAD_NAME = ("'name' may only hold letters, digits, '.', '_' and '-' (it is used in paths and "
             "URLs), at most 63 characters")
 
@@ -56,7 +59,31 @@ CASES = {
         ["[settings]: 'host_key_policy' must be one of strict, accept-new, not 'yes'"]),
     "interpreter with arguments": (
         '[[hosts]]\nname = "a"\naddress = "192.0.2.1"\npython = "python3 -c evil"\n',
-        ["host 'a': 'python' must be an interpreter name or path, without spaces"]),
+        [f"host 'a': {BAD_PYTHON}'python3 -c evil'"]),
+    "interpreter with shell syntax": (
+        '[[hosts]]\nname = "a"\naddress = "192.0.2.1"\npython = "python3;reboot"\n'
+        '[[hosts]]\nname = "b"\naddress = "192.0.2.2"\npython = "$(reboot)"\n'
+        '[[hosts]]\nname = "c"\naddress = "192.0.2.3"\npython = "bin/python3"\n'
+        '[[hosts]]\nname = "d"\naddress = "192.0.2.4"\npython = "-c"\n'
+        '[[hosts]]\nname = "e"\naddress = "192.0.2.5"\npython = ""\n',
+        [f"host 'a': {BAD_PYTHON}'python3;reboot'", f"host 'b': {BAD_PYTHON}'$(reboot)'",
+         f"host 'c': {BAD_PYTHON}'bin/python3'", f"host 'd': {BAD_PYTHON}'-c'",
+         f"host 'e': {BAD_PYTHON}''"]),
+    "ports out of range": (
+        '[web]\nport = 0\n[smtp]\nto = ["a@example.org"]\nport = 65536\n'
+        '[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nport = 70000\n',
+        ["[smtp]: 'port' must be at most 65535, not 65536",
+         "[web]: 'port' must be at least 1, not 0",
+         "host 'a': 'port' must be at most 65535, not 70000"]),
+    "check longer than its host deadline allows": (
+        '[settings]\nssh_timeout_s = 10\nhost_deadline_s = 30\n'
+        '[[checks]]\nname = "slow"\ncommand = ["/bin/true"]\ntimeout_s = 25\n',
+        ["check 'slow': 'timeout_s' (25) must leave room within the host deadline: at most "
+         "[settings] host_deadline_s - ssh_timeout_s (30 - 10 = 20); lower it or raise "
+         "host_deadline_s"]),
+    "ssh config named but absent": (
+        '[settings]\nssh_config = "fleet_ssh_config"\n',
+        ["[settings]: 'ssh_config' names {dir}/fleet_ssh_config, which is not a file"]),
     "hosts not an array": ('hosts = "a"\n',
                            ["top level: 'hosts' must be an array of tables: [[hosts]]"]),
     "tags not strings": ('[[hosts]]\nname = "a"\nlocal = true\ntags = [1]\n',
@@ -77,7 +104,8 @@ def test_bad_file_gives_precise_messages(name: str, tmp_path: Path,
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         config.load(path)
-    assert list(info.value.problems) == [f"{path}: {message}" for message in expected]
+    assert list(info.value.problems) == [f"{path}: {message.format(dir=tmp_path)}"
+                                         for message in expected]
     assert str(info.value) == "\n".join(info.value.problems)
 
 
@@ -89,6 +117,7 @@ def test_smtp_password_in_clear_is_refused_and_never_echoed(tmp_path: Path) -> N
     assert (f"{path}: [smtp]: 'password' in clear is not accepted: use password_env (the name "
             f"of an environment variable) or password_file") in info.value.problems
     assert "hunter2" not in str(info.value)
+    assert len(info.value.problems) == 1  # said once, not also as an "unknown key"
 
 
 def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
@@ -136,23 +165,36 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert settings.known_hosts == Path(os.path.expanduser("~/.ssh/known_hosts"))
 
 
-@pytest.mark.xfail(strict=True, reason="config.py accepts ports above 65535 (reported)")
-def test_port_out_of_range_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "hosts.toml"
-    path.write_text('[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nport = 70000\n',
-                    encoding="utf-8")
-    with pytest.raises(ConfigError, match="port"):
-        config.load(path)
-
-
-@pytest.mark.xfail(strict=True, reason="config.py reads ~/.ssh/config whatever "
-                                       "settings.ssh_config says (reported)")
 def test_settings_ssh_config_is_the_file_read(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host web1\n  HostName 192.0.2.99\n  Port 2200\n",
+                                             encoding="utf-8")
     (tmp_path / "fleet_ssh_config").write_text("Host web1\n  HostName 192.0.2.10\n",
                                                encoding="utf-8")
     path = tmp_path / "hosts.toml"
     path.write_text('[settings]\nssh_config = "fleet_ssh_config"\n[[hosts]]\nname = "web1"\n',
                     encoding="utf-8")
-    assert config.load(path).hosts[0].address == "192.0.2.10"
+    web1 = config.load(path).hosts[0]
+    assert (web1.address, web1.port) == ("192.0.2.10", 22)  # ~/.ssh/config not read at all
+
+
+def test_check_timeout_defaults_to_what_the_host_deadline_leaves(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_timeout_s = 5\nhost_deadline_s = 9\n'
+                    '[[checks]]\nname = "load"\ncommand = ["/bin/true"]\n', encoding="utf-8")
+    assert config.load(path).checks[0].timeout_s == 4.0
+
+
+def test_unreadable_ssh_config_is_reported(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "fleet_ssh_config").write_text("Host web1\n  Port\n", encoding="utf-8")
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_config = "fleet_ssh_config"\n[[hosts]]\nname = "web1"\n'
+                    'address = "192.0.2.10"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert info.value.problems[0].startswith(
+        f"{path}: [settings]: cannot read the ssh config {tmp_path / 'fleet_ssh_config'}: ")
