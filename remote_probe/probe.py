@@ -23,9 +23,13 @@ Constraints, and why:
 Parameters (all optional, see DEFAULTS): cpu_sample_s (0 = no sleep), network_fs,
 statvfs_timeout_s, top_n, include_loopback, max_processes, max_scan_s, proc_root, sys_root,
 etc_root (for passwd), utmp_path, utmp_check_pids, self_timing (adds `timing`), clk_tck and
-page_size (0 = the host's; set by fixture tests), checks (kept for the checks family).
+page_size (0 = the host's; set by fixture tests), checks (Nagios plugins to run: a list of
+{name, command (argv list), timeout_s, max_output}), checks_budget_s (wall time for all checks
+together; 0 = automatic, see CHECKS_DEFAULT_BUDGET_S).
 Output: {"probe": 1, "system", "cpu", "memory", "swap", "disks", "disk_io", "net",
-"processes", "users", "errors"}; a failed family is absent and named in `errors`.
+"processes", "users", "errors"}, plus "checks" ({name: {exit, output, duration_s, [stderr],
+[error], [truncated]}}) when checks were asked for; a failed family is absent and named in
+`errors`.
 """
 
 import os
@@ -50,6 +54,7 @@ DEFAULTS = {
     "self_timing": False,
     "clk_tck": 0,
     "page_size": 0,
+    "checks_budget_s": 0.0,
 }
 # (low, high) clamps for numeric parameters: a bad value must not make the probe sleep for
 # an hour or scan without bound.
@@ -61,6 +66,7 @@ PARAM_RANGES = {
     "max_scan_s": (0.1, 60.0),
     "clk_tck": (0, 1000000),
     "page_size": (0, 1 << 30),
+    "checks_budget_s": (0.0, 3600.0),
 }
 
 SYS_FILE_LIMIT = 8 << 20  # /proc/stat on a 4096-CPU host is well under this
@@ -257,7 +263,7 @@ def parse_params(params_json: "str | None") -> "tuple[dict, str | None]":
 
     A bad value does not stop the probe: its default is used and the problem is returned as
     one message for `errors["params"]`. Unknown keys are ignored, except `checks`, which is
-    kept as-is for the checks family (plugged in by another issue).
+    kept as-is: the checks family validates it entry by entry (parse_check_specs).
     """
     params = dict(DEFAULTS)
     params["checks"] = None
@@ -1072,11 +1078,355 @@ def collect_users(ctx: Context) -> list:
     return result
 
 
+# --------------------------------------------------------------------------- checks
+# Nagios-plugin-API checks from the admin's [[checks]] tables. They arrive as data in
+# params["checks"] (argv lists, never a shell string), and nothing read on this host is ever
+# added to a command. The raw exit code and capped output go back; parsing the plugin output
+# is the collector's job. This family runs only when checks are asked for (ON_REQUEST), so a
+# probe without checks never imports subprocess or starts a thread.
+
+CHECK_WORKERS = 8  # checks run side by side: the probe waits about the longest, not the sum
+MAX_CHECKS = 200
+CHECK_NAME_CHARS = 128
+CHECK_MAX_ARGS = 1024
+CHECK_DEFAULT_TIMEOUT_S = 10.0
+CHECK_TIMEOUT_RANGE = (0.1, 3600.0)
+CHECK_DEFAULT_OUTPUT = 65536
+# Bytes of stdout + stderr read from one check; one byte more and it is killed as a flood.
+CHECK_OUTPUT_RANGE = (256, 1 << 20)
+CHECK_STDERR_CHARS = 2048  # stderr is a diagnostic, kept short
+CHECK_ERROR_CHARS = 300
+# JSON-escaped characters of all checks' texts together. The collector refuses a `checks`
+# section over 2 MiB (probe_schema.CHECKS_MAX_BYTES) and a probe answer over 4 MiB
+# (ssh.MAX_STDOUT): 1 MiB of text plus at most MAX_CHECKS small records stays well inside.
+CHECKS_TEXT_BUDGET = 1 << 20
+# When `checks_budget_s` is 0 (not sent): all checks must be done this long after the first
+# starts, or after the longest timeout if that is longer. A wave of slow checks behind
+# CHECK_WORKERS others gets what is left, so the probe cannot outlive the host deadline.
+CHECKS_DEFAULT_BUDGET_S = 25.0
+# After the plugin exits, how long a child of it that still holds the pipes may keep writing
+# before its process group is killed.
+CHECK_EXIT_GRACE_S = 0.5
+CHECK_POLL_S = 0.1  # how often "has the plugin exited?" is asked while its pipes are open
+CHECK_REAP_S = 2.0  # a SIGKILLed process stuck in the kernel (D state) is not waited on longer
+
+
+def _clamped_number(value: "object", default: float, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return default
+    return min(high, max(low, value))
+
+
+def parse_check_specs(raw: "object") -> "tuple[list[dict], list[str]]":
+    """The runnable checks of params["checks"], and one message per entry that is not.
+
+    A check whose command is unusable is still listed (with `problem`) so its answer says
+    why; one without a usable name cannot be answered and is only reported.
+    """
+    if not isinstance(raw, list):
+        raise ValueError(f"checks must be a list, not {type(raw).__name__}")
+    specs = []
+    problems = []
+    seen = set()
+    for index, item in enumerate(raw):
+        if len(specs) >= MAX_CHECKS:
+            problems.append(f"{len(raw) - index} checks over the limit of {MAX_CHECKS} "
+                            "were not run")
+            break
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name or len(name) > CHECK_NAME_CHARS:
+            problems.append(f"check #{index + 1} has no usable name")
+            continue
+        if name in seen:
+            problems.append(f"check #{index + 1}: duplicate name, run once")
+            continue
+        seen.add(name)
+        command = item.get("command")
+        if (not isinstance(command, list) or not command or len(command) > CHECK_MAX_ARGS
+                or not all(isinstance(arg, str) and arg and "\0" not in arg
+                           for arg in command)):
+            specs.append({"name": name, "problem": "the command is not a non-empty list of "
+                                                   "non-empty strings"})
+            continue
+        specs.append({
+            "name": name, "argv": list(command),
+            "timeout_s": float(_clamped_number(item.get("timeout_s"), CHECK_DEFAULT_TIMEOUT_S,
+                                               *CHECK_TIMEOUT_RANGE)),
+            "max_output": int(_clamped_number(item.get("max_output"), CHECK_DEFAULT_OUTPUT,
+                                              *CHECK_OUTPUT_RANGE)),
+        })
+    return specs, problems
+
+
+def _has_exited(pid: int) -> bool:
+    """True once the child has exited, without reaping it.
+
+    WNOWAIT keeps the zombie, so its pid (the process group's id) cannot be reused before
+    `_end_group` has sent the group SIGKILL: no unrelated process can be hit.
+    """
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _read_capped(proc: "object", deadline: float, cap: int,
+                 monotonic: "object") -> "tuple[bytes, bytes, str | None]":
+    """stdout and stderr of `proc` until it exits, at most `cap` bytes together.
+
+    Returns (stdout, stderr, reason): reason is "timeout" or "flood" when the check must be
+    killed, else None. Reads raw file descriptors with a selector, so a plugin that writes
+    to both pipes cannot deadlock us and a byte count is known at every step.
+    """
+    import selectors
+
+    fds = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    selector = selectors.DefaultSelector()
+    for fd in fds:
+        selector.register(fd, selectors.EVENT_READ)
+    size = 0
+    reason = None
+    exited_at = None
+    try:
+        while True:
+            now = monotonic()
+            if exited_at is None and _has_exited(proc.pid):
+                exited_at = now
+            open_fds = bool(selector.get_map())
+            if exited_at is not None and (not open_fds or now >= exited_at + CHECK_EXIT_GRACE_S):
+                break
+            if now >= deadline:
+                reason = "timeout"
+                break
+            if exited_at is not None:
+                wait = min(deadline, exited_at + CHECK_EXIT_GRACE_S) - now
+            else:
+                wait = min(deadline - now, CHECK_POLL_S if open_fds else 0.01)
+            if not open_fds:  # pipes closed, plugin still running: just watch the clock
+                time.sleep(wait)
+                continue
+            for key, _ in selector.select(wait):
+                data = os.read(key.fd, min(65536, cap + 1 - size))
+                if not data:
+                    selector.unregister(key.fd)
+                    continue
+                fds[key.fd].append(data)
+                size += len(data)
+                if size > cap:
+                    fds[key.fd][-1] = data[:len(data) - (size - cap)]
+                    reason = "flood"
+                    break
+            if reason:
+                break
+    finally:
+        selector.close()
+    return b"".join(fds[proc.stdout.fileno()]), b"".join(fds[proc.stderr.fileno()]), reason
+
+
+def _end_group(proc: "object") -> bool:
+    """SIGKILL the check's whole process group, then reap the plugin; False if it would not die.
+
+    Always done, also after a clean exit: a child the plugin left behind in its group is an
+    orphan nobody would stop. A child that called setsid() itself has left on purpose.
+    """
+    import contextlib
+    import signal
+    import subprocess
+
+    with contextlib.suppress(OSError):  # the group is already empty
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=CHECK_REAP_S)
+        return True
+    except subprocess.TimeoutExpired:  # stuck in the kernel; init reaps it when it dies
+        return False
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "signal " + str(number)
+
+
+def run_check(spec: dict, deadline: float, budget_s: float,
+              monotonic: "object" = time.monotonic) -> dict:
+    """Run one check: argv, no shell, stdin /dev/null, its own session and process group.
+
+    Answer: {"exit": code or None, "output": stdout text, "duration_s", and when set
+    "stderr" and "error" (why there is no usable exit code: not runnable, timed out,
+    flooded, killed by a signal)}. Never raises for a problem of the check itself.
+    """
+    start = monotonic()
+    answer = {"exit": None, "output": "", "duration_s": 0.0}
+    if "problem" in spec:
+        answer["error"] = spec["problem"]
+        return answer
+    timeout = min(spec["timeout_s"], deadline - start)
+    if timeout < CHECK_TIMEOUT_RANGE[0]:
+        answer["error"] = (f"not run: the {budget_s:g} s the probe gives all checks were "
+                           "used up by slower ones")
+        return answer
+    import subprocess
+
+    argv0 = spec["argv"][0][:200]
+    try:
+        proc = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
+    except FileNotFoundError:
+        answer["error"] = f"command not found: {argv0}"
+        return answer
+    except PermissionError:
+        answer["error"] = f"command not executable (permission denied): {argv0}"
+        return answer
+    except (OSError, ValueError) as exc:
+        answer["error"] = f"cannot run {argv0}: {describe(exc)}"[:CHECK_ERROR_CHARS]
+        return answer
+    reaped = False
+    try:
+        out, err, reason = _read_capped(proc, start + timeout, spec["max_output"], monotonic)
+    finally:
+        reaped = _end_group(proc)
+    answer["duration_s"] = round(monotonic() - start, 3)
+    answer["output"] = out.decode("utf-8", "replace")
+    if err:
+        answer["stderr"] = err.decode("utf-8", "replace")[:CHECK_STDERR_CHARS]
+    code = proc.returncode
+    if reason == "timeout":
+        cut = "" if timeout >= spec["timeout_s"] else (
+            f" (cut short: the {budget_s:g} s the probe gives all checks ran out)")
+        answer["error"] = f"timed out after {timeout:g} s, killed{cut}"
+    elif reason == "flood":
+        answer["error"] = (f"more than {spec['max_output']} bytes of output, killed "
+                           "(raise max_output if that much is expected)")
+    elif code is None:
+        answer["error"] = "did not exit and could not be killed (stuck in the kernel?)"
+    elif code < 0:
+        answer["error"] = f"killed by {_signal_name(-code)}"
+    else:
+        answer["exit"] = code
+    if not reaped and "error" in answer:
+        answer["error"] += "; the process could not be reaped"
+    return answer
+
+
+def _escaped_len(encode: "object", text: str) -> int:
+    return len(encode(text)) - 2  # the JSON text without its quotes
+
+
+def _clip_escaped(encode: "object", text: str, limit: int) -> str:
+    """The longest prefix of `text` whose JSON-escaped form has at most `limit` characters."""
+    low, high = 0, min(len(text), limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _escaped_len(encode, text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
+def fit_texts(answers: dict, budget: int = CHECKS_TEXT_BUDGET) -> None:
+    """Trim the answers' output and stderr so that, JSON-escaped, they total at most `budget`.
+
+    Fair share: the smallest texts are kept whole and what is left is split evenly among the
+    larger ones, so one chatty check cannot starve the others. A trimmed answer gets
+    "truncated": true. Escaped length counts: a byte of binary garbage becomes a
+    6-character \\ufffd, so a byte cap alone would not bound the JSON.
+    """
+    encode = _string_encoder()
+    texts = []
+    for name, answer in answers.items():
+        for field in ("output", "stderr"):
+            if answer.get(field):
+                texts.append((_escaped_len(encode, answer[field]), name, field))
+    texts.sort(key=lambda item: item[0])
+    remaining = budget
+    for index, (size, name, field) in enumerate(texts):
+        share = remaining // (len(texts) - index)
+        if size > share:
+            answers[name][field] = _clip_escaped(encode, answers[name][field], share)
+            answers[name]["truncated"] = True
+            size = _escaped_len(encode, answers[name][field])
+        remaining -= size
+
+
+def run_checks(raw: "object", budget_s: float = 0.0, workers: int = CHECK_WORKERS,
+               monotonic: "object" = time.monotonic) -> "tuple[dict, list[str], bool]":
+    """Run the checks of params["checks"] on a small pool of threads.
+
+    Returns ({name: answer} in the given order, problems with the list itself, hung): hung
+    is True when a worker thread is still alive at the end (it should never be: each check
+    is bounded by its timeout plus the kill), so the caller can leave with os._exit.
+    """
+    import threading
+
+    specs, problems = parse_check_specs(raw)
+    if not specs:
+        return {}, problems, False
+    if budget_s <= 0:
+        budget_s = max([CHECKS_DEFAULT_BUDGET_S] + [s.get("timeout_s", 0.0) for s in specs])
+    deadline = monotonic() + budget_s
+    pending = list(reversed(specs))
+    answers = {}
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                spec = pending.pop()
+            try:
+                answer = run_check(spec, deadline, budget_s, monotonic)
+            except Exception as exc:  # noqa: BLE001 - a bug here must cost one check only
+                answer = {"exit": None, "output": "", "duration_s": 0.0,
+                          "error": "probe error: " + describe(exc)}
+            with lock:
+                answers[spec["name"]] = answer
+
+    threads = [threading.Thread(target=worker, name="check") for _ in
+               range(min(max(1, workers), len(specs)))]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline + CHECK_EXIT_GRACE_S + CHECK_REAP_S + 1.0 - monotonic()))
+    hung = any(thread.is_alive() for thread in threads)
+    with lock:
+        ordered = {}
+        for spec in specs:
+            ordered[spec["name"]] = answers.get(spec["name"]) or {
+                "exit": None, "output": "", "duration_s": None,
+                "error": "still running when the probe had to answer"}
+    for answer in ordered.values():
+        if "error" in answer:
+            answer["error"] = answer["error"][:CHECK_ERROR_CHARS]
+    fit_texts(ordered)
+    return ordered, problems, hung
+
+
+def collect_checks(ctx: Context) -> dict:
+    """The checks family: {name: answer} for every check in params["checks"]."""
+    answers, problems, hung = run_checks(ctx.params["checks"], ctx.params["checks_budget_s"],
+                                         monotonic=ctx.monotonic)
+    if problems:
+        ctx.errors["checks:params"] = "ValueError: " + "; ".join(problems)[:CHECK_ERROR_CHARS]
+    if hung:
+        ctx.hung_threads = True
+    return answers
+
+
+
 # --------------------------------------------------------------------------- driver
 
 # One row per metric family, in output order. Each function takes the Context and returns
-# the JSON value of its section; an exception lands in errors[<family>]. Nagios-style checks
-# (driven by params["checks"]) plug in as one more row: ("checks", collect_checks).
+# the JSON value of its section; an exception lands in errors[<family>].
 FAMILIES = (
     ("system", collect_system),
     ("cpu", collect_cpu),
@@ -1087,6 +1437,11 @@ FAMILIES = (
     ("net", collect_net),
     ("processes", collect_processes),
     ("users", collect_users),
+)
+# Families that run after those, only when their parameter asks for something (a non-empty
+# list): a probe without checks pays nothing for them. (family, function, parameter)
+ON_REQUEST = (
+    ("checks", collect_checks, "checks"),
 )
 
 
@@ -1114,7 +1469,9 @@ def run(ctx: Context, platform: str = sys.platform) -> dict:
         result["errors"] = ctx.errors
         return result
     start_interval(ctx)
-    for name, family in FAMILIES:
+    families = list(FAMILIES) + [(name, family) for name, family, key in ON_REQUEST
+                                 if ctx.params.get(key)]
+    for name, family in families:
         try:
             result[name] = family(ctx)
         except Exception as exc:  # noqa: BLE001 - one family's failure must not stop others
