@@ -32,10 +32,21 @@ def derive_checks(raw: Any, expected: list[dict[str, Any]]) -> dict[str, dict[st
 
 
 def _derive_one(answer: Any) -> dict[str, Any]:
+    """One probe answer (``exit``, ``output``, ``stderr``, ``duration_s``, ``error``) as stored.
+
+    ``error`` (not runnable, timed out, flooded, killed) makes the check UNKNOWN with that
+    reason, whatever it printed.  A plugin that printed nothing on stdout is described by the
+    last line of its stderr (a traceback's last line says what went wrong), as Nagios would
+    otherwise show an empty status.
+    """
     if not isinstance(answer, dict):
         return _unknown("the host returned no result for this check")
     output = answer.get("output")
     output = output[:_MAX_RAW_OUTPUT] if isinstance(output, str) else ""
+    stderr = answer.get("stderr")
+    stderr_lines = stderr[:_MAX_RAW_OUTPUT].strip().splitlines() if isinstance(stderr, str) else []
+    if not output.strip() and stderr_lines:
+        output = f"(no output; stderr: {stderr_lines[-1].strip()[:300]})"
     duration = answer.get("duration_s")
     duration = round(float(duration), 3) if isinstance(duration, (int, float)) else None
     error = answer.get("error")

@@ -27,8 +27,13 @@ _MAX_LABEL = 64
 # One perfdata item: a quoted label ('' escapes a quote) or a bare one without spaces or '='.
 _PERF_ITEM = re.compile(
     r"""\s*(?:'(?P<quoted>(?:[^']|'')+)'|(?P<bare>[^\s=']+))=(?P<rest>\S*)""")
-_VALUE = re.compile(r"^(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|U)"
-                    r"(?P<uom>[a-zA-Z%]*)$")
+# A number as the guidelines allow it ([-0-9.]), plus an exponent and a decimal comma: a
+# plugin printing with the host's locale writes "0,52" (pnp4nagios reads it the same way).
+_NUMBER = r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?"
+# The value, then its unit: the guidelines' s, ms, us, %, B, KB, MB, TB, c and what plugins
+# print in practice (GB, MiB, °C, µs, B/s). ``U`` alone: the value could not be determined.
+_VALUE = re.compile(rf"^(?:(?P<value>{_NUMBER})(?P<uom>(?:[^\W\d_]|[%°µ/]){{0,16}})|U)$")
+_MIN_MAX = re.compile(rf"^{_NUMBER}$")
 
 
 def parse_output(exit_code: int | None, text: str) -> dict[str, Any]:
@@ -95,10 +100,10 @@ def _parse_item(rest: str) -> dict[str, Any] | None:
     m = _VALUE.match(fields[0])
     if m is None:
         return None
-    value = None if m.group("value") == "U" else float(m.group("value"))
-    if value is not None and not math.isfinite(value):
+    value = None if m.group("value") is None else _float(m.group("value"))
+    if m.group("value") is not None and value is None:
         return None
-    item: dict[str, Any] = {"value": value, "uom": m.group("uom")}
+    item: dict[str, Any] = {"value": value, "uom": m.group("uom") or ""}
     for key, raw in zip(("warn", "crit"), fields[1:3]):
         if raw:
             item[key] = raw[:32]
@@ -110,10 +115,10 @@ def _parse_item(rest: str) -> dict[str, Any] | None:
 
 
 def _float(text: str) -> float | None:
-    try:
-        number = float(text)
-    except ValueError:
+    """A finite float from a perfdata number (decimal comma accepted), else None."""
+    if not _MIN_MAX.match(text):
         return None
+    number = float(text.replace(",", "."))
     return number if math.isfinite(number) else None
 
 
