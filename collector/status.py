@@ -197,6 +197,18 @@ def check_label(state: Any) -> str:
     return CHECK_STATES[state] if isinstance(state, int) and 0 <= state < 4 else "UNKNOWN"
 
 
+def failing_checks(sample: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(name, state label) of every check of a sample that is not OK, worst first, then by
+    name.  UNKNOWN counts: the check is broken, which an admin must hear about too."""
+    rows = []
+    for name, check in _dict(sample.get("checks") if sample else None).items():
+        state = _dict(check).get("state")
+        if state != 0 or isinstance(state, bool):
+            rows.append((str(name), check_label(state)))
+    rank = {"CRITICAL": 0, "WARNING": 1, "UNKNOWN": 2}
+    return sorted(rows, key=lambda r: (rank.get(r[1], 2), r[0]))
+
+
 def _decide(sample: Mapping[str, Any], age: float | None, alerts: list[Mapping[str, Any]],
             findings: list[tuple[str, str]], interval_s: float
             ) -> tuple[str, list[str], str | None]:
