@@ -1300,7 +1300,7 @@ def run_check(spec: dict, deadline: float, budget_s: float,
     if reason == "timeout":
         cut = "" if timeout >= spec["timeout_s"] else (
             f" (cut short: the {budget_s:g} s the probe gives all checks ran out)")
-        answer["error"] = f"timed out after {timeout:g} s, killed{cut}"
+        answer["error"] = f"timed out after {round(timeout, 1):g} s, killed{cut}"
     elif reason == "flood":
         answer["error"] = (f"more than {spec['max_output']} bytes of output, killed "
                            "(raise max_output if that much is expected)")
