@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EPILOG = """exit status:
   0  the command ran (for collect: the pass ran, even if some hosts failed)
   1  the command ran and found a problem (check: a host failed; test-email: not sent)
-  2  could not run: bad config file or bad usage
+  2  could not run: bad config file, bad usage, or a data directory it cannot write
   3  could not run: another osmon pass, backup or restore holds the data directory lock
 config: --config PATH, else $OSMON_CONFIG, else ./hosts.toml"""
 

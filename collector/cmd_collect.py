@@ -3,8 +3,8 @@
 Under cron (stderr not a terminal) it prints nothing when every host answered and one line per
 failed host otherwise (``web1: timeout: no answer within 10 s (connect)``), because cron mails
 whatever a job prints: the mail should be news, never noise.  On a terminal it also shows
-progress and a summary.  Exit 0 when the pass ran, even if hosts failed; 2 for a bad config;
-3 when another pass holds the lock.
+progress and a summary.  Exit 0 when the pass ran, even if hosts failed; 2 for a bad config or
+a data directory it cannot write; 3 when another pass holds the lock.
 """
 
 from __future__ import annotations

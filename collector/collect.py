@@ -104,7 +104,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
     try:
         lock.acquire()
     except LockHeld as exc:
-        passlog.record(config.state_dir, {
+        _record_pass(config, {
             "ts": format_ts(started), "duration_s": 0.0, "hosts": len(hosts), "ok": 0,
             "failed": 0, "skipped": True, "reason": str(exc)})
         raise
@@ -127,12 +127,20 @@ def run_pass(config: Config, *, now: datetime | None = None,
         _run_hooks(config, store, samples, started,
                    max(t0 + settings.pass_deadline_s, time.monotonic() + MIN_HOOK_BUDGET_S))
         result = PassResult(started, round(time.monotonic() - t0, 3), tuple(outcomes))
-        passlog.record(config.state_dir, {
+        _record_pass(config, {
             "ts": format_ts(started), "duration_s": result.duration_s, "hosts": len(hosts),
             "ok": result.ok, "failed": result.failed, "skipped": False})
         return result
     finally:
         lock.release()
+
+
+def _record_pass(config: Config, entry: dict[str, Any]) -> None:
+    """The pass log is a convenience: failing to write it must not turn a pass into a crash."""
+    try:
+        passlog.record(config.state_dir, entry)
+    except OSError as exc:
+        log.error("cannot record the pass in %s: %s", config.state_dir, exc)
 
 
 def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
@@ -401,8 +409,9 @@ def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
         derived = derive_sample(raw, previous, epoch, _previous_epoch(previous))
     except Exception as exc:  # validated but still unusable values: the host's fault
         log.warning("derived values failed", exc_info=True)
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT,
-                             f"values the collector cannot use: {exc!r}"[:300]) from None
+        # The type only: the exception's text may quote values the host sent.
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"values the collector cannot use "
+                                                 f"({type(exc).__name__})") from None
     derived.pop("checks", None)  # raw answers; stored as interpreted results, if any expected
     if expected_checks:
         derived["checks"] = derive_checks(raw.get("checks"), expected_checks)

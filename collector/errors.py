@@ -17,6 +17,12 @@ class ConfigError(OsmonError):
         self.problems = problems or (message,)
 
 
+class DataDirError(OsmonError, OSError):
+    """The data directory cannot be created, opened or locked (a path under a file, no
+    permission, a full disk): the command cannot run at all.  Still an ``OSError``, so code
+    that handles file-system failures keeps handling this one."""
+
+
 class LockHeld(OsmonError):
     """Another pass (or a backup/restore) holds the data directory's lock."""
 

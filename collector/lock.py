@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from collector.errors import LockHeld
+from collector.errors import DataDirError, LockHeld
 
 
 class DataLock:
@@ -28,10 +28,9 @@ class DataLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.wait_s
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -49,6 +48,15 @@ class DataLock:
         info = {"pid": os.getpid(), "purpose": self.purpose, "since": time.time()}
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file's descriptor; a data directory osmon cannot use is said plainly."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise DataDirError(f"cannot use the data directory {self.path.parent}: "
+                               f"{exc.strerror or exc}") from None
 
     def _still_current(self, fd: int) -> bool:
         try:

@@ -30,6 +30,27 @@ def test_every_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) -
     assert "exit status" in out
 
 
+def test_exit_codes_are_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["collect", "--help"])
+    out = capsys.readouterr().out
+    assert "0  the command ran (for collect: the pass ran, even if some hosts failed)" in out
+    assert "2  could not run: bad config file, bad usage, or a data directory" in out
+    assert "3  could not run: another osmon pass, backup or restore holds the data" in out
+
+
+def test_unusable_data_dir_is_one_clear_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("not a directory\n")
+    cfg = tmp_path / "hosts.toml"
+    cfg.write_text('[settings]\ndata_dir = "a-file/data"\n[[hosts]]\nname = "c"\n'
+                   'local = true\n', encoding="utf-8")
+    code = cli.main(["--config", str(cfg), "collect"])
+    assert code == 2
+    assert capsys.readouterr().err == (f"osmon collect: cannot use the data directory "
+                                       f"{tmp_path / 'a-file' / 'data'}: Not a directory\n")
+
+
 def test_python_dash_m_collector_is_osmon() -> None:
     result = subprocess.run([sys.executable, "-m", "collector", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)

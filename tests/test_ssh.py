@@ -20,7 +20,7 @@ import paramiko
 import sshd as harness
 
 from collector import collect
-from collector.config import Config
+from collector.config import Config, Host
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +118,41 @@ def test_hard_host_deadline_applies_when_paramiko_would_wait(inventory: Inventor
     assert result.duration_s < 60
 
 
+def test_command_step_has_its_own_timeout_stretched_by_the_host_checks(
+        inventory: Inventory, sshd: harness.Sshd) -> None:
+    """A probe that never finishes is cut at ``ssh_timeout_s``; one that runs custom checks
+    may take as long as its checks are allowed to (they run inside the same command)."""
+    mute = sshd.script("mute.sh", "cat >/dev/null\nexec >&- 2>&-\nsleep 20\n")
+    slow = sshd.script("slow_checks.sh", "sleep 4\nexec python3 -\n")
+    config = inventory(
+        ["mute", "checked"], settings={"ssh_timeout_s": 3, "host_deadline_s": 30},
+        hosts={"mute": {"python": str(mute)}, "checked": {"python": str(slow)}},
+        extra='[[checks]]\nname = "true"\ncommand = ["/bin/true"]\ntimeout_s = 5\n'
+              'hosts = ["checked"]\n')
+    collect.run_pass(config, now=NOW)
+    assert error_of(config, "mute") == ("timeout", "no answer within 3 s (command)")
+    assert only_line(config, "checked")["ok"] is True  # 4 s > 3 s, but within 3 + 5 s
+
+
+def test_hard_host_deadline_applies_while_the_command_runs(inventory: Inventory,
+                                                           sshd: harness.Sshd) -> None:
+    mute = sshd.script("mute_long.sh", "cat >/dev/null\nexec >&- 2>&-\nsleep 20\n")
+    config = inventory(["mute"], settings={"ssh_timeout_s": 120, "host_deadline_s": 3},
+                       hosts={"mute": {"python": str(mute)}})
+    result = collect.run_pass(config, now=NOW)
+    assert error_of(config, "mute") == (
+        "timeout", "no answer within 3 s (host deadline, during command)")
+    assert result.duration_s < 60
+
+
+def test_remote_command_quotes_the_interpreter() -> None:
+    """Config validation refuses such a value; the quoting is the second line of defence."""
+    assert collect.remote_command(Host(name="a", python="/usr/bin/python3")) == \
+        "/usr/bin/python3 -"
+    assert collect.remote_command(Host(name="a", python="python3; reboot")) == \
+        "'python3; reboot' -"
+
+
 def test_pass_deadline_records_every_unfinished_host(inventory: Inventory,
                                                      silent_port: int) -> None:
     names = ["hung1", "hung2", "hung3"]
@@ -179,7 +214,8 @@ def test_unknown_host_key_is_refused_under_strict(inventory: Inventory) -> None:
 
 
 def test_accept_new_records_the_key_once_then_is_strict(inventory: Inventory,
-                                                        sshd: harness.Sshd) -> None:
+                                                        sshd: harness.Sshd,
+                                                        tmp_path: Path) -> None:
     names = [f"alias{i}" for i in range(8)]  # same host:port, accepted by 8 threads at once
     config = inventory(names, settings={"host_key_policy": "accept-new"})
     Path(str(config.settings.known_hosts)).write_text("", encoding="ascii")
@@ -195,6 +231,17 @@ def test_accept_new_records_the_key_once_then_is_strict(inventory: Inventory,
                                         "osmon_known_hosts": str(osmon_known)})
     Path(str(strict.settings.known_hosts)).write_text("", encoding="ascii")
     assert collect.run_pass(strict, now=NOW.replace(minute=42)).failed == 0
+    # ... and once osmon's file holds another key, accept-new refuses and keeps the file.
+    impostor = paramiko.PKey.from_path(str(harness.generate_key(tmp_path / "impostor")))
+    osmon_known.write_text(sshd.known_hosts_line(impostor), encoding="ascii")
+    before = osmon_known.read_bytes()
+    config = inventory(["alias0"], settings={"host_key_policy": "accept-new",
+                                             "osmon_known_hosts": str(osmon_known)})
+    Path(str(config.settings.known_hosts)).write_text("", encoding="ascii")
+    result = collect.run_pass(config, now=NOW.replace(minute=43))
+    assert result.outcomes[0].error["kind"] == "hostkey"  # type: ignore[index]
+    assert "changed" in result.outcomes[0].error["message"]  # type: ignore[index]
+    assert osmon_known.read_bytes() == before
 
 
 def test_wrong_client_key_is_auth(inventory: Inventory, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,25 @@ def test_latest_finds_a_line_longer_than_the_tail_chunk(tmp_path: Path) -> None:
     big = sample("web1", T0 + timedelta(minutes=1), blob="x" * (3 * store_mod._TAIL_CHUNK))
     store.append("web1", big)
     assert store.latest("web1") == big
+
+
+def test_latest_reads_only_the_end_of_a_huge_day_file(tmp_path: Path) -> None:
+    """A 4 GiB day file (sparse: a hole, then two samples) read by a process allowed 1 GiB
+    of memory: reading the whole file would fail, reading its end takes no time."""
+    store = Store(tmp_path)
+    path = store.append("web1", sample("web1", T0))
+    with open(path, "r+b") as fh:
+        fh.truncate(4 << 30)
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\n" + store_mod.encode_line(sample("web1", T0 + timedelta(minutes=1))))
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from collector.store import Store\n"
+            "print(Store(sys.argv[1]).latest('web1')['ts'])\n")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stdout) == (0, format_ts(T0 + timedelta(minutes=1)) + "\n"), \
+        run.stderr
 
 
 def test_latest_falls_back_to_the_previous_day_and_reads_gzip(tmp_path: Path) -> None:
@@ -143,7 +163,8 @@ def test_second_lock_holder_is_refused_with_who_and_since(tmp_path: Path) -> Non
         with pytest.raises(LockHeld) as info:
             DataLock(tmp_path, "backup").acquire()
         message = str(info.value)
-        assert message.startswith("another osmon collect is running since ")
+        assert re.match(r"another osmon collect is running since "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC ", message), message
         assert f"UTC (pid {os.getpid()}); backup skipped" in message
         assert info.value.exit_code == 3
     with DataLock(tmp_path, "backup"):  # released on exit
