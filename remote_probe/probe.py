@@ -1195,8 +1195,8 @@ def _read_capped(proc: "object", deadline: float, cap: int,
             open_fds = bool(selector.get_map())
             if exited_at is not None and (not open_fds or now >= exited_at + CHECK_EXIT_GRACE_S):
                 break
-            if now >= deadline:
-                reason = "timeout"
+            if now >= deadline:  # a plugin that did exit keeps its answer
+                reason = None if exited_at is not None else "timeout"
                 break
             if exited_at is not None:
                 wait = min(deadline, exited_at + CHECK_EXIT_GRACE_S) - now
@@ -1287,7 +1287,6 @@ def run_check(spec: dict, deadline: float, budget_s: float,
     except (OSError, ValueError) as exc:
         answer["error"] = f"cannot run {argv0}: {describe(exc)}"[:CHECK_ERROR_CHARS]
         return answer
-    reaped = False
     try:
         out, err, reason = _read_capped(proc, start + timeout, spec["max_output"], monotonic)
     finally:
