@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector.checks import derive_checks
 from collector.collect import probe_stdin
 from collector.nagios import CRITICAL, OK, UNKNOWN, WARNING
@@ -268,3 +270,31 @@ def test_bad_check_entries_are_reported_not_fatal(tmp_path: Path) -> None:
     out = probe.collect({"cpu_sample_s": 0, "checks": {"ok": [ok]}})
     assert out["errors"]["checks"] == "ValueError: checks must be a list, not dict"
     assert "memory" in out
+
+
+def test_checks_under_a_real_python_36_when_available(tmp_path: Path) -> None:
+    """The oldest interpreter the probe supports runs the whole family: os.waitid, selectors,
+    process groups and the kill all exist there (vermin checks syntax, this checks behaviour)."""
+    from test_probe_live import _python36
+
+    python = _python36()
+    if python is None:
+        pytest.skip("no Python 3.6 interpreter on this machine")
+    hang = plugin(tmp_path, "check_hang", "sleep 300 &\necho \"hang (child $!)\"\nwait\n")
+    params = {"cpu_sample_s": 0, "checks": [
+        check("hang", [hang], timeout_s=1),
+        check("flood", ["yes"], max_output=1000),
+        check("missing", [str(tmp_path / "nope")]),
+        check("three", [plugin(tmp_path, "check_3", "echo 'UNKNOWN - x | a=1'; exit 3\n")])]}
+    done = subprocess.run([python, "-"], input=probe_stdin(params, PROBE_SOURCE),
+                          capture_output=True, timeout=60, check=True)
+    out = json.loads(done.stdout)
+    assert out["system"]["python"].startswith("3.6.") and out["errors"] == {}
+    stored = derive_checks(out["checks"], params["checks"])
+    assert stored["hang"]["output"].startswith("timed out after 1 s, killed (output: hang")
+    assert stored["flood"]["output"].startswith("more than 1000 bytes of output, killed")
+    assert stored["missing"]["output"] == f"command not found: {tmp_path}/nope"
+    assert (stored["three"]["state"], stored["three"]["perf"]) == (
+        UNKNOWN, {"a": {"value": 1.0, "uom": ""}})
+    child = int(stored["hang"]["output"].rsplit("child ", 1)[1].split(")")[0])
+    wait_for(lambda: is_dead(child), f"the hung plugin's child {child} to die")
