@@ -266,5 +266,26 @@ def collect_local(params: dict[str, Any] | None = None,
             result[name] = section()
         except Exception as exc:  # noqa: BLE001 - one section's failure must not stop others
             errors[name] = _describe(exc)
+    if (params or {}).get("checks"):
+        _run_checks(params or {}, result, errors)
     result["errors"] = errors
     return result
+
+
+def _run_checks(params: dict[str, Any], result: dict[str, Any], errors: dict[str, str]) -> None:
+    """The central server's own checks, run by the probe's code so both behave the same.
+
+    Why reuse the probe rather than psutil-style code here: the process-group kill, the output
+    caps and the shared time budget are the delicate part, and one tested copy is enough.
+    """
+    from remote_probe.probe import run_checks
+
+    try:
+        answers, problems, _hung = run_checks(params["checks"],
+                                              float(params.get("checks_budget_s") or 0.0))
+    except Exception as exc:  # noqa: BLE001 - checks failing must not cost the metrics
+        errors["checks"] = _describe(exc)
+        return
+    result["checks"] = answers
+    if problems:
+        errors["checks:params"] = "; ".join(problems)[:500]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psutil
 import pytest
@@ -102,3 +103,27 @@ def test_agrees_with_the_probe_on_stable_facts(steady: dict) -> None:
     assert [d["device"] for d in steady["disk_io"]] == [
         d["device"] for d in from_probe["disk_io"]]
     assert abs(steady["system"]["boot_time"] - from_probe["system"]["boot_time"]) <= 2
+
+
+def test_local_host_runs_its_checks(tmp_path: Path) -> None:
+    """The central server's [[checks]] run too: a real plugin answers, a missing one is UNKNOWN."""
+    from collector import collect, config
+    from collector.nagios import UNKNOWN
+
+    (tmp_path / "hosts.toml").write_text(
+        '[settings]\ndata_dir = "data"\n[certfr]\nenabled = false\n'
+        '[[hosts]]\nname = "central"\nlocal = true\n'
+        '[[checks]]\nname = "load"\n'
+        'command = ["/usr/lib/nagios/plugins/check_load", "-w", "999,999,999", '
+        '"-c", "999,999,999"]\n'
+        '[[checks]]\nname = "ghost"\ncommand = ["/nonexistent/check_ghost"]\n',
+        encoding="utf-8")
+    cfg = config.load(tmp_path / "hosts.toml")
+    sample = collect.run_pass(cfg).outcomes[0].sample
+    assert sample["ok"], sample.get("error")
+    load = sample["checks"]["load"]
+    assert load["state"] == 0, load
+    assert load["perf"]["load1"]["value"] >= 0
+    assert sample["checks"]["ghost"]["state"] == UNKNOWN
+    assert "not found" in sample["checks"]["ghost"]["output"].lower() or \
+        "no such file" in sample["checks"]["ghost"]["output"].lower()
