@@ -180,6 +180,51 @@ def test_settings_ssh_config_is_the_file_read(tmp_path: Path,
     assert (web1.address, web1.port) == ("192.0.2.10", 22)  # ~/.ssh/config not read at all
 
 
+SSH_CONFIG_WITH_MATCH = """\
+Host web*
+  User www
+  Port 2201
+Host * !web2
+  IdentityFile ~/.ssh/fleet_key
+Match originalhost db1
+  HostName 192.0.2.30
+  User postgres
+Match host 192.0.2.30 user postgres
+  Port 2230
+Host web1
+  HostName 192.0.2.11
+Host web2
+  HostName 192.0.2.12
+Host *
+  User fallback
+"""
+
+
+def test_ssh_config_lookups_match_paramiko_on_host_and_match_blocks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """osmon's faster lookup (see config._SshConfig) must give what paramiko gives."""
+    import paramiko
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ssh_config = tmp_path / "fleet_ssh_config"
+    ssh_config.write_text(SSH_CONFIG_WITH_MATCH, encoding="utf-8")
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_config = "fleet_ssh_config"\n'
+                    + "".join(f'[[hosts]]\nname = "{n}"\n' for n in ("web1", "web2", "db1")),
+                    encoding="utf-8")
+    reference = paramiko.SSHConfig.from_path(str(ssh_config))
+    for host in config.load(path).hosts:
+        expected = reference.lookup(host.name)
+        identity = expected.get("identityfile")
+        assert (host.address, host.user, host.port, host.identity_file) == (
+            expected["hostname"], expected["user"], int(expected["port"]),
+            Path(identity[0]) if identity else None), host.name
+    web1, web2, db1 = config.load(path).hosts
+    assert (web1.address, web1.user, web1.port) == ("192.0.2.11", "www", 2201)
+    assert web2.identity_file is None
+    assert (db1.address, db1.user, db1.port) == ("192.0.2.30", "postgres", 2230)
+
+
 def test_check_timeout_defaults_to_what_the_host_deadline_leaves(tmp_path: Path) -> None:
     path = tmp_path / "hosts.toml"
     path.write_text('[settings]\nssh_timeout_s = 5\nhost_deadline_s = 9\n'
