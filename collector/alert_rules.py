@@ -13,7 +13,11 @@ The model is Nagios' soft/hard states with Prometheus' ``for:`` and Netdata's hy
   ``hysteresis`` percent of its threshold);
 * notifications happen on a new confirmed problem, an escalation (warning -> critical), the
   recovery of a notified problem, and a reminder every ``repeat_interval_s`` while it lasts.
-  Nothing else: a de-escalation (critical -> warning) is recorded silently;
+  Nothing else: a de-escalation (critical -> warning) is recorded silently, and going back up
+  to a level the admin was already told about (``notified_level``) is not news either, so a
+  value swinging between the two levels cannot mail an "escalation" every other pass;
+* ``for`` means *consecutive* passes: a pass without a good sample (host failed or missing)
+  starts the count again, and a pending alert is forgotten;
 * host-level problems (host key changed, down, silent) win over metric alerts: while a host
   has no good sample, its metric alerts are neither evaluated nor reminded, so a dead host is
   one mail, not one per metric.
@@ -229,6 +233,7 @@ def _valid_alert(a: Any) -> bool:
             and a.get("level") in (None, "warning", "critical")
             and _ts_or_none(a.get("since")) is not None
             and _is_count(a.get("warn_run", 0)) and _is_count(a.get("crit_run", 0))
+            and a.get("notified_level") in (None, "warning", "critical")
             and (a.get("last_notified") is None or _ts_or_none(a["last_notified"]) is not None))
 
 
@@ -294,6 +299,8 @@ class _HostPass:
             else:
                 self.hs["fail_count"] += 1
                 self.hs["last_error"] = _error_of(self.sample)
+        if not self.ok:
+            self.break_runs()
         self.host_rules()
         if self.ok:
             for family, rule in RULES:
@@ -369,6 +376,19 @@ class _HostPass:
         return f"{self.host} is back: {what} (problem since {old['since']})"
 
     # -- metric families --------------------------------------------------------------------------
+    def break_runs(self) -> None:
+        """No good sample this pass: ``for`` counts consecutive passes, so the counts start
+        again; pending alerts are dropped, confirmed ones keep their level (and stay held back
+        while the host is down)."""
+        alerts = self.hs["alerts"]
+        for key, alert in list(alerts.items()):
+            if alert["metric"] in HOST_RULES:
+                continue
+            if alert.get("level") is None:
+                del alerts[key]
+            else:
+                alert["warn_run"] = alert["crit_run"] = 0
+
     def metric_family(self, family: str, readings: list[Reading]) -> None:
         alerts = self.hs["alerts"]
         seen = set()
@@ -397,13 +417,7 @@ class _HostPass:
         else:
             alert["warn_run"] = alert.get("warn_run", 0) + 1
             alert["crit_run"] = alert.get("crit_run", 0) + 1 if effective == "critical" else 0
-        for_passes = max(1, reading.level.for_passes)
-        if alert["crit_run"] >= for_passes:
-            new = "critical"
-        elif alert["warn_run"] >= for_passes or (effective and confirmed):
-            new = "warning"
-        else:
-            new = None
+        new = _confirmed_level(alert, effective, confirmed, max(1, reading.level.for_passes))
         shown = new or effective or confirmed
         alert["value"] = reading.value
         alert["unit"] = reading.unit
@@ -417,11 +431,12 @@ class _HostPass:
                 self.notify("recovery", alert, "ok", _recovery_message(self.host, reading))
             return
         alert["level"] = new
+        told = alert.get("notified_level") or confirmed
         if confirmed is None:
             self.notify("problem", alert, new, alert["message"])
-        elif new == "critical" and confirmed == "warning":
+        elif new == "critical" and told != "critical":
             self.notify("escalation", alert, new, alert["message"])
-        else:  # same level, or a silent de-escalation
+        else:  # same level, a silent de-escalation, or back to a level already mailed
             self.maybe_remind(alert)
 
     # -- notifications ----------------------------------------------------------------------------
@@ -437,10 +452,27 @@ class _HostPass:
         if event != "recovery":
             alert["notified"] = True
             alert["last_notified"] = self.now_s
+            alert["notified_level"] = level
         self.notes.append(Notification(
             event=event, level=level, host=self.host, metric=alert["metric"],
             item=alert.get("item"), value=alert.get("value"), threshold=alert.get("threshold"),
             since=alert["since"], message=message, unit=alert.get("unit", "")))
+
+
+def _confirmed_level(alert: Mapping[str, Any], effective: str | None, confirmed: str | None,
+                     for_passes: int) -> str | None:
+    """The level an alert holds after this pass (``None``: clear, or still pending).
+
+    Going up needs ``for_passes`` in a row at the new level; staying at a confirmed level
+    needs only that the value has not crossed the margin (``effective``); going down is
+    immediate (and silent)."""
+    if effective is None:
+        return None
+    if alert["crit_run"] >= for_passes or (confirmed == effective == "critical"):
+        return "critical"
+    if alert["warn_run"] >= for_passes or confirmed is not None:
+        return "warning"
+    return None
 
 
 def classify(reading: Reading, confirmed: str | None) -> str | None:
@@ -461,8 +493,8 @@ def classify(reading: Reading, confirmed: str | None) -> str | None:
 
 def _new_alert(metric: str, item: str | None, now_s: str) -> dict[str, Any]:
     return {"metric": metric, "item": item, "level": None, "since": now_s, "warn_run": 0,
-            "crit_run": 0, "notified": False, "last_notified": None, "value": None,
-            "threshold": None, "unit": "", "message": ""}
+            "crit_run": 0, "notified": False, "last_notified": None, "notified_level": None,
+            "value": None, "threshold": None, "unit": "", "message": ""}
 
 
 def _threshold(level: Level, at: str | None) -> float | None:

@@ -272,13 +272,15 @@ def alert_item(number: int, title: str, date: str) -> dict[str, str]:
 # -- config and samples ---------------------------------------------------------------------------
 def make_config(tmp_path: Path, *, hosts: tuple[str, ...] = ("db1",), smtp_port: int | None = None,
                 feed_url: str | None = None, certfr_options: str = "",
-                extra: str = "") -> config_mod.Config:
-    """A real hosts.toml in ``tmp_path``; CERT-FR off unless ``feed_url`` is given."""
+                extra: str = "", host_options: dict[str, str] | None = None,
+                smtp_options: str = "") -> config_mod.Config:
+    """A real hosts.toml in ``tmp_path``; CERT-FR off unless ``feed_url`` is given.
+    ``host_options`` adds TOML lines to a ``[[hosts]]`` table, by host name."""
     lines = ['[settings]', 'data_dir = "data"', '']
     if smtp_port is not None:
         lines += ['[smtp]', 'host = "127.0.0.1"', f'port = {smtp_port}',
                   'from = "osmon@example.org"', 'to = ["ops@example.org", "boss@example.org"]',
-                  'timeout_s = 10', '']
+                  'timeout_s = 10', smtp_options, '']
     if feed_url is not None:
         lines += ['[certfr]', f'feed_url = "{feed_url}"', certfr_options or 'timeout_s = 10',
                   '']
@@ -288,7 +290,7 @@ def make_config(tmp_path: Path, *, hosts: tuple[str, ...] = ("db1",), smtp_port:
     lines += [extra, '']
     for name in hosts:
         lines += ['[[hosts]]', f'name = "{name}"', 'address = "192.0.2.1"', 'user = "monitor"',
-                  'port = 22', '']
+                  'port = 22', (host_options or {}).get(name, ''), '']
     path = tmp_path / "hosts.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return config_mod.load(path)

@@ -287,3 +287,75 @@ def test_unusable_state_is_rebuilt_not_a_crash(engine: Engine, state: Any) -> No
     engine.state = state
     notes = engine.run(db1=engine.ok(disks={"/": 99}))
     assert events(notes) == [("problem", "disk", "/", "critical")]
+
+
+def test_a_value_hovering_79_81_at_the_threshold_never_flaps(tmp_path: Path) -> None:
+    engine = Engine(tmp_path, extra="[thresholds]\ndisk = { warning = 80, critical = 95 }")
+    notes = []
+    for i in range(30):  # cpu warns at 80 after 3 passes, disk (now 80) at once
+        value = 81 if i % 2 == 0 else 79
+        notes += engine.run(db1=engine.ok(cpu=value, disks={"/": value}))
+    assert events(notes) == [("problem", "disk", "/", "warning")]  # cpu: never 3 in a row
+    assert engine.state["hosts"]["db1"]["alerts"]["disk:/"]["level"] == "warning"
+    assert events(engine.run(db1=engine.ok(disks={"/": 74}))) == [("recovery", "disk", "/", "ok")]
+
+
+def test_a_confirmed_problem_hovering_at_its_threshold_stays_one_problem(engine: Engine) -> None:
+    notes = []
+    for _ in range(3):
+        notes += engine.run(db1=engine.ok(cpu=81))
+    for i in range(30):
+        notes += engine.run(db1=engine.ok(cpu=79 if i % 2 == 0 else 81))
+    assert events(notes) == [("problem", "cpu", None, "warning")]
+
+
+def test_a_value_swinging_between_warning_and_critical_mails_once(engine: Engine) -> None:
+    notes = []
+    for i in range(20):  # critical, then under critical by more than the margin, and back
+        notes += engine.run(db1=engine.ok(disks={"/": 97 if i % 2 == 0 else 89}))
+    assert events(notes) == [("problem", "disk", "/", "critical")]
+    engine.now += minutes(4 * 60)
+    assert events(engine.run(db1=engine.ok(disks={"/": 89}))) == [
+        ("reminder", "disk", "/", "warning")]  # the admin now reads "warning" ...
+    assert events(engine.run(db1=engine.ok(disks={"/": 97}))) == [
+        ("escalation", "disk", "/", "critical")]  # ... so critical is news again
+
+
+def test_a_failed_pass_restarts_the_for_count(engine: Engine) -> None:
+    assert engine.run(db1=engine.ok(cpu=90)) == []
+    assert engine.run(db1=engine.ok(cpu=90)) == []
+    assert engine.run(db1=engine.failed()) == []  # not 3 consecutive passes over 80
+    assert engine.run(db1=engine.ok(cpu=90)) == []
+    assert engine.run(db1=engine.ok(cpu=90)) == []
+    assert events(engine.run(db1=engine.ok(cpu=90))) == [("problem", "cpu", None, "warning")]
+
+
+def test_swap_has_its_own_levels(engine: Engine) -> None:
+    notes = []
+    for _ in range(3):
+        notes += engine.run(db1=engine.ok(swap=85))
+    assert events(notes) == [("problem", "swap", None, "critical")]
+    assert notes[0].threshold == 80
+
+
+def test_thresholds_per_host_and_per_mount_of_a_host(tmp_path: Path) -> None:
+    options = {"web1": 'thresholds = { disk = { warning = 70, '
+                       'mounts = { "/srv" = { warning = 90, critical = 99 } } }, '
+                       'cpu = { warning = 50, for = 1 } }'}
+    engine = Engine(tmp_path, hosts=("db1", "web1"))
+    engine.config = make_config(tmp_path, hosts=("db1", "web1"), host_options=options)
+    notes = engine.run(db1=engine.ok(cpu=60, disks={"/": 75, "/srv": 80}),
+                       web1=engine.ok("web1", cpu=60, disks={"/": 75, "/srv": 89}))
+    assert [(n.host, n.metric, n.item, n.threshold) for n in notes] == [
+        ("web1", "cpu", None, 50), ("web1", "disk", "/", 70)]  # db1 keeps the defaults
+
+
+def test_silent_after_is_configurable(tmp_path: Path) -> None:
+    engine = Engine(tmp_path, hosts=("db1", "web1"), extra="[alerts]\nsilent_after_s = 300")
+    engine.run(db1=engine.ok(), web1=engine.ok())
+    for _ in range(4):
+        assert engine.run(db1=engine.ok()) == []
+    notes = engine.run(db1=engine.ok())  # 5 min without a sample of web1
+    assert [(n.event, n.host, n.metric, n.level) for n in notes] == [
+        ("problem", "web1", "silent", "critical")]
+    assert "no successful sample since 2026-11-21T22:00:00Z" in notes[0].message
