@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"no backups in {config.settings.backup_dir}")
     elif args.action == "create":
         info = backup.create_backup(config, lock_wait_s=args.wait)
-        deleted = backup.apply_backup_retention(config, utc_now())
+        deleted = backup.apply_backup_retention(config, utc_now(), protect=(info.name,))
         if not args.quiet:
             print(info.name)
         if args.verbose or args.create_verbose:

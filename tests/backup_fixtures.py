@@ -112,3 +112,33 @@ def special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, 
     info.type = kind
     info.linkname = target
     return info, None
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def in_private_tmpfs(mount_at: Path, size: str, script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` (Python, prints one JSON object) with a tmpfs of ``size`` mounted at
+    ``mount_at`` in a private mount namespace: a real small disk, seen by that process only.
+
+    The tmpfs starts empty and vanishes with the process, so the script sets up what must live
+    on it and checks the outcome itself.  Skips where unprivileged namespaces are not allowed.
+    """
+    import subprocess
+    import sys
+
+    import pytest
+
+    mount_at.mkdir(parents=True, exist_ok=True)
+    command = ["unshare", "-rm", "sh", "-c",
+               'mount -t tmpfs -o "size=$2,mode=0700" tmpfs "$1" || exit 77; shift 2; '
+               'exec "$@"',
+               "sh", str(mount_at), size, sys.executable, "-c", script, *args]
+    try:
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if result.returncode == 77 or "unshare failed" in result.stderr:
+        pytest.skip(f"cannot mount a private tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

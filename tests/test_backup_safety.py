@@ -20,6 +20,7 @@ from backup_fixtures import (
     NOW,
     craft_archive,
     fill_store,
+    in_private_tmpfs,
     make_config,
     regular,
     snapshot,
@@ -171,25 +172,6 @@ def _rewrite_manifest(path: Path, **changes: object) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def test_a_failed_swap_puts_the_data_back(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    made = create_backup(cfg, now=NOW - timedelta(days=1))
-    (cfg.state_dir / "alerts.json").write_text('{"version": 1, "active": {}}\n')
-    before = snapshot(cfg.settings.data_dir)
-    real_rename = os.rename
-
-    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        if ".restore-" in os.fspath(src):
-            raise OSError(28, "No space left on device")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", rename)
-    with pytest.raises(BackupError, match="the data was left as it was"):
-        restore_backup(cfg, made.name, now=NOW)
-    assert snapshot(cfg.settings.data_dir) == before
-    root = cfg.path.parent
-    assert sorted(p.name for p in root.iterdir()) == ["backups", "data", "hosts.toml"]
-
-
 # -- the data lock -------------------------------------------------------------------------------
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -304,7 +286,7 @@ def test_a_backup_taken_during_passes_holds_only_whole_lines(cfg: Config) -> Non
                     assert json.loads(line)["host"] in hosts
 
 
-def test_disk_full_while_writing_leaves_nothing_behind(cfg: Config, tmp_path: Path) -> None:
+def test_disk_full_while_writing_leaves_nothing_behind(cfg: Config) -> None:
     """A real ENOSPC: the backup directory is a 64 KiB tmpfs (in a private mount namespace) and
     the data does not compress."""
     (cfg.state_dir / "random.bin").write_bytes(os.urandom(512 * 1024))
@@ -321,19 +303,7 @@ def test_disk_full_while_writing_leaves_nothing_behind(cfg: Config, tmp_path: Pa
         result["left"] = sorted(os.listdir(cfg.settings.backup_dir))
         print(json.dumps(result))
     """)
-    backups = cfg.settings.backup_dir
-    command = ["unshare", "-rm", "sh", "-c",
-               'mount -t tmpfs -o size=64k,mode=0700 tmpfs "$1" || exit 77; '
-               'exec "$2" -c "$3" "$4"',
-               "sh", str(backups), sys.executable, script, str(cfg.path)]
-    try:
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        pytest.skip("unshare is not installed")
-    if result.returncode == 77 or "unshare failed" in result.stderr:
-        pytest.skip(f"cannot mount a private tmpfs here: {result.stderr.strip()}")
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout)
+    outcome = in_private_tmpfs(cfg.settings.backup_dir, "64k", script, str(cfg.path))
     assert outcome["error"] and "No space left on device" in outcome["error"]
     assert "nothing was written" in outcome["error"]
     assert outcome["left"] == []
