@@ -408,7 +408,9 @@ def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
     try:
         derived = derive_sample(raw, previous, epoch, _previous_epoch(previous))
     except Exception as exc:  # validated but still unusable values: the host's fault
-        log.warning("derived values failed", exc_info=True)
+        # Debug only: the host's line says it already, and a traceback each minute in cron
+        # mail would be noise quoting the host's values.
+        log.debug("derived values failed", exc_info=True)
         # The type only: the exception's text may quote values the host sent.
         raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"values the collector cannot use "
                                                  f"({type(exc).__name__})") from None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+import pytest
 import sshd as harness
 
 from collector import collect
@@ -297,6 +298,18 @@ def test_garbage_output_is_invalid_output_and_never_stored(inventory: Inventory,
     assert kind == "invalid-output" and message.startswith("wrong shape")
     data = b"".join(p.read_bytes() for p in config.settings.data_dir.glob("hosts/*/*.jsonl"))
     assert b"GARBAGE" not in data and b"SHAPELESS" not in data
+
+
+@pytest.mark.xfail(strict=True, reason="probe_schema.validate_probe_output quotes up to 40 "
+                                       "characters of a bad 'probe' version (reported)")
+def test_a_bad_probe_version_is_not_quoted_into_the_log(inventory: Inventory,
+                                                        sshd: harness.Sshd) -> None:
+    liar = sshd.script("liar.sh", "cat >/dev/null\necho '{\"probe\": \"LEAKED<b>\"}'\n")
+    config = inventory(["liar"], hosts={"liar": {"python": str(liar)}})
+    collect.run_pass(config, now=NOW)
+    kind, message = error_of(config, "liar")
+    assert kind == "invalid-output"
+    assert "LEAKED" not in message
 
 
 def test_hundred_mib_of_output_is_cut_and_memory_stays_bounded(sshd: harness.Sshd,
