@@ -5,15 +5,19 @@ Public API (the web layer relies on these exact names)::
     METRICS = ("cpu", "memory", "swap", "disk", "load", "net")
     RANGES = {"1h": timedelta(hours=1), "6h": ..., "24h": ..., "7d": ..., "30d": ...}
 
-    render_host_chart(store, host, metric, range_name, now, *, cache=None) -> Chart
-    render_combined_chart(store, hosts, metric, range_name, now, *, cache=None) -> Chart
+    render_host_chart(store, host, metric, range_name, now, *, cache=None, color=None) -> Chart
+    render_combined_chart(store, hosts, metric, range_name, now, *, cache=None,
+                          colors=None) -> Chart
     color_for(host) -> str
+    assign_colors(hosts) -> dict[str, str]
 
 ``Chart`` is frozen: ``svg`` (bytes), ``etag`` (derived from the host(s), metric, range, the
 newest sample of each host and the chart's time slot: equal etags mean equal bytes, so the
-web layer can answer 304) and ``newest`` (``ts`` of the newest sample, or None).  An unknown
-metric or range raises ``ValueError``; an unknown or empty host renders a chart saying
-"no data".  ``metric`` may also be ``check.<name>`` (one line per perfdata label).
+web layer can answer 304), ``newest`` (``ts`` of the newest sample, or None) and
+``modified`` (epoch seconds when the drawing last changed: the newest sample, or the start
+of the time slot when the window last moved; never after ``now``: the ``Last-Modified``).
+An unknown metric or range raises ``ValueError``; an unknown or empty host renders a chart
+saying "no data".  ``metric`` may also be ``check.<name>`` (one line per perfdata label).
 
 How a chart is made:
 
@@ -26,6 +30,10 @@ How a chart is made:
 * Times are UTC: HH:MM labels up to 24 h, dd/mm beyond, six or seven of them.
 * A host's colour comes from a stable hash of its name into an accessible palette, so the
   host has the same colour in every chart; the lines of one host's chart start with it.
+  Twelve colours and a hash collide soon (two hosts of five share one a third of the time),
+  so callers that know every host (the dashboard, ``osmon charts``) pass the colours of
+  :func:`assign_colors`: each host its hash colour unless a host before it in the config took
+  it, then the next free one; distinct for up to twelve hosts, stable while the config is.
 * Everything from a host (mount points, interface names, check labels) reaches the SVG only
   as XML-escaped text; the SVG holds no script (pygal's JS tooltips would load from the
   internet, which monitoring servers rarely have) and no external URL.
@@ -37,7 +45,7 @@ import hashlib
 import math
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -65,9 +73,11 @@ RANGES: dict[str, timedelta] = {
 }
 
 #: Okabe-Ito (minus its yellow, unreadable on white) and Paul Tol's darker muted colours:
-#: distinguishable with the common colour-vision deficiencies, all readable on white.
-PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
-                            "#332288", "#882255", "#117733", "#999933", "#44AA99", "#AA4499")
+#: distinguishable with the common colour-vision deficiencies.  Orange and teal are darkened
+#: and sky blue (too close to blue once darkened) became brown, so that every line has at
+#: least 3:1 contrast on white (WCAG 1.4.11).
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#B37800", "#8C564B",
+                            "#332288", "#882255", "#117733", "#999933", "#338A7C", "#AA4499")
 
 #: Prefer a rollup when it still gives this many buckets over the range (about 300).
 MIN_POINTS = 280
@@ -77,7 +87,7 @@ MAX_POINTS = 400
 MAX_LEGEND = 24
 _RAW_STEP = 60
 #: Part of every etag: a change of the drawing invalidates what browsers cached.
-_RENDER_VERSION = "1"
+_RENDER_VERSION = "2"
 _LABELS = {"load": {"load1": "1 min", "load5": "5 min", "load15": "15 min"},
            "net": {"rx": "received", "tx": "sent"}}
 _TICKS = (600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 432000,
@@ -91,6 +101,7 @@ class Chart:
     svg: bytes
     etag: str
     newest: str | None
+    modified: float = 0.0
 
 
 class _Drawn(NamedTuple):
@@ -130,18 +141,43 @@ def plan_window(range_name: str, now: datetime) -> Window:
 
 def color_for(host: str) -> str:
     """The host's colour: crc32 is stable across processes and Python versions (hash() is not)."""
-    return PALETTE[zlib.crc32(host.encode("utf-8")) % len(PALETTE)]
+    return PALETTE[_hash_index(host)]
+
+
+def _hash_index(host: str) -> int:
+    return zlib.crc32(host.encode("utf-8")) % len(PALETTE)
+
+
+def assign_colors(hosts: Sequence[str]) -> dict[str, str]:
+    """A colour per host, in order: its hash colour if still unused, else the nearest colour
+    after it that is used least (so colours repeat only past twelve hosts)."""
+    used = [0] * len(PALETTE)
+    colors: dict[str, str] = {}
+    for host in hosts:
+        if host in colors:
+            continue
+        start = _hash_index(host)
+        step = min(range(len(PALETTE)), key=lambda k: (used[(start + k) % len(PALETTE)], k))
+        index = (start + step) % len(PALETTE)
+        used[index] += 1
+        colors[host] = PALETTE[index]
+    return colors
 
 
 # -- public rendering ----------------------------------------------------------------------------
 def render_host_chart(store: Store, host: str, metric: str, range_name: str, now: datetime,
-                      *, cache: ChartCache[Chart] | None = None) -> Chart:
-    """One host's chart of one metric: a line per series (mount, load average, direction)."""
+                      *, cache: ChartCache[Chart] | None = None, color: str | None = None
+                      ) -> Chart:
+    """One host's chart of one metric: a line per series (mount, load average, direction).
+
+    ``color`` is the host's colour (see :func:`assign_colors`), :func:`color_for` if None.
+    """
     spec = series.metric_spec(metric)
     window = plan_window(range_name, now)
     latest = store.latest(host) if SAFE_NAME.match(host) else None
     newest = latest.get("ts") if latest is not None else None
-    key = ("host", host, metric, range_name, newest, window.end)
+    color = color if color in PALETTE else color_for(host)
+    key = ("host", host, metric, range_name, newest, window.end, color)
     etag = _etag(key)
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -152,7 +188,7 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
         rows, step = rollup.chart_rows(store, host, spec, window.res, window.start, window.end)
         lines = series.downsample(rows, window.start, window.end, window.width, step)
     unit = (spec.unit_of(latest) if spec.unit_of and latest else None) or spec.unit
-    first = PALETTE.index(color_for(host))
+    first = PALETTE.index(color)
     colors = [PALETTE[(first + i) % len(PALETTE)] for i in range(max(1, len(lines)))]
     names = _LABELS.get(metric, {})
     # A point covers several samples: say so, and show the average beside the peak when
@@ -169,20 +205,25 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
         how = "max"
     svg = _draw(f"{host} · {spec.title}", unit, window, drawn, _how(window, how, averaged),
                 etag)
-    chart = Chart(svg, etag, newest)
+    chart = Chart(svg, etag, newest, _modified(window, newest, now))
     if cache is not None:
         cache.put(key, chart)
     return chart
 
 
 def render_combined_chart(store: Store, hosts: list[str], metric: str, range_name: str,
-                          now: datetime, *, cache: ChartCache[Chart] | None = None) -> Chart:
-    """Every host of ``hosts`` as one line of its one number (worst disk, load1, rx + tx)."""
+                          now: datetime, *, cache: ChartCache[Chart] | None = None,
+                          colors: Mapping[str, str] | None = None) -> Chart:
+    """Every host of ``hosts`` as one line of its one number (worst disk, load1, rx + tx).
+
+    ``colors`` maps hosts to colours (see :func:`assign_colors`); :func:`color_for` otherwise.
+    """
     spec = series.metric_spec(metric)
     window = plan_window(range_name, now)
     latest = {h: (store.latest(h) if SAFE_NAME.match(h) else None) for h in hosts}
     markers = tuple((h, s.get("ts") if s else None) for h, s in latest.items())
-    key = ("combined", markers, metric, range_name, window.end)
+    palette = {h: (colors or {}).get(h) or color_for(h) for h in latest}
+    key = ("combined", markers, metric, range_name, window.end, tuple(palette.values()))
     etag = _etag(key)
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -198,13 +239,13 @@ def render_combined_chart(store: Store, hosts: list[str], metric: str, range_nam
             points = lines[0].peak if lines else []
             averaged = averaged or window.width > step or window.res is not None
         label = host if any(v is not None for _, v in points) else f"{host} (no data)"
-        drawn.append(_Drawn(label, points, color_for(host)))
+        drawn.append(_Drawn(label, points, palette[host]))
     unit = next((spec.unit_of(s) for s in latest.values() if spec.unit_of and s
                  and spec.unit_of(s)), None) or spec.unit
     newest = max((ts for _, ts in markers if ts), default=None)
     svg = _draw(f"All hosts · {spec.title}", unit, window, drawn, _how(window, "max", averaged),
                 etag)
-    chart = Chart(svg, etag, newest)
+    chart = Chart(svg, etag, newest, _modified(window, newest, now))
     if cache is not None:
         cache.put(key, chart)
     return chart
@@ -213,6 +254,14 @@ def render_combined_chart(store: Store, hosts: list[str], metric: str, range_nam
 # -- drawing -------------------------------------------------------------------------------------
 def _etag(key: tuple[Any, ...]) -> str:
     return hashlib.sha256(repr((_RENDER_VERSION,) + key).encode("utf-8")).hexdigest()[:32]
+
+
+def _modified(window: Window, newest: str | None, now: datetime) -> float:
+    """When the drawing last changed: the newest sample, or the move of the window into the
+    time slot holding ``now`` (a dead host's chart still moves); never in the future."""
+    slot_start = window.end - window.width
+    newest_t = series.ts_seconds(newest) or 0.0
+    return min(max(newest_t, slot_start), now.timestamp())
 
 
 def _how(window: Window, how: str, averaged: bool) -> str:
@@ -316,10 +365,15 @@ def _draw(title: str, unit: str, window: Window, drawn: list[_Drawn], subtitle: 
     style = Style(background="#ffffff", plot_background="#ffffff", foreground="#222222",
                   foreground_strong="#111111", foreground_subtle="#d0d0d0",
                   colors=tuple(d.color for d in drawn) or PALETTE[:1],
-                  font_family="sans-serif", title_font_size=15, label_font_size=11,
-                  major_label_font_size=11, legend_font_size=11, tooltip_font_size=11,
+                  # Drawn 800 px wide, shown at 500 to 600: 13 px reads as 9 or 10.
+                  font_family="sans-serif", title_font_size=16, label_font_size=13,
+                  major_label_font_size=13, legend_font_size=13, tooltip_font_size=13,
                   guide_stroke_color="#e2e2e2", major_guide_stroke_color="#c8c8c8",
-                  no_data_font_size=24, opacity="1", opacity_hover="1", transition="0s")
+                  no_data_font_size=24, opacity="1", opacity_hover="1", transition="0s",
+                  # pygal's ".reactive" rule sets every line's width and beats the per-series
+                  # stroke_style: the width lives here.  800 px wide, shown at about half.
+                  stroke_width="2.5", stroke_opacity="1", stroke_width_hover="2.5",
+                  stroke_opacity_hover="1")
     values = [v for d in drawn for _, v in d.points if v is not None]
     if values:
         ticks = y_ticks(unit, values)
@@ -339,7 +393,7 @@ def _draw(title: str, unit: str, window: Window, drawn: list[_Drawn], subtitle: 
         margin=8, spacing=6, **axes)
     chart.add_xml_filter(_strip_active_content)
     for d in drawn:
-        stroke = {"width": 1.5, "dasharray": "4,3"} if d.dashed else {"width": 1.5}
+        stroke = {"dasharray": "6,4"} if d.dashed else {}
         chart.add(d.label, _lone_points_as_dashes(d.points, window.width), stroke_style=stroke)
     svg = chart.render()
     # pygal names the chart with a random uuid (its CSS refers to it): use the etag instead,

@@ -48,18 +48,19 @@ def run(args: argparse.Namespace) -> int:
     metrics = {h.name: list(charts.METRICS) + [f"check.{c.name}" for c in config.checks_for(h)]
                for h in config.enabled_hosts}
     total = len(ranges) * (len(charts.METRICS) + sum(len(m) for m in metrics.values()))
+    colors = charts.assign_colors([h.name for h in config.hosts])
     cache: ChartCache[charts.Chart] = ChartCache()
     done = 0
     for range_name in ranges:
         for metric in charts.METRICS:
             chart = charts.render_combined_chart(store, hosts, metric, range_name, now,
-                                                 cache=cache)
+                                                 cache=cache, colors=colors)
             atomic_write_bytes(out / "all" / f"{metric}-{range_name}.svg", chart.svg, 0o644)
             done += 1
         for host in hosts:
             for metric in metrics[host]:
                 chart = charts.render_host_chart(store, host, metric, range_name, now,
-                                                 cache=cache)
+                                                 cache=cache, color=colors[host])
                 atomic_write_bytes(out / "hosts" / host / f"{metric}-{range_name}.svg",
                                    chart.svg, 0o644)
                 done += 1

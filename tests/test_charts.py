@@ -31,6 +31,8 @@ from collector.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '</text><script>alert(1)</script>'
+#: More text a host may send: markup, the end of a <script>, the end of a CDATA section.
+MORE_HOSTILE = ("<img src=x onerror=alert(1)>", "</script>", "]]>", "]]><title>x</title>")
 
 
 @pytest.fixture()
@@ -190,6 +192,19 @@ def test_host_names_mounts_and_labels_are_escaped(store: Store) -> None:
     assert legend(parse_svg(svgs[3]))[1:] == [f"{HOSTILE} (no data)", '"& (no data)']
 
 
+@pytest.mark.parametrize("text", MORE_HOSTILE)
+def test_hostile_mounts_and_check_labels_stay_text(store: Store, text: str) -> None:
+    checks = {"web": {"state": 0, "perf": {text: {"value": 1.0, "uom": "%"}}}}
+    now = _hour(store, disks=[(text, 20.0)], checks=checks)
+    for metric in ("disk", "check.web"):
+        svg = charts.render_host_chart(store, "web1", metric, "1h", now).svg
+        root = parse_svg(svg)  # well-formed: the text did not end its element
+        assert legend(root) == [text]  # shown whole, in the legend's <title> tooltip
+        assert [e.tag for e in root.iter() if str(e.tag).endswith(("script", "img"))] == []
+        assert b"<img" not in svg and b"]]>" not in svg and b"</script>" not in svg
+        assert [k for e in root.iter() for k in e.attrib if k.startswith("on")] == []
+
+
 def test_a_host_keeps_its_colour_across_charts(store: Store) -> None:
     now = T0 + timedelta(minutes=59, seconds=30)
     for host in ("web1", "db1", "mail"):
@@ -202,6 +217,31 @@ def test_a_host_keeps_its_colour_across_charts(store: Store) -> None:
     assert a["db1"] == b["db1"] == own["cpu"] == charts.color_for("db1")
     assert a["web1"] == b["web1"] == charts.color_for("web1")
     assert len({charts.color_for(f"web{i}") for i in range(1, 9)}) >= 5  # spread out
+
+
+def test_assigned_colours_are_distinct_and_stable() -> None:
+    hosts = [f"web{i}" for i in range(1, 13)]
+    colors = charts.assign_colors(hosts)
+    assert len(set(colors.values())) == 12  # the hash alone repeats some of these
+    assert len({charts.color_for(h) for h in hosts}) < 12
+    assert colors["web1"] == charts.color_for("web1")  # the first host keeps its own
+    assert charts.assign_colors(hosts) == colors
+    more = charts.assign_colors([f"h{i}" for i in range(24)])
+    assert sorted(list(more.values()).count(c) for c in charts.PALETTE) == [2] * 12
+
+
+def test_charts_use_the_colours_they_are_given(store: Store) -> None:
+    now = T0 + timedelta(minutes=59, seconds=30)
+    for host in ("web1", "db1"):
+        _hour(store, host=host)
+    colors = {"web1": charts.PALETTE[3], "db1": charts.PALETTE[7]}
+    combined = series_colors(parse_svg(charts.render_combined_chart(
+        store, ["web1", "db1"], "cpu", "1h", now, colors=colors).svg))
+    assert combined == {"web1": charts.PALETTE[3], "db1": charts.PALETTE[7]}
+    own = charts.render_host_chart(store, "db1", "load", "1h", now, color=charts.PALETTE[7])
+    assert series_colors(parse_svg(own.svg))["1 min"] == charts.PALETTE[7]
+    plain = charts.render_host_chart(store, "db1", "load", "1h", now)
+    assert plain.etag != own.etag or charts.color_for("db1") == charts.PALETTE[7]
 
 
 def test_the_colour_does_not_depend_on_the_process() -> None:
@@ -234,6 +274,40 @@ def test_a_dead_hosts_chart_still_moves_with_time(store: Store) -> None:
                                      cache=cache)
     assert later.newest == first.newest and later.etag != first.etag
     assert len(runs(parse_svg(later.svg))[0][0]) < len(runs(parse_svg(first.svg))[0][0])
+
+
+def test_modified_is_the_newest_sample_or_the_move_of_the_window(store: Store) -> None:
+    now = _hour(store)  # newest sample 12:59:00, now 12:59:30
+    chart = charts.render_host_chart(store, "web1", "cpu", "1h", now)
+    assert chart.modified == (T0 + timedelta(minutes=59)).timestamp()
+    # Twenty minutes without data (a dead host): the drawing changed when the window last
+    # moved into the slot holding now, not at the last sample.
+    later = now + timedelta(minutes=20)
+    moved = charts.render_host_chart(store, "web1", "cpu", "1h", later)
+    window = charts.plan_window("1h", later)
+    assert moved.modified == window.end - window.width
+    assert (T0 + timedelta(minutes=59)).timestamp() < moved.modified <= later.timestamp()
+    combined = charts.render_combined_chart(store, ["web1", "ghost"], "cpu", "1h", now)
+    assert combined.modified == chart.modified
+
+
+def test_long_ranges_are_drawn_from_rollups_not_raw_lines(store: Store, tmp_path: Path) -> None:
+    start = T0 - timedelta(days=3)
+    write_fast(store, "web1", [sample(t, cpu=30.0) for t in every(start, 3 * 1440)])
+    rollup.rebuild(store, "web1")
+    # Break the raw lines of the two older days: a chart that parsed them would change.
+    for day in ("2026-11-18", "2026-11-19"):
+        path = tmp_path / "hosts" / "web1" / f"{day}.jsonl"
+        path.write_bytes(path.read_bytes().replace(b'"percent":30.0', b'"percent":99.0'))
+    now = T0 - timedelta(seconds=30)
+    for range_name in ("7d", "30d"):
+        root = parse_svg(charts.render_host_chart(store, "web1", "cpu", range_name, now).svg)
+        peak = runs(root, percent_scale(root))[0]
+        values = [v for piece in peak for _, v in piece]
+        assert len(values) > 20 and max(values) == pytest.approx(30.0, abs=0.5), range_name
+    # The same days on a raw-sample chart do show the edited lines: the edit is real.
+    raw = rollup.read_raw(store, "web1", start.timestamp(), start.timestamp() + 600)
+    assert raw[0]["cpu"]["percent"] == 99.0
 
 
 def test_combined_etag_changes_when_any_host_has_new_data(store: Store) -> None:
@@ -282,3 +356,16 @@ def test_window_uses_the_coarsest_source_that_fills_the_chart() -> None:
 def test_combined_chart_of_no_hosts_says_no_data(store: Store) -> None:
     root = parse_svg(charts.render_combined_chart(store, [], "cpu", "7d", T0).svg)
     assert "no data in the last 7d" in [e.text for e in root.iter(f"{SVG_NS}text")]
+
+
+def _contrast_on_white(color: str) -> float:
+    def channel(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(int(color[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
+def test_every_line_colour_stands_out_on_white() -> None:
+    assert len(set(charts.PALETTE)) == len(charts.PALETTE) == 12
+    assert all(_contrast_on_white(c) >= 3.0 for c in charts.PALETTE), [
+        (c, round(_contrast_on_white(c), 2)) for c in charts.PALETTE]
