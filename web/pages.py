@@ -14,8 +14,9 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from collector import charts
+from collector.series import CHECK_PREFIX
 from collector.store import format_ts
-from web import formats
+from web import cells, formats
 from web.charts_bp import requested_range
 from web.fleet import checks_list, current_fleet
 
@@ -28,6 +29,8 @@ METRIC_LABELS = {"cpu": "CPU", "memory": "Memory", "swap": "Swap", "disk": "Disk
 
 for _name, _filter in formats.FILTERS.items():
     bp.add_app_template_filter(_filter, _name)
+for _name, _global in cells.GLOBALS.items():
+    bp.add_app_template_global(_global, _name)
 bp.add_app_template_filter(lambda value, name: formats.FILTERS[name](value), "format_as")
 
 
@@ -55,11 +58,12 @@ def host(name: str) -> ResponseReturnValue:
     range_name = requested_range()
     now = fleet.clock()
     sample = fleet.latest(name)
+    metrics = chart_metrics(fleet.chart_checks([host]))
     return render_template(
         "host.html", host=host, status=fleet.host_status(host, sample, now), sample=sample or {},
         checks=checks_list(sample), history=fleet.alert_history(limit=50, host=name),
         range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS,
-        metrics=charts.METRICS, metric_labels=METRIC_LABELS)
+        metrics=list(metrics), metric_labels=metrics)
 
 
 @bp.get("/alerts")
@@ -79,9 +83,20 @@ def fleet_charts() -> ResponseReturnValue:
     fleet = current_fleet()
     tag = request.args.get("tag") or None
     tags = sorted({t for h in fleet.config.enabled_hosts for t in h.tags})
+    hosts = [h for h in fleet.config.enabled_hosts if tag is None or tag in h.tags]
+    metrics = chart_metrics(fleet.chart_checks(hosts))
     return render_template("charts.html", range_name=requested_range(), ranges=list(charts.RANGES),
-                           range_labels=RANGE_LABELS, metrics=charts.METRICS,
-                           metric_labels=METRIC_LABELS, tag=tag, tags=tags)
+                           range_labels=RANGE_LABELS, metrics=list(metrics),
+                           metric_labels=metrics, tag=tag, tags=tags,
+                           newest=fleet.newest(hosts))
+
+
+def chart_metrics(checks: list[str]) -> dict[str, str]:
+    """Metric name -> caption of the charts a page shows: the built-in ones, then one per
+    check that reports numbers (``check.<name>``)."""
+    metrics = dict(METRIC_LABELS)
+    metrics.update((f"{CHECK_PREFIX}{name}", f"Check {name}") for name in checks)
+    return metrics
 
 
 @bp.app_errorhandler(HTTPException)
