@@ -240,6 +240,28 @@ def test_range_switch_changes_the_charts(base_url: str, watched: Watched) -> Non
     watched.assert_clean()
 
 
+def test_fleet_charts_show_every_host_and_follow_new_samples(base_url: str,
+                                                             watched: Watched) -> None:
+    page = watched.page
+    page.goto(base_url + "charts?range=1h")
+    images = page.locator("img[data-chart]")
+    assert images.count() == 6
+    page.wait_for_function("() => [...document.querySelectorAll('img[data-chart]')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    first = images.first.get_attribute("src")
+    assert first == "/charts/cpu.svg?range=1h"
+    svg = fetch_text(page, first)
+    for host in ("central", "web1", "web2", "live1"):
+        assert f">{host}</text>" in svg, host  # one line per host, named in the legend
+    page.screenshot(path=str(ARTIFACTS / "charts.png"), full_page=True)
+    # The feeder writes a sample every 2 s: the next live refresh reloads the charts.
+    page.wait_for_function(
+        "src => document.querySelector('img[data-chart]').getAttribute('src') !== src",
+        arg=first)
+    assert images.first.get_attribute("src").startswith(first + "&v=")
+    watched.assert_clean()
+
+
 def test_hostile_host_data_shows_as_text_and_runs_nothing(base_url: str,
                                                           watched: Watched) -> None:
     page = watched.page
@@ -257,6 +279,7 @@ def test_hostile_host_data_shows_as_text_and_runs_nothing(base_url: str,
         XSS_MOUNT)
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("main script, main b").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
     watched.assert_clean()
 
 

@@ -7,10 +7,24 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from chart_fixtures import legend, parse_svg, runs, series_colors, y_axis
 from web_fixtures import NOW, Site, failed_sample, fill, make_site, sample
 
 from collector import alert_rules, alert_store, alerting, certfr, passlog
 from collector.store import format_ts
+
+CHECKS = """
+[[checks]]
+name = "http"
+command = ["/usr/lib/nagios/plugins/check_http", "-H", "localhost"]
+hosts = ["web1"]
+
+[[checks]]
+name = "motd"
+command = ["/usr/lib/nagios/plugins/check_dummy", "0", "fine"]
+hosts = ["web1"]
+"""
+RANGES = ["1h", "6h", "24h", "7d", "30d"]
 
 
 @pytest.fixture
@@ -19,7 +33,7 @@ def site(tmp_path: Path) -> Site:
                              {"name": "web1", "tags": ["web"]},
                              {"name": "db1", "tags": ["db"]},
                              {"name": "old", "tags": ["web"]},
-                             {"name": "off", "enabled": False}])
+                             {"name": "off", "enabled": False}], extra=CHECKS)
     fill(s.store, "central", NOW - timedelta(seconds=42), count=5)
     fill(s.store, "web1", NOW, count=5, cpu=87.0, disk=60.0, mount="/var")
     s.store.append("db1", failed_sample("db1", NOW))
@@ -139,17 +153,96 @@ def test_page_status_codes(site: Site, url: str, status: int) -> None:
 # -- charts --------------------------------------------------------------------------------------
 def test_host_chart_is_svg_with_etag_and_private_caching(site: Site) -> None:
     client = site.client()
-    response = client.get("/hosts/web1/charts/cpu.svg?range=1h")
+    url = "/hosts/web1/charts/cpu.svg?range=1h"
+    response = client.get(url)
     assert response.status_code == 200
     assert response.mimetype == "image/svg+xml"
     assert response.data.lstrip().startswith((b"<?xml", b"<svg"))
     assert response.headers["Cache-Control"] == "private, max-age=60"
     etag = response.headers["ETag"]
-    again = client.get("/hosts/web1/charts/cpu.svg?range=1h", headers={"If-None-Match": etag})
+    assert response.last_modified == NOW  # the newest sample
+    modified = response.headers["Last-Modified"]
+    again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
-    site.store.append("web1", sample("web1", NOW + timedelta(seconds=1), cpu=50.0))
-    fresh = client.get("/hosts/web1/charts/cpu.svg?range=1h", headers={"If-None-Match": etag})
+    by_date = client.get(url, headers={"If-Modified-Since": modified})
+    assert by_date.status_code == 304 and by_date.data == b""
+    site.now = NOW + timedelta(minutes=1)
+    site.store.append("web1", sample("web1", site.now, cpu=50.0))
+    client = site.client()
+    fresh = client.get(url, headers={"If-None-Match": etag})
     assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
+    assert client.get(url, headers={"If-Modified-Since": modified}).status_code == 200
+
+
+def test_combined_chart_revalidates_too(site: Site) -> None:
+    client = site.client()
+    first = client.get("/charts/cpu.svg?range=24h")
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "private, max-age=60"
+    assert client.get("/charts/cpu.svg?range=24h", headers={
+        "If-None-Match": first.headers["ETag"]}).status_code == 304
+    site.store.append("old", sample("old", NOW))  # any host's new sample changes the chart
+    second = client.get("/charts/cpu.svg?range=24h", headers={
+        "If-None-Match": first.headers["ETag"]})
+    assert second.status_code == 200 and second.headers["ETag"] != first.headers["ETag"]
+
+
+@pytest.mark.parametrize("range_name", RANGES)
+@pytest.mark.parametrize("metric", ["cpu", "memory", "swap", "disk", "load", "net"])
+def test_every_metric_and_range_has_a_chart_with_the_data(site: Site, metric: str,
+                                                          range_name: str) -> None:
+    client = site.client()
+    own = client.get(f"/hosts/web1/charts/{metric}.svg?range={range_name}")
+    assert own.status_code == 200 and own.mimetype == "image/svg+xml"
+    root = parse_svg(own.data)
+    assert any(piece for line in runs(root) for piece in line), "a line of web1's samples"
+    assert f"last {range_name}" in own.get_data(as_text=True)
+    combined = client.get(f"/charts/{metric}.svg?range={range_name}")
+    assert combined.status_code == 200
+    names = legend(parse_svg(combined.data))
+    assert names[:3] == ["central", "web1", "db1 (no data)"]  # one line per host
+    assert names[3] == ("old (no data)" if range_name == "1h" else "old")  # 2 hours old
+
+
+def test_each_host_has_its_own_colour_in_every_chart(site: Site) -> None:
+    client = site.client()
+    combined = series_colors(parse_svg(client.get("/charts/cpu.svg?range=6h").data))
+    by_host = {name.removesuffix(" (no data)"): color for name, color in combined.items()}
+    assert len(set(by_host.values())) == 4  # central, web1, db1, old: four colours
+    for host in ("central", "web1", "old"):
+        own = series_colors(parse_svg(client.get(f"/hosts/{host}/charts/cpu.svg?range=6h").data))
+        assert next(iter(own.values())) == by_host[host], host
+    memory = series_colors(parse_svg(client.get("/charts/memory.svg?range=24h&tag=web").data))
+    assert memory == {"web1": by_host["web1"], "old": by_host["old"]}
+
+
+def test_checks_with_numbers_get_charts_on_the_host_page(site: Site) -> None:
+    site.store.append("web1", sample("web1", NOW + timedelta(seconds=1), checks={
+        "http": {"state": 0, "output": "HTTP OK", "long_output": "",
+                 "perf": {"time": {"value": 0.25, "uom": "s"}}},
+        "motd": {"state": 0, "output": "fine", "long_output": "", "perf": {}}}))
+    client = site.client()
+    html = client.get("/hosts/web1?range=6h").get_data(as_text=True)
+    charts = re.findall(r'<img src="([^"]+)"', html)
+    assert charts == [f"/hosts/web1/charts/{m}.svg?range=6h"
+                      for m in ("cpu", "memory", "swap", "disk", "load", "net", "check.http")]
+    assert "Check http · last 6 hours" in html  # a check without numbers has no empty chart
+    svg = client.get(charts[-1])
+    assert svg.status_code == 200
+    root = parse_svg(svg.data)
+    assert legend(root) == ["time"] and runs(root)[0]
+    assert "s" in [label.split()[-1] for _, label in y_axis(root)]  # seconds on the axis
+    # A configured check has a chart URL even without numbers yet; an unknown one is a 404,
+    # and so is a check that is neither configured for the host nor in its data.
+    assert client.get("/hosts/web1/charts/check.motd.svg").status_code == 200
+    assert client.get("/hosts/web1/charts/check.nope.svg").status_code == 404
+    assert client.get("/hosts/central/charts/check.http.svg").status_code == 404
+    combined = client.get("/charts/check.http.svg?range=6h")
+    assert combined.status_code == 200
+    assert legend(parse_svg(combined.data)) == ["web1"]  # only the hosts that run it
+    assert client.get("/charts/check.nope.svg").status_code == 404
+    fleet = client.get("/charts?range=6h").get_data(as_text=True)
+    assert '<img src="/charts/check.http.svg?range=6h"' in fleet
+    assert "check.motd" not in fleet
 
 
 def test_combined_chart_names_every_host(site: Site) -> None:
@@ -190,6 +283,9 @@ def test_api_overview_counts_and_tags(site: Site) -> None:
     assert data["counts"] == {"ok": 1, "stale": 1, "warning": 1, "critical": 0, "down": 1}
     assert data["tags"] == ["core", "db", "web"]
     assert data["interval_s"] == 60
+    assert data["newest"] == format_ts(NOW)  # the fleet charts page reloads when it moves
+    assert site.client().get("/api/overview?tag=core").get_json()["newest"] == format_ts(
+        NOW - timedelta(seconds=42))
     assert [h["name"] for h in site.client().get("/api/overview?tag=db").get_json()["hosts"]] == [
         "db1"]
 
@@ -215,9 +311,32 @@ def test_api_samples_returns_the_range_only(site: Site) -> None:
                                              "cpu.percent": 87.0, "nope.x": None}
 
 
+def test_api_samples_of_one_metric(site: Site) -> None:
+    site.now = NOW + timedelta(minutes=1)
+    site.store.append("web1", failed_sample("web1", site.now))
+    data = site.client().get("/api/hosts/web1/samples?range=1h&metric=disk").get_json()
+    assert data["metric"] == "disk"
+    assert data["samples"][0] == {"ts": format_ts(NOW - timedelta(minutes=4)), "ok": True,
+                                  "values": {"/var": 60.0}}
+    assert data["samples"][-1] == {"ts": format_ts(site.now), "ok": False,
+                                   "values": {}}
+    load = site.client().get("/api/hosts/web1/samples?range=1h&metric=load").get_json()
+    assert load["samples"][0]["values"] == {"load1": 0.12, "load5": 0.2, "load15": 0.31}
+
+
+@pytest.mark.parametrize("range_name", RANGES)
+def test_api_samples_accepts_every_range(site: Site, range_name: str) -> None:
+    response = site.client().get(f"/api/hosts/web1/samples?range={range_name}&metric=cpu")
+    assert response.status_code == 200
+    assert [s["values"] for s in response.get_json()["samples"]] == [{"cpu": 87.0}] * 5
+
+
 @pytest.mark.parametrize(("url", "status"), [
     ("/api/hosts/nope", 404), ("/api/hosts/nope/samples", 404),
     ("/api/hosts/web1/samples?range=2d", 400), ("/api/nope", 404),
+    ("/api/hosts/web1/samples?range=", 400), ("/api/hosts/web1/samples?metric=nope", 404),
+    ("/api/hosts/web1/samples?metric=check.", 404),
+    ("/api/hosts/web1/samples?metric=cpu&fields=cpu.percent", 400),
     ("/api/alerts?limit=0", 400), ("/api/alerts?limit=x", 400),
 ])
 def test_api_errors_are_json(site: Site, url: str, status: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import select
 import stat
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -103,10 +105,46 @@ def test_api_returns_host_data_as_plain_json_strings(site: Site) -> None:
     assert data["host"]["disk_mount"] == XSS_MOUNT
 
 
+#: What a host could put in a mount point or a perfdata label to break out of SVG text, an
+#: attribute, a <script> or a CDATA section.
+SVG_HOSTILE = (XSS_PROCESS, "</script><script>alert(4)</script>", "]]><script>alert(5)</script>",
+               XSS_MOUNT)
+
+
+def _svg_breakouts(root: ET.Element) -> list[str]:
+    """Elements and attributes that would run or fetch something, had host text become markup."""
+    found = []
+    for element in root.iter():
+        tag = str(element.tag).rsplit("}", 1)[-1].lower()
+        if tag in ("script", "img", "foreignobject", "iframe", "a", "image", "use"):
+            found.append(tag)
+        found += [k for k in element.attrib if k.lower().startswith("on") or "href" in k]
+    return found
+
+
 def test_charts_carry_host_text_only_as_escaped_text(site: Site) -> None:
-    svg = site.client().get("/hosts/evil/charts/disk.svg?range=1h").data
-    assert b"<script" not in svg
-    assert XSS_MOUNT.encode() not in svg
+    hostile = hostile_sample("evil", NOW + timedelta(seconds=1))
+    hostile["disks"] = [dict(hostile["disks"][0], mount=m, percent=10.0 + i)
+                        for i, m in enumerate(SVG_HOSTILE)]
+    hostile["checks"] = {"web": {"state": 0, "output": XSS_PROCESS, "long_output": "",
+                                 "perf": {m: {"value": float(i), "uom": ""}
+                                          for i, m in enumerate(SVG_HOSTILE)}}}
+    site.store.append("evil", hostile)
+    site.now = NOW + timedelta(seconds=1)
+    client = site.client()
+    for url in ("/hosts/evil/charts/disk.svg?range=1h", "/hosts/evil/charts/check.web.svg",
+                "/charts/disk.svg?range=1h", "/charts/check.web.svg?range=1h"):
+        response = client.get(url)
+        assert response.status_code == 200 and response.mimetype == "image/svg+xml", url
+        svg = response.data
+        root = ET.fromstring(svg)  # still well-formed XML: nothing broke out of its element
+        assert _svg_breakouts(root) == [], url
+        for needle in (b"<script", b"<img", b"]]>", b"javascript:"):
+            assert needle not in svg, (url, needle)
+        if url.startswith("/hosts/"):
+            # Each hostile name is shown whole, as text, in the legend's <title> tooltip.
+            titles = {e.text for e in root.iter("{http://www.w3.org/2000/svg}title")}
+            assert set(SVG_HOSTILE) <= titles, url
 
 
 # -- headers -------------------------------------------------------------------------------------
@@ -117,6 +155,7 @@ def test_security_headers_on_every_response(site: Site, url: str) -> None:
         svg = response.mimetype == "image/svg+xml"
         assert response.headers["Content-Security-Policy"] == (SVG_CSP if svg else CSP)
         assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Referrer-Policy"] == "no-referrer"
@@ -157,14 +196,28 @@ def test_templates_have_no_inline_script_or_style(site: Site) -> None:
 
 # -- secrets -------------------------------------------------------------------------------------
 def test_no_secret_or_private_path_in_any_response(site: Site) -> None:
+    site.set_password()
     client = site.client()
+    key = (site.config.state_dir / SECRET_FILE).read_bytes()
+    admin_hash = read_admin_hash(site.config.state_dir)
+    assert admin_hash
     secrets = [SMTP_PASSWORD, str(site.identity_file), str(site.config.settings.data_dir),
-               str(site.config.settings.backup_dir), str(site.config.path)]
-    for url in GET_ROUTES:
-        body = client.get(url).get_data(as_text=True)
+               str(site.config.settings.backup_dir), str(site.config.path), admin_hash,
+               admin_hash.rsplit("$", 1)[-1], key.hex(), base64.b64encode(key).decode(),
+               base64.urlsafe_b64encode(key).decode().rstrip("="), PASSWORD]
+    wrong = client.post("/login", data={"csrf_token": csrf_from(client), "password": "nope"})
+    responses = [(url, client.get(url)) for url in GET_ROUTES] + [("/login POST", wrong)]
+    log_in(client)  # an admin sees no more secrets than anyone
+    responses += [(url + " (admin)", client.get(url)) for url in GET_ROUTES]
+    for url, response in responses:
+        body = response.get_data(as_text=True)
+        assert key not in response.data, url
         for secret in secrets:
             assert secret not in body, (url, secret)
             assert json.dumps(secret)[1:-1] not in body, (url, secret)
+        if response.mimetype == "application/json":  # the API, key by key as well
+            for secret in secrets:
+                assert secret not in json.dumps(response.get_json()), (url, secret)
     assert "cannot read [hidden]; see [hidden] (password [hidden])" in client.get(
         "/api/hosts/db1").get_json()["host"]["error"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import socket
 import threading
@@ -12,6 +13,7 @@ import pytest
 from web_fixtures import NOW, fill, make_site
 
 from collector.errors import OsmonError
+from web import cmd_serve
 from web.cmd_serve import serve
 
 
@@ -67,3 +69,21 @@ def test_listening_beyond_loopback_without_a_password_warns(
     server = serve(site.config, "127.0.0.1", 0)
     server.close()
     assert caplog.text == ""
+
+
+def test_default_is_loopback_port_5000_and_flags_override(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    parser = argparse.ArgumentParser()
+    cmd_serve.configure(parser)  # the options of `osmon serve`
+    args = parser.parse_args([])
+    assert (args.host, args.port) == (None, None)  # so [web] (or its defaults) decides
+    assert (site.config.web.host, site.config.web.port) == ("127.0.0.1", 5000)
+    flags = parser.parse_args(["--host", "::1", "--port", "8080"])
+    assert (flags.host, flags.port) == ("::1", 8080)
+    server = serve(site.config, port=0)  # host from the config: loopback
+    try:
+        assert server.host == "127.0.0.1"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+            pass
+    finally:
+        server.close()

@@ -90,11 +90,12 @@ def hostile_sample(host: str, ts: datetime) -> dict[str, Any]:
 
 
 def write_config(directory: Path, hosts: list[dict[str, Any]], *, web: str = "",
-                 interval_s: int = 60) -> Path:
+                 interval_s: int = 60, extra: str = "") -> Path:
     """A hosts.toml in ``directory`` whose data and backups live beside it.
 
     Every remote host gets an ``identity_file`` under ``directory`` and the SMTP password is
-    read from :data:`SECRET_ENV`: tests grep responses for both.
+    read from :data:`SECRET_ENV`: tests grep responses for both.  ``extra`` is appended as
+    it is (``[[checks]]`` tables).
     """
     lines = ["[settings]", 'data_dir = "data"', 'backup_dir = "backups"',
              f"interval_s = {interval_s}", 'known_hosts = ""', 'ssh_config = ""', "",
@@ -115,6 +116,7 @@ def write_config(directory: Path, hosts: list[dict[str, Any]], *, web: str = "",
         if "enabled" in host:
             lines.append(f"enabled = {str(host['enabled']).lower()}")
         lines.append("")
+    lines.append(extra)
     path = directory / "hosts.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -157,10 +159,11 @@ class Site:
 
 
 def make_site(directory: Path, hosts: list[dict[str, Any]] | None = None, *, web: str = "",
-              interval_s: int = 60, now: datetime = NOW) -> Site:
+              interval_s: int = 60, now: datetime = NOW, extra: str = "") -> Site:
     hosts = hosts if hosts is not None else [{"name": "central", "local": True},
                                              {"name": "web1", "tags": ["web"]}]
-    config = load_config(write_config(directory, hosts, web=web, interval_s=interval_s))
+    config = load_config(write_config(directory, hosts, web=web, interval_s=interval_s,
+                                      extra=extra))
     return Site(directory, config, Store(config.settings.data_dir), now)
 
 

@@ -2,10 +2,11 @@
 
 ``/api/overview`` and ``/api/hosts`` list every host's status; ``/api/hosts/<name>`` is one
 host's page as data; ``/api/hosts/<name>/samples?range=`` streams stored samples (optionally
-only some ``fields``); ``/api/alerts`` and ``/api/certfr`` mirror their pages.  Errors are
-``{"error": "..."}`` with 404 (unknown host) or 400 (bad range).  Host data is returned as JSON
-strings, exactly as stored: a reader that puts it in HTML must escape it (``app.js`` only ever
-assigns ``textContent``); served as ``application/json`` with ``nosniff``, it is never markup.
+only some ``fields``, or one chart's ``metric``); ``/api/alerts`` and ``/api/certfr`` mirror
+their pages.  Errors are ``{"error": "..."}`` with 404 (unknown host or metric) or 400 (bad
+range).  Host data is returned as JSON strings, exactly as stored: a reader that puts it in
+HTML must escape it (``app.js`` only ever assigns ``textContent``); served as
+``application/json`` with ``nosniff``, it is never markup.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from collector import charts
+from collector import charts, series
 from collector.config import Host
 from collector.status import HostStatus
 from collector.store import format_ts
@@ -67,18 +68,28 @@ def host(name: str) -> ResponseReturnValue:
 def samples(name: str) -> ResponseReturnValue:
     """Samples of a range, oldest first, streamed: 30 days is tens of thousands of lines.
 
-    ``?fields=cpu.percent,memory.percent`` keeps only those dotted paths (and ``ts``).
+    ``?fields=cpu.percent,memory.percent`` keeps only those dotted paths (and ``ts``);
+    ``?metric=disk`` (a chart's name, ``check.<name>`` too) gives each sample as ``ts``,
+    ``ok`` and ``values``, the numbers that chart draws (one per mount for ``disk``).
     """
     fleet = current_fleet()
     _known_host(name)
     range_name = requested_range()
     fields = [f.split(".") for f in request.args.get("fields", "").split(",") if f]
+    metric = request.args.get("metric")
+    if metric is not None and fields:
+        abort(400, description="ask for either fields or metric, not both")
+    spec = _known_metric(metric) if metric is not None else None
     end = fleet.clock()
     start = end - charts.RANGES[range_name]
-    head = json.dumps({"host": name, "range": range_name, "start": format_ts(start),
-                       "end": format_ts(end)})[:-1]
-    body = _stream(head, fleet.samples(name, start, end), fields)
-    return Response(body, mimetype="application/json")
+    head = {"host": name, "range": range_name, "start": format_ts(start), "end": format_ts(end)}
+    if spec is not None:
+        head["metric"] = spec.name
+        rows: Iterator[dict[str, Any]] = (_metric_row(s, spec)
+                                          for s in fleet.samples(name, start, end))
+    else:
+        rows = (_project(s, fields) if fields else s for s in fleet.samples(name, start, end))
+    return Response(_stream(json.dumps(head)[:-1], rows), mimetype="application/json")
 
 
 @bp.get("/alerts")
@@ -106,12 +117,23 @@ def _known_host(name: str) -> Host:
     return host
 
 
-def _stream(head: str, rows: Iterator[dict[str, Any]], fields: list[list[str]]
-            ) -> Iterator[str]:
+def _known_metric(metric: str) -> series.MetricSpec:
+    try:
+        return series.metric_spec(metric)
+    except ValueError:
+        abort(404, description=f"no metric named {metric!r}: use one of "
+                               f"{', '.join(charts.METRICS)} or check.<name>")
+
+
+def _metric_row(sample: dict[str, Any], spec: series.MetricSpec) -> dict[str, Any]:
+    ok = sample.get("ok") is not False
+    return {"ts": sample.get("ts"), "ok": ok, "values": spec.extract(sample) if ok else {}}
+
+
+def _stream(head: str, rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield head + ', "samples": ['
     first = True
-    for sample in rows:
-        item = _project(sample, fields) if fields else sample
+    for item in rows:
         yield ("" if first else ",\n") + json.dumps(item, ensure_ascii=False,
                                                      separators=(",", ":"))
         first = False

@@ -1,8 +1,9 @@
 """Chart URLs: one SVG per host and metric, and one per metric for all hosts together.
 
 Rendering is :mod:`collector.charts`' job (shared with ``osmon charts``); this blueprint maps
-URLs to it and makes reloads cheap: the chart cache answers repeated requests, the ETag lets a
-browser revalidate with a 304, and ``max-age`` of one collection interval stops refetches of
+URLs to it and makes reloads cheap: the chart cache answers repeated requests, the ETag (or,
+for clients that only keep dates, ``Last-Modified``) lets a browser revalidate with a 304,
+and ``max-age`` of one collection interval stops refetches of
 an image that cannot have changed.  ``?v=`` (ignored here) lets the page's script ask for a
 fresh copy when a new sample arrives.
 """
@@ -10,6 +11,7 @@ fresh copy when a new sample arrives.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -18,6 +20,8 @@ from flask.typing import ResponseReturnValue
 
 from collector import charts
 from collector.chart_cache import ChartCache
+from collector.config import Host
+from collector.series import CHECK_PREFIX
 from web.fleet import current_fleet
 from web.security import SVG_CSP
 
@@ -42,30 +46,38 @@ def requested_range() -> str:
 
 
 def known_metric(metric: str) -> bool:
-    """Built-in metrics, and ``check.<name>`` whenever the chart module accepts it."""
-    return metric in charts.METRICS or metric.startswith("check.")
+    """Built-in metrics, and ``check.<name>`` (whether that check exists is asked apart)."""
+    return metric in charts.METRICS or metric.startswith(CHECK_PREFIX)
 
 
 @bp.get("/hosts/<name>/charts/<metric>.svg")
 def host_chart(name: str, metric: str) -> ResponseReturnValue:
     fleet = current_fleet()
-    if fleet.host(name) is None:
+    host = fleet.host(name)
+    if host is None:
         abort(404, description=f"no host named {name!r} in the config")
-    return _render(metric, lambda range_name, cache: charts.render_host_chart(
-        fleet.store, name, metric, range_name, fleet.clock(), cache=cache))
+    return _render(metric, [host], lambda range_name, cache: charts.render_host_chart(
+        fleet.store, name, metric, range_name, fleet.clock(), cache=cache,
+        color=fleet.colors.get(name)))
 
 
 @bp.get("/charts/<metric>.svg")
 def combined_chart(metric: str) -> ResponseReturnValue:
     fleet = current_fleet()
     tag = request.args.get("tag") or None
-    hosts = [h.name for h in fleet.config.enabled_hosts if tag is None or tag in h.tags]
-    return _render(metric, lambda range_name, cache: charts.render_combined_chart(
-        fleet.store, hosts, metric, range_name, fleet.clock(), cache=cache))
+    hosts = [h for h in fleet.config.enabled_hosts if tag is None or tag in h.tags]
+    if metric.startswith(CHECK_PREFIX):  # only the hosts that run the check: no empty lines
+        hosts = [h for h in hosts if fleet.knows_check([h], metric[len(CHECK_PREFIX):])]
+    return _render(metric, hosts, lambda range_name, cache: charts.render_combined_chart(
+        fleet.store, [h.name for h in hosts], metric, range_name, fleet.clock(), cache=cache,
+        colors=fleet.colors))
 
 
-def _render(metric: str, render: Callable[[str, Any], charts.Chart]) -> Response:
-    if not known_metric(metric):
+def _render(metric: str, hosts: list[Host], render: Callable[[str, Any], charts.Chart]
+            ) -> Response:
+    if not known_metric(metric) or (
+            metric.startswith(CHECK_PREFIX)
+            and not current_fleet().knows_check(hosts, metric[len(CHECK_PREFIX):])):
         abort(404, description=f"no chart named {metric!r}")
     range_name = requested_range()
     cache = current_app.extensions["osmon.chart_cache"]
@@ -77,6 +89,8 @@ def _render(metric: str, render: Callable[[str, Any], charts.Chart]) -> Response
         abort(404, description=f"no chart named {metric!r}")
     response = Response(chart.svg, mimetype="image/svg+xml")
     response.set_etag(chart.etag)
+    if chart.modified:
+        response.last_modified = datetime.fromtimestamp(int(chart.modified), timezone.utc)
     response.headers["Cache-Control"] = f"private, max-age={current_fleet().interval_s}"
     response.headers["Content-Security-Policy"] = SVG_CSP
     return response.make_conditional(request)

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 
-from collector import alert_store, certfr, passlog
+from collector import alert_store, certfr, charts, passlog, series
 from collector.config import Config, Host
 from collector.status import (
     STATUSES,
@@ -42,8 +42,11 @@ class Overview:
         counts = dict.fromkeys(STATUSES, 0)
         for host in self.hosts:
             counts[host.status] += 1
+        # The newest sample of all: the fleet charts page reloads its charts when it moves.
+        newest = max((h.ts for h in self.hosts if h.ts), default=None)
         return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
-                "counts": counts, "tags": self.tags, "hosts": [summary(h) for h in self.hosts]}
+                "counts": counts, "tags": self.tags, "newest": newest,
+                "hosts": [summary(h) for h in self.hosts]}
 
 
 class Fleet:
@@ -55,6 +58,8 @@ class Fleet:
         self.clock = clock
         self.redact = Redactor(config)
         self._latest = LatestCache(self.store)
+        #: Every host's chart colour, distinct within the config (disabled hosts keep theirs).
+        self.colors = charts.assign_colors([h.name for h in config.hosts])
 
     @property
     def interval_s(self) -> int:
@@ -83,6 +88,30 @@ class Fleet:
     def latest(self, name: str) -> dict[str, Any] | None:
         sample = self._latest.get(name)
         return self.clean_sample(sample) if sample else None
+
+    def chart_checks(self, hosts: list[Host]) -> list[str]:
+        """Checks of these hosts that get a chart (``check.<name>``): those whose newest result
+        carries numbers (perfdata).  A check that prints only text would be an empty chart."""
+        names: set[str] = set()
+        for host in hosts:
+            names.update(checks_with_numbers(self._latest.get(host.name)))
+        return sorted(names)
+
+    def newest(self, hosts: list[Host]) -> str | None:
+        """``ts`` of the newest sample of these hosts (what the fleet charts are up to)."""
+        stamps = [(self._latest.get(h.name) or {}).get("ts") for h in hosts]
+        return max((t for t in stamps if isinstance(t, str)), default=None)
+
+    def knows_check(self, hosts: list[Host], name: str) -> bool:
+        """A ``check.<name>`` chart exists for a check configured for one of these hosts, or
+        one that still appears in a host's newest sample (dropped from the config lately)."""
+        if any(c.name == name for h in hosts for c in self.config.checks_for(h)):
+            return True
+        for host in hosts:
+            checks = (self._latest.get(host.name) or {}).get("checks")
+            if isinstance(checks, dict) and name in checks:
+                return True
+        return False
 
     def samples(self, name: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         return (self.clean_sample(s) for s in self.store.samples(name, start, end))
@@ -162,6 +191,22 @@ def checks_list(sample: dict[str, Any] | None) -> list[dict[str, Any]]:
         rows.append({"name": str(name), "state": check_label(result.get("state")),
                      "output": output, "duration_s": result.get("duration_s")})
     return rows
+
+
+def checks_with_numbers(sample: dict[str, Any] | None) -> list[str]:
+    """Names of a sample's checks with at least one numeric perfdata value, sorted."""
+    checks = sample.get("checks") if sample else None
+    if not isinstance(checks, dict):
+        return []
+    names = []
+    for name in sorted(n for n in checks if isinstance(n, str)):
+        try:
+            spec = series.metric_spec(series.CHECK_PREFIX + name)
+        except ValueError:  # a name unsafe in a URL: no chart
+            continue
+        if spec.extract(sample):
+            names.append(name)
+    return names
 
 
 def current_fleet() -> Fleet:

@@ -8,7 +8,9 @@
  *   [data-level=path]       element class level-<ok|warning|critical>
  *   [data-show-if=path]     element shown only when the value is true
  *   table[data-rows=path]   tbody rebuilt from an array; th[data-key|data-format|data-level]
- *   img[data-chart]         reloaded (with &v=<newest sample>) when a new sample arrives
+ *   img[data-chart]         reloaded (with &v=<newest sample>) when the value at the path
+ *                           body[data-chart-key] (the newest sample's ts) moves away from
+ *                           body[data-chart-ts] (its value when the page was made)
  *   [data-ts]               "42 s ago" text kept current between refreshes (data-ts-from:
  *                           the path of the timestamp to follow on refresh)
  */
@@ -251,7 +253,7 @@
       var rows = get(data, table.dataset.rows);
       if (Array.isArray(rows)) { rebuild(table, rows); }
     });
-    var ts = get(data, "host.ts");
+    var ts = body.dataset.chartKey ? get(data, body.dataset.chartKey) : null;
     if (ts && ts !== lastSampleTs) {
       document.querySelectorAll("img[data-chart]").forEach(function (img) {
         img.src = img.dataset.chart + "&v=" + encodeURIComponent(ts);
@@ -287,8 +289,7 @@
 
   var initial = Date.parse(body.dataset.generated);
   if (!isNaN(initial)) { offsetMs = initial - Date.now(); }
-  var sampleEl = document.querySelector('[data-ts-from="host.ts"]');
-  if (sampleEl && sampleEl.dataset.ts) { lastSampleTs = sampleEl.dataset.ts; }
+  if (body.dataset.chartTs) { lastSampleTs = body.dataset.chartTs; }
   window.setInterval(tick, 5000);
   if (body.dataset.api) {
     schedule();
