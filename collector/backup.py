@@ -43,7 +43,7 @@ from collector.backup_archive import (
 )
 from collector.config import Config
 from collector.lock import DataLock
-from collector.statefile import fsync_dir
+from collector.statefile import atomic_write_bytes, fsync_dir
 
 __all__ = ["BackupError", "BackupInfo", "apply_backup_retention", "create_backup",
            "delete_backup", "format_size", "list_backups", "restore_backup"]
@@ -55,6 +55,9 @@ NAME_RE = re.compile(r"^osmon-(\d{8}-\d{6})(?:-(\d+))?\.tar\.gz$")
 _STALE_S = 3600
 _TMP_PREFIX = ".osmon-"
 _TMP_SUFFIX = ".tar.gz.tmp"
+#: The dashboard's admin password hash and session key (``ADMIN_FILE`` and ``SECRET_FILE`` of
+#: web/auth.py; collector never imports web): kept as they are by a restore.
+KEPT_ON_RESTORE = ("state/web-admin.json", "state/web-secret")
 #: A file replaced during a backup by a writer that takes no lock: start again, this often.
 _ATTEMPTS = 3
 
@@ -120,6 +123,7 @@ def restore_backup(config: Config, name: str, *, lock_wait_s: float = 30,
         swapped = False
         try:
             read_archive(archive, staging)
+            _keep_credentials(real, staging)
             os.sync()  # the old data goes once the copy is in place: the copy must be on disk
             safety = _keep_current_data(config, moment)
             with DataLock(staging, "restore"):  # whoever comes after the swap finds it held
@@ -135,6 +139,23 @@ def restore_backup(config: Config, name: str, *, lock_wait_s: float = 30,
         log.warning("restored %s, but could not remove the replaced data %s: %s (it is also in "
                     "backup %s)", name, old, exc.strerror, safety.name)
     return safety
+
+
+def _keep_credentials(real: Path, staging: Path) -> None:
+    """Carry this install's dashboard password hash and session key into the restored copy.
+
+    They are credentials, not monitoring history: a password changed because it leaked must
+    not come back with an old backup.  Where the install has none yet (a restore onto a new
+    machine), the archived ones are used.  The safety backup holds the current ones too.
+    """
+    for rel in KEPT_ON_RESTORE:
+        try:
+            atomic_write_bytes(staging / rel, (real / rel).read_bytes(), mode=0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise BackupError(f"cannot keep {rel} across the restore: {exc.strerror}; nothing "
+                              "was restored") from None
 
 
 def _keep_current_data(config: Config, moment: datetime) -> BackupInfo:

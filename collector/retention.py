@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO
 
+from collector import backup_swap
 from collector.backup import format_size
 from collector.config import Config
 from collector.lock import DataLock
@@ -81,6 +82,7 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
     problems: list[str] = []
     freed = 0
 
+    backup_swap.recover(data_dir)  # never prune (or create) an empty stand-in for the data
     store = Store(data_dir)
     for host in store.hosts():
         for day_file in store.day_files(host):

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 from backup_fixtures import NOW, fill_store, make_config, sample, snapshot, tree
+from werkzeug.security import check_password_hash
 
+import collector.backup as backup_module
 from collector import SCHEMA_VERSION, __version__, cli
 from collector.backup import (
+    KEPT_ON_RESTORE,
     BackupError,
     apply_backup_retention,
     create_backup,
@@ -24,7 +27,15 @@ from collector.backup import (
     restore_backup,
 )
 from collector.config import Config
+from collector.statefile import atomic_write_json
 from collector.store import Store
+from web.auth import (
+    ADMIN_FILE,
+    SECRET_FILE,
+    load_secret_key,
+    read_admin_hash,
+    write_admin_password,
+)
 
 
 def test_round_trip_restores_the_data_byte_for_byte(tmp_path: Path) -> None:
@@ -216,6 +227,30 @@ def test_a_backup_dir_inside_the_data_dir_is_refused(tmp_path: Path) -> None:
         create_backup(cfg, now=NOW)
 
 
+def test_a_restore_keeps_the_current_dashboard_password_and_session_key(tmp_path: Path) -> None:
+    """A password changed because it leaked must not come back with an old backup; where the
+    install has none (a new machine), the archived one is restored."""
+    cfg = make_config(tmp_path)
+    fill_store(cfg, days=1, per_day=2)
+    write_admin_password(cfg.state_dir, "old leaked password")
+    key = load_secret_key(cfg.state_dir)
+    made = create_backup(cfg, now=NOW)
+    write_admin_password(cfg.state_dir, "new password")
+    (cfg.state_dir / SECRET_FILE).write_bytes(b"k" * 32)
+
+    safety = restore_backup(cfg, made.name, now=NOW + timedelta(minutes=1))
+    assert check_password_hash(read_admin_hash(cfg.state_dir), "new password")
+    assert load_secret_key(cfg.state_dir) == b"k" * 32
+    assert {rel.split("/")[1] for rel in KEPT_ON_RESTORE} == {ADMIN_FILE, SECRET_FILE}
+
+    (cfg.state_dir / ADMIN_FILE).unlink()
+    (cfg.state_dir / SECRET_FILE).unlink()
+    restore_backup(cfg, made.name, now=NOW + timedelta(minutes=2))
+    assert check_password_hash(read_admin_hash(cfg.state_dir), "old leaked password")
+    assert load_secret_key(cfg.state_dir) == key
+    assert safety.name in {b.name for b in list_backups(cfg)}
+
+
 # -- retention ---------------------------------------------------------------------------------
 def _backups_at(cfg: Config, ages_days: list[float]) -> list[str]:
     return [create_backup(cfg, now=NOW - timedelta(days=age)).name for age in ages_days]
@@ -244,6 +279,75 @@ def test_retention_never_deletes_the_newest_backup(tmp_path: Path) -> None:
     assert apply_backup_retention(cfg, NOW) == [names[0]]
     assert [b.name for b in list_backups(cfg)] == [names[1]]
     assert apply_backup_retention(cfg, NOW) == []
+
+
+def test_retention_never_deletes_the_backup_just_made(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A backup named by a clock that was ahead (or copied from another machine) sorts first;
+    ``osmon backup create`` with keep = 1 must still keep the one it has just written."""
+    cfg = make_config(tmp_path, backup={"keep": 1, "keep_days": 30})
+    fill_store(cfg, days=1, per_day=2)
+    ahead = create_backup(cfg, now=NOW.replace(year=2099))
+    assert cli.main(["--config", str(cfg.path), "backup", "create"]) == 0
+    made = capsys.readouterr().out.strip()
+    assert {b.name for b in list_backups(cfg)} == {ahead.name, made}
+    # Without the protection the same settings would delete it: the test can fail.
+    assert apply_backup_retention(cfg, NOW) == [made]
+
+
+def test_a_restore_keeps_its_safety_copy_whatever_the_retention(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = make_config(tmp_path, backup={"keep": 1, "keep_days": 1})
+    fill_store(cfg, days=1, per_day=2)
+    old = create_backup(cfg, now=NOW - timedelta(days=10))
+    assert cli.main(["--config", str(cfg.path), "backup", "restore", old.name]) == 0
+    safety = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
+    assert [b.name for b in list_backups(cfg)] == [safety, old.name]
+
+
+def test_a_file_replaced_during_a_backup_restarts_the_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``osmon set-password`` and the dashboard's session key are written without the data
+    lock (atomically): replaced between the manifest and the archive, the file would make the
+    archive disagree with its manifest; the backup starts again instead."""
+    cfg = make_config(tmp_path)
+    fill_store(cfg, days=1, per_day=2)
+    secret = cfg.state_dir / "web-admin.json"
+    atomic_write_json(secret, {"version": 1, "hash": "first"})
+    real_build = backup_module.build_manifest
+    builds: list[int] = []
+
+    def build_then_replace(*args: object, **kwargs: object) -> dict:
+        manifest = real_build(*args, **kwargs)
+        builds.append(1)
+        if len(builds) == 1:  # a lockless writer, right after the file was hashed
+            atomic_write_json(secret, {"version": 1, "hash": "second"})
+        return manifest
+
+    monkeypatch.setattr(backup_module, "build_manifest", build_then_replace)
+    made = create_backup(cfg, now=NOW)
+    assert len(builds) == 2
+    secret.unlink()
+    restore_backup(cfg, made.name, now=NOW + timedelta(minutes=1))
+    assert json.loads(secret.read_text())["hash"] == "second"
+
+
+def test_a_file_that_never_stops_changing_fails_cleanly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = make_config(tmp_path)
+    fill_store(cfg, days=1, per_day=2)
+    real_build = backup_module.build_manifest
+
+    def build_then_replace(*args: object, **kwargs: object) -> dict:
+        manifest = real_build(*args, **kwargs)
+        atomic_write_json(cfg.state_dir / "alerts.json", {"version": 1, "n": time.time_ns()})
+        return manifest
+
+    monkeypatch.setattr(backup_module, "build_manifest", build_then_replace)
+    with pytest.raises(BackupError, match="state/alerts.json kept changing .* nothing was "
+                                          "written"):
+        create_backup(cfg, now=NOW)
+    assert sorted(p.name for p in cfg.settings.backup_dir.iterdir()) == []
 
 
 # -- CLI -----------------------------------------------------------------------------------------
