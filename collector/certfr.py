@@ -9,9 +9,13 @@ Why so careful for one RSS file:
 * the body is untrusted: size-capped, parsed with defusedxml (an entity bomb is refused), and
   descriptions are reduced to plain text (the feed carries escaped HTML);
 * an alert's identity is its ``guid`` (else its link).  CERT-FR revises alerts in place (same
-  guid, ``[MàJ]`` title, new date): a revision updates what is shown and sends no mail.  The
-  very first successful fetch only records the current alerts: installing osmon must not mail
-  the last twenty alerts;
+  guid, ``[MàJ]`` title, new date): a revision updates what is shown, is written to the alert
+  history, and sends no mail.  A known alert is also recognised by its link, or by its
+  ``CERTFR-YYYY-ALE-NNN`` reference, so a revision that drops its guid (or changes its URL's
+  form) is still a revision.  An older copy of an alert (a stale cache, items out of date
+  order, the same alert listed twice) never overwrites a newer one.  The very first successful
+  fetch only records the current alerts: installing osmon must not mail the last twenty
+  alerts;
 * a feed that is down, slow, empty or malformed is logged and put in the alert history once,
   when the problem starts, and once more when it ends; it never marks a host as failing.
 
@@ -52,6 +56,8 @@ MIN_BUDGET_S = 0.5
 _MAX_TITLE = 300
 _MAX_DESCRIPTION = 2000
 USER_AGENT = f"osmon/{__version__} (CERT-FR feed reader)"
+#: CERT-FR's own reference of an alert, e.g. ``CERTFR-2026-ALE-012``.
+_REFERENCE = re.compile(r"CERTFR-\d{4}-[A-Z]+-\d+")
 
 
 class FeedError(Exception):
@@ -207,30 +213,90 @@ def is_due(state: Mapping[str, Any], settings: CertFrSettings, now: datetime) ->
     return elapsed >= settings.interval_s or elapsed < 0  # < 0: the clock went back
 
 
-def merge(state: dict[str, Any], items: list[FeedItem], now: datetime) -> list[dict[str, Any]]:
-    """Record ``items`` in ``state``; return the alerts that are new (none on the first run)."""
+def merge(state: dict[str, Any], items: list[FeedItem], now: datetime,
+          revised: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Record ``items`` in ``state``; return the alerts that are new (none on the first run).
+    Known alerts whose title, date, link or text changed are updated and appended to
+    ``revised`` (if given): shown and logged, never mailed."""
     now_s = format_ts(now)
     known: dict[str, Any] = state["alerts"]
     new = []
-    for item in items:
-        record = known.get(item.id)
+    for key, item in _latest_versions(known, items).items():
+        record = known.get(key)
         fields = {"title": item.title, "link": item.link, "description": item.description}
         if item.published:
-            fields["published"] = item.published
+            # "dated": the feed's own date, kept apart from "published" which falls back
+            # to when we first saw an undated alert.
+            fields["published"] = fields["dated"] = item.published
         if record is None:
-            record = known[item.id] = {"id": item.id, "published": now_s, **fields,
-                                       "first_seen": now_s, "updated": now_s}
+            record = known[key] = {"id": key, "published": now_s, **fields,
+                                   "first_seen": now_s, "updated": now_s}
             if state["initialized"]:
                 new.append(record)
+        elif _older(item, record):
+            continue  # a stale copy: what we have is newer
         elif any(record.get(k) != v for k, v in fields.items()):
             record.update(fields)
             record["updated"] = now_s  # a revision ([MàJ]): shown, not mailed
+            if revised is not None:
+                revised.append(record)
     state["initialized"] = True
     if len(known) > MAX_REMEMBERED:
         for old in sorted(known.values(), key=lambda r: r["first_seen"])[:-MAX_REMEMBERED]:
             del known[old["id"]]
     new.sort(key=lambda r: r["published"])
     return new
+
+
+def _latest_versions(known: Mapping[str, Any], items: list[FeedItem]) -> dict[str, FeedItem]:
+    """One item per alert, keyed by the id it is known under: the newest, if listed twice."""
+    names: dict[str, str] = {}
+    for key, record in known.items():
+        for name in _names(key, record.get("link")):
+            names.setdefault(name, key)
+    chosen: dict[str, FeedItem] = {}
+    for item in items:
+        key = next((names[n] for n in _lookups(item) if n in names), item.id)
+        for name in _names(item.id, item.link):
+            names.setdefault(name, key)
+        if key not in chosen or _newer(item, chosen[key]):
+            chosen[key] = item
+    return chosen
+
+
+def _names(identity: str, link: Any) -> list[str]:
+    """The names an alert answers to: its id, its CERT-FR reference, and its link (kept apart
+    when the alert has a guid of its own: two guids sharing a link are two alerts)."""
+    names = [f"id:{identity}", *_references(identity, link)]
+    if isinstance(link, str) and link:
+        names.append(f"link:{link}" if identity == link else f"guid-link:{link}")
+    return names
+
+
+def _lookups(item: FeedItem) -> list[str]:
+    """The names a feed item may be known under.  Identity is the guid, else the link: an item
+    whose id is its link may be an alert first seen with a guid."""
+    names = [f"id:{item.id}", *_references(item.id, item.link)]
+    if item.link:
+        names.append(f"link:{item.link}")
+        if item.id == item.link:
+            names.append(f"guid-link:{item.link}")
+    return names
+
+
+def _references(*texts: Any) -> list[str]:
+    return [f"ref:{m.group(0)}" for t in texts if isinstance(t, str)
+            for m in [_REFERENCE.search(t)] if m]
+
+
+def _newer(item: FeedItem, other: FeedItem) -> bool:
+    return item.published is not None and (other.published is None
+                                           or item.published > other.published)
+
+
+def _older(item: FeedItem, record: Mapping[str, Any]) -> bool:
+    dated = record.get("dated")
+    return item.published is not None and isinstance(dated, str) and item.published < dated
 
 
 # -- fetching (I/O) -------------------------------------------------------------------------------
@@ -353,7 +419,9 @@ def poll(settings: CertFrSettings, state_dir: Path, now: datetime, budget_s: flo
     if items is not None:
         # Remember validators only for a body we could read, so a 304 never hides a bad one.
         state["etag"], state["last_modified"] = fetched.etag, fetched.last_modified
-        result.new_alerts = merge(state, items, now)
+        revised: list[dict[str, Any]] = []
+        result.new_alerts = merge(state, items, now, revised)
+        result.events.extend(_revision_event(now, r) for r in revised)
     return result
 
 
@@ -376,15 +444,21 @@ def _feed_recovered(state: dict[str, Any], now: datetime) -> list[dict[str, Any]
     return [_event(now, "ok", f"CERT-FR feed readable again (unavailable since {since})")]
 
 
-def _event(now: datetime, level: str, message: str) -> dict[str, Any]:
+def _revision_event(now: datetime, record: Mapping[str, Any]) -> dict[str, Any]:
+    event = _event(now, "info", f"CERT-FR alert revised: {record['title']}", "certfr-update")
+    event["item"] = record["id"]
+    return event
+
+
+def _event(now: datetime, level: str, message: str, event: str = "certfr") -> dict[str, Any]:
     return {"ts": format_ts(now), "host": "", "metric": "certfr", "item": None,
-            "event": "certfr", "level": level, "value": None, "threshold": None,
+            "event": event, "level": level, "value": None, "threshold": None,
             "message": message}
 
 
 def short_id(alert_id: str) -> str:
     """``CERTFR-2026-ALE-012`` from its URL, for subjects; the full id otherwise."""
-    match = re.search(r"CERTFR-\d{4}-[A-Z]+-\d+", alert_id)
+    match = _REFERENCE.search(alert_id)
     return match.group(0) if match else alert_id
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.server
 import socket
@@ -174,6 +175,8 @@ class Route:
     etag: str | None = None
     last_modified: str | None = None
     content_type: str = "application/rss+xml; charset=utf-8"
+    #: False: no Content-Length, the body ends when the connection closes (HTTP/1.0).
+    send_length: bool = True
 
 
 @dataclass
@@ -215,13 +218,15 @@ class FeedServer:
                     return
                 self.send_response(route.status)
                 self.send_header("Content-Type", route.content_type)
-                self.send_header("Content-Length", str(len(route.body)))
+                if route.send_length:
+                    self.send_header("Content-Length", str(len(route.body)))
                 if route.etag:
                     self.send_header("ETag", route.etag)
                 if route.last_modified:
                     self.send_header("Last-Modified", route.last_modified)
                 self.end_headers()
-                self.wfile.write(route.body)
+                with contextlib.suppress(OSError):  # the client stopped reading (size cap)
+                    self.wfile.write(route.body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -276,3 +276,153 @@ def test_corrupt_state_is_rebuilt_as_a_first_run(tmp_path: Path, feed: FeedServe
     passes.run()
     assert sink.messages == []  # rebuilt: records, does not mail twenty old alerts
     assert len(certfr.recent_alerts(passes.state_dir)) == 3
+
+
+# -- identity: revisions, missing guids, date order ---------------------------------------------
+def revised_history(passes: Passes) -> list[tuple[str, str]]:
+    return [(r["item"], r["message"]) for r in alert_store.history(passes.state_dir)
+            if r["event"] == "certfr-update"]
+
+
+def test_revision_of_an_item_without_guid_is_known_by_its_link(
+        tmp_path: Path, feed: FeedServer, sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    original = alert_item(13, "Vulnérabilité dans ExempleMail", "Wed, 18 Nov 2026 10:30:00 +0000")
+    del original["guid"]
+    feed.routes["/alerte/feed/"] = Route(rss([original]))
+    passes.run()
+    revised = dict(original, title="[MàJ] Vulnérabilité dans ExempleMail",
+                   pubDate="Sat, 21 Nov 2026 12:00:00 +0000")
+    feed.routes["/alerte/feed/"] = Route(rss([revised]))
+    for _ in range(3):
+        passes.now += HALF_HOUR
+        passes.run()
+    assert sink.messages == []
+    [alert] = certfr.recent_alerts(passes.state_dir)
+    assert alert["id"] == ALE_013 and alert["title"] == "[MàJ] Vulnérabilité dans ExempleMail"
+    assert revised_history(passes) == [
+        (ALE_013, "CERT-FR alert revised: [MàJ] Vulnérabilité dans ExempleMail")]  # logged once
+
+
+def test_a_revision_that_drops_its_guid_or_changes_its_url_is_still_a_revision(
+        tmp_path: Path, feed: FeedServer, sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    passes.run()  # the fixture: ALE-011, ALE-012, ALE-013 with guids
+    without_guid = {"title": "[MàJ] Multiples vulnérabilités dans ExempleMail Server",
+                    "link": ALE_013, "pubDate": "Sat, 21 Nov 2026 12:00:00 +0000"}
+    other_url = {"title": "[MàJ] Vulnérabilité dans ExempleSSH",
+                 "link": "http://cert.ssi.gouv.fr/alerte/CERTFR-2026-ALE-011",
+                 "guid": "urn:certfr:CERTFR-2026-ALE-011",
+                 "pubDate": "Sat, 21 Nov 2026 12:00:00 +0000"}
+    feed.routes["/alerte/feed/"] = Route(rss([without_guid, other_url]))
+    passes.now += HALF_HOUR
+    passes.run()
+    assert sink.messages == []
+    assert len(certfr.recent_alerts(passes.state_dir)) == 3
+    assert sorted(item for item, _message in revised_history(passes)) == [
+        "https://www.cert.ssi.gouv.fr/alerte/CERTFR-2026-ALE-011/", ALE_013]
+
+
+def test_two_guids_sharing_a_link_are_two_alerts(tmp_path: Path, feed: FeedServer,
+                                                 sink: SmtpSink) -> None:
+    """A feed pointing every item at its home page must not hide new alerts."""
+    passes = passes_for(tmp_path, feed, sink)
+    home = "https://www.cert.ssi.gouv.fr/"
+    first = {"title": "Alerte A", "link": home, "guid": "urn:x:a",
+             "pubDate": "Sat, 21 Nov 2026 08:00:00 +0000"}
+    feed.routes["/alerte/feed/"] = Route(rss([first]))
+    passes.run()
+    second = {"title": "Alerte B", "link": home, "guid": "urn:x:b",
+              "pubDate": "Sat, 21 Nov 2026 09:00:00 +0000"}
+    feed.routes["/alerte/feed/"] = Route(rss([second, first]))
+    passes.now += HALF_HOUR
+    passes.run()
+    assert [m["Subject"] for m in sink.messages] == ["[osmon] CERT-FR urn:x:b Alerte B"]
+
+
+def test_items_out_of_date_order_and_stale_copies_never_mail_nor_undo_a_revision(
+        tmp_path: Path, feed: FeedServer, sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    passes.run()  # the fixture: the [MàJ] revision of ALE-012 first, not in date order
+    stale = alert_item(12, "Vulnérabilité dans ExempleVPN (14 novembre 2026)",
+                       "Sat, 14 Nov 2026 18:00:00 +0000")  # the original, before the revision
+    head, *items = FEED_XML.split(b"<item>")
+    items[-1], tail = items[-1].split(b"</channel>")
+    shuffled = b"<item>".join([head, items[2], items[0], items[1]]) + b"</channel>" + tail
+    assert certfr.parse_feed(shuffled)[0].id.endswith("ALE-011/")
+    for body in (shuffled, FEED_XML, rss([stale])):
+        feed.routes["/alerte/feed/"] = Route(body)
+        passes.now += HALF_HOUR
+        passes.run()
+    assert sink.messages == []
+    titles = {a["id"]: a["title"] for a in certfr.recent_alerts(passes.state_dir)}
+    assert titles[ALE_012] == "[MàJ] Vulnérabilité dans ExempleVPN (14 novembre 2026)"
+    assert revised_history(passes) == []
+
+
+def test_the_same_alert_listed_twice_keeps_the_newest(tmp_path: Path, feed: FeedServer,
+                                                      sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    passes.run()
+    newest = alert_item(12, "[MàJ] ExempleVPN, deuxième mise à jour",
+                        "Sun, 22 Nov 2026 08:00:00 +0000")
+    older = alert_item(12, "ExempleVPN", "Sat, 14 Nov 2026 18:00:00 +0000")
+    feed.routes["/alerte/feed/"] = Route(rss([newest, older]))
+    for _ in range(3):
+        passes.now += HALF_HOUR
+        passes.run()
+    assert sink.messages == []
+    titles = {a["id"]: a["title"] for a in certfr.recent_alerts(passes.state_dir)}
+    assert titles[ALE_012] == "[MàJ] ExempleVPN, deuxième mise à jour"
+    assert len(revised_history(passes)) == 1
+
+
+# -- untrusted text in the mail -------------------------------------------------------------------
+def test_description_with_escaped_html_is_text_in_the_html_mail(
+        tmp_path: Path, feed: FeedServer, sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    passes.run()
+    item = alert_item(16, "Vulnérabilité dans ExempleWiki", "Sat, 21 Nov 2026 08:00:00 +0000")
+    # rss() escapes once more: the XML text is escaped HTML, like the real feed's.
+    item["description"] = ('<p>Mettez à jour <b>vite</b>.</p><script>alert(1)</script>'
+                           '<img src=x onerror=alert(2)> Balise citée : &lt;iframe&gt;')
+    feed.routes["/alerte/feed/"] = Route(rss([item]))
+    passes.now += HALF_HOUR
+    passes.run()
+    [msg] = sink.messages
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert "Mettez à jour vite. Balise citée : <iframe>" in text
+    assert "Mettez à jour vite. Balise citée : &lt;iframe&gt;" in html
+    for markup in ("<b>", "<p>Mettez", "<script", "<img", "<iframe", "alert("):
+        assert markup not in html
+
+
+def test_a_title_cannot_inject_mail_headers(tmp_path: Path, feed: FeedServer,
+                                            sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    passes.run()
+    body = rss([alert_item(17, "PLACEHOLDER", "Sat, 21 Nov 2026 08:00:00 +0000")]).replace(
+        b"PLACEHOLDER",
+        b"Alerte&#13;&#10;Bcc: evil@example.org&#13;&#10;&#13;&#10;&lt;b&gt;corps&lt;/b&gt;")
+    feed.routes["/alerte/feed/"] = Route(body)
+    passes.now += HALF_HOUR
+    passes.run()
+    [msg] = sink.messages
+    assert msg["Bcc"] is None
+    # strip(): Python's e-mail folder puts a subject holding "<" on its own continuation line.
+    assert msg["Subject"].strip() == ("[osmon] CERT-FR CERTFR-2026-ALE-017 Alerte Bcc: "
+                                      "evil@example.org <b>corps</b>")
+    assert sorted(sink.recorder.envelopes[0][1]) == ["boss@example.org", "ops@example.org"]
+    assert b"\nBcc:" not in sink.recorder.envelopes[0][2]
+    assert "&lt;b&gt;corps&lt;/b&gt;" in msg.get_body(("html",)).get_content()
+
+
+def test_size_cap_without_content_length(tmp_path: Path, feed: FeedServer,
+                                         sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink, certfr_options="max_bytes = 100000")
+    feed.routes["/alerte/feed/"] = Route(FEED_XML + b" " * 1_000_000, send_length=False)
+    passes.run()
+    [(level, message)] = certfr_events(passes)
+    assert level == "warning" and "over max_bytes (100000 bytes)" in message
+    assert certfr.recent_alerts(passes.state_dir) == []
