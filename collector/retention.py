@@ -84,7 +84,7 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
 
     backup_swap.recover(data_dir)  # never prune (or create) an empty stand-in for the data
     store = Store(data_dir)
-    for host in store.hosts():
+    for host in _own_hosts(store):
         for day_file in store.day_files(host):
             if day_file.compressed or not keep_from <= day_file.day < min(compress_before, today):
                 continue
@@ -120,9 +120,21 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
                        total_bytes=total, problems=tuple(problems))
 
 
+def _own_hosts(store: Store) -> list[str]:
+    """Host folders really inside the data directory: a symlinked one (put there by hand) may
+    point anywhere, and prune deletes files."""
+    hosts = []
+    for host in store.hosts():
+        if (store.hosts_dir / host).is_symlink():
+            log.warning("prune: skipping %s: a symbolic link", store.hosts_dir / host)
+            continue
+        hosts.append(host)
+    return hosts
+
+
 def _dated_files(store: Store) -> list[_Dated]:
     found = []
-    for host in store.hosts():
+    for host in _own_hosts(store):
         for day_file in store.day_files(host):
             with contextlib.suppress(FileNotFoundError):
                 found.append(_Dated(day_file.path, day_file.day, day_file.path.stat().st_size))

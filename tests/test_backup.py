@@ -62,6 +62,22 @@ def test_round_trip_restores_the_data_byte_for_byte(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backups", "data", "hosts.toml"]
 
 
+def test_restore_onto_a_new_machine_without_data(tmp_path: Path) -> None:
+    """Disaster recovery: the archive is copied into an empty install's backup directory."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = make_config(tmp_path / "old")
+    fill_store(old)
+    made = create_backup(old, now=NOW)
+    new = make_config(tmp_path / "new")
+    new.settings.backup_dir.mkdir(mode=0o700)
+    (new.settings.backup_dir / made.name).write_bytes(made.path.read_bytes())
+    assert not new.settings.data_dir.exists()
+
+    restore_backup(new, made.name, now=NOW + timedelta(days=1))
+    assert snapshot(new.settings.data_dir) == snapshot(old.settings.data_dir)
+
+
 def test_restore_through_a_symlinked_data_dir_keeps_the_link(tmp_path: Path) -> None:
     real = tmp_path / "disk2" / "osmon-data"
     real.mkdir(parents=True)

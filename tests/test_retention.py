@@ -141,6 +141,21 @@ def test_a_host_whose_days_all_expired_disappears(tmp_path: Path) -> None:
     assert store.hosts() == ["web1"]
 
 
+def test_a_symlinked_host_folder_is_never_pruned_through(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, settings={"retention_days": 10, "compress_after_days": 2})
+    _fill(cfg, ("web1",), range(0, 1), per_day=2)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / f"{_day(40)}.jsonl").write_text("precious\n")
+    (outside / f"{_day(5)}.jsonl").write_text("precious\n")
+    (cfg.settings.data_dir / "hosts" / "evil").symlink_to(outside)
+
+    report = prune(cfg, NOW)
+
+    assert sorted(p.name for p in outside.iterdir()) == [f"{_day(40)}.jsonl", f"{_day(5)}.jsonl"]
+    assert report.removed == () and report.compressed == ()
+
+
 def test_retention_by_size_removes_the_oldest_days_first(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, settings={"retention_max_mb": 1, "compress_after_days": 365})
     data = cfg.settings.data_dir
