@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Rollup files are named by the day or month they cover; their content is not ours to parse.
 _ROLLUP_NAME = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?(?:\.[A-Za-z0-9.]+)?$")
 _CHUNK = 1024 * 1024
+#: The temporary name of a compressed copy (see :func:`_compress`), removed once this old.
+_COPY_NAME = re.compile(r"^\.\d{4}-\d{2}-\d{2}\.jsonl\.gz\.[A-Za-z0-9_]+\.tmp$")
+_STALE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
                 freed += saved
 
     with DataLock(data_dir, "prune", wait_s=lock_wait_s):
+        _remove_stale_copies(store)
         files = _dated_files(store) + _rollup_files(data_dir / "rollups")
         total = sum(f.size for f in files)
         candidates = sorted((f for f in files if f.last_day < today),
@@ -130,6 +135,18 @@ def _own_hosts(store: Store) -> list[str]:
             continue
         hosts.append(host)
     return hosts
+
+
+def _remove_stale_copies(store: Store) -> None:
+    """Remove compressed copies left by a prune killed while compressing (the caller holds the
+    lock, so no copy of ours is in progress; an hour spares a slow one of another process)."""
+    limit = time.time() - _STALE_S
+    for host in _own_hosts(store):
+        for path in (store.hosts_dir / host).glob(".*.jsonl.gz.*.tmp"):
+            with contextlib.suppress(OSError):
+                if _COPY_NAME.fullmatch(path.name) and path.lstat().st_mtime < limit:
+                    log.info("prune: removing %s, left by an interrupted prune", path)
+                    path.unlink()
 
 
 def _dated_files(store: Store) -> list[_Dated]:

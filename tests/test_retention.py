@@ -278,3 +278,57 @@ def test_cli_prune_is_quiet_under_cron_and_talks_with_v(tmp_path: Path,
     assert out.startswith("compressed 0 day file(s), removed 1, freed ")
     assert f"removed {cfg.settings.data_dir}/hosts/web1/" in out
     assert os.path.exists(cfg.settings.data_dir / "hosts" / "web1")
+
+
+KILLED_PRUNE = textwrap.dedent("""
+    import gzip, os, signal, sys
+    from datetime import datetime
+    from collector import config, retention
+
+    step = sys.argv[2]
+    real_unlink, real_write = os.unlink, gzip.GzipFile.write
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+    if step == "compressing":        # the copy is half written
+        def write(self, data):
+            real_write(self, data[: len(data) // 2])
+            die()
+        gzip.GzipFile.write = write
+    else:                            # the copy took its name; the plain file is still there
+        def unlink(path, *args, **kwargs):
+            if os.fspath(path).endswith(".jsonl"):
+                die()
+            real_unlink(path, *args, **kwargs)
+        os.unlink = unlink
+    retention.prune(config.load(sys.argv[1]), datetime.fromisoformat(sys.argv[3]))
+""")
+
+
+@pytest.mark.parametrize("step", ["compressing", "renamed"])
+def test_a_prune_killed_while_compressing_loses_no_line(tmp_path: Path, step: str) -> None:
+    """Never neither: a day is readable whole at every moment; when both files exist readers
+    count it once; the next prune finishes the job and clears what the killed one left."""
+    cfg = make_config(tmp_path, settings={"compress_after_days": 2})
+    store = _fill(cfg, ("web1",), range(3, 4))
+    plain = cfg.settings.data_dir / "hosts" / "web1" / f"{_day(3)}.jsonl"
+    content, samples = plain.read_bytes(), _all_samples(store, "web1")
+    child = subprocess.run([sys.executable, "-c", KILLED_PRUNE, str(cfg.path), step,
+                            NOW.isoformat()], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == -9, child.stderr
+
+    left = sorted(p.name for p in plain.parent.iterdir())
+    if step == "compressing":
+        assert left[1:] == [plain.name] and left[0].endswith(".tmp")  # hidden, ignored
+    else:
+        assert left == [plain.name, plain.name + ".gz"]
+    assert plain.read_bytes() == content
+    assert _all_samples(store, "web1") == samples  # every line, once
+
+    old = time.time() - 7200
+    for path in plain.parent.glob(".*.tmp"):
+        os.utime(path, (old, old))
+    prune(cfg, NOW)
+    assert sorted(p.name for p in plain.parent.iterdir()) == [plain.name + ".gz"]
+    assert gzip.decompress((plain.parent / (plain.name + ".gz")).read_bytes()) == content
+    assert _all_samples(store, "web1") == samples
