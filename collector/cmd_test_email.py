@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"test e-mail sent to {', '.join(accepted)} through {smtp.host}:{smtp.port} "
           f"(security {smtp.security})")
     if refused:
-        _fail(f"the server refused: {', '.join(refused)}")
+        _fail("the server refused: " + ", ".join(
+            f"{r} ({code} {notify.decode_answer(answer)})"
+            for r, (code, answer) in refused.items()))
         return 1
     return 0
 

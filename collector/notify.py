@@ -7,6 +7,10 @@ order, on a later pass (Monit's outbox).
 
 A message the server rejects for good (a 5xx answer to that message, e.g. every recipient
 unknown) is renamed ``<id>.rejected`` and logged, so it cannot block the messages behind it.
+When only some recipients are refused, the others get the message; those refused for now
+(4xx) get it later, from a copy queued for them alone (its envelope is kept in an
+``X-Osmon-Retry-To`` header that is removed before sending); those refused for good (5xx) are
+logged.
 
 Delivery is *at least once*.  The one window for a duplicate is a crash between the server's
 "250 accepted" and the removal of the file; the message then goes again on the next pass with
@@ -45,6 +49,8 @@ from collector.store import format_ts
 log = logging.getLogger(__name__)
 
 OUTBOX_DIR = "outbox"
+#: Envelope of a copy queued for the recipients that refused it for now (never sent as is).
+RETRY_HEADER = "X-Osmon-Retry-To"
 STATUS_FILE = "smtp-status.json"
 #: Oldest messages are dropped beyond this, so a mail server gone for weeks cannot fill the disk.
 MAX_OUTBOX = 500
@@ -96,8 +102,8 @@ def _message(smtp: SmtpSettings, subject: str, context: dict[str, Any], now: dat
     text, html = render(smtp.template, context, strict=strict)
     msg = EmailMessage()
     msg["Subject"] = subject
-    msg["From"] = smtp.from_addr
-    msg["To"] = ", ".join(recipients if recipients is not None else smtp.to)
+    msg["From"] = _one_line(smtp.from_addr)
+    msg["To"] = _one_line(", ".join(recipients if recipients is not None else smtp.to))
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<osmon.{now:%Y%m%d%H%M%S}.{uuid.uuid4().hex[:16]}@" \
                         f"{_domain(smtp.from_addr)}>"
@@ -181,8 +187,9 @@ def _headline(note: Notification) -> str:
 
 
 def _one_line(text: str) -> str:
-    """Header values must be one line (the double space before "(+N more)" is kept)."""
-    return text.replace("\r", " ").replace("\n", " ")
+    """Header values must be one line: no CR, LF nor any other line break or control character
+    a host or a feed could slip in (the double space before "(+N more)" is kept)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def _domain(address: str) -> str:
@@ -237,8 +244,9 @@ def flush_outbox(settings: SmtpSettings, state_dir: Path, deadline: float) -> in
                 if client.sock is not None:
                     client.sock.settimeout(min(settings.timeout_s, left))
                 msg = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
+                envelope = _envelope(msg)
                 try:
-                    refused = client.send_message(msg)
+                    refused = client.send_message(msg, to_addrs=envelope)
                 except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
                         smtplib.SMTPDataError) as exc:
                     if not _permanent(exc):
@@ -246,7 +254,7 @@ def flush_outbox(settings: SmtpSettings, state_dir: Path, deadline: float) -> in
                     _set_aside(path, explain(exc, settings))
                     continue
                 if refused:
-                    log.warning("e-mail %s: refused for %s", path.name, ", ".join(refused))
+                    _partly_refused(path, msg, refused)
                 path.unlink(missing_ok=True)
                 sent += 1
     except (OSError, smtplib.SMTPException, SmtpSetupError) as exc:
@@ -254,6 +262,32 @@ def flush_outbox(settings: SmtpSettings, state_dir: Path, deadline: float) -> in
         return sent
     _smtp_ok(state_dir, sent)
     return sent
+
+
+def _envelope(msg: EmailMessage) -> list[str] | None:
+    """The recipients of a retry copy (and the header removed); ``None``: the To header."""
+    retry = msg.get(RETRY_HEADER)
+    if retry is None:
+        return None
+    del msg[RETRY_HEADER]
+    return [a.strip() for a in str(retry).split(",") if a.strip()]
+
+
+def _partly_refused(path: Path, msg: EmailMessage,
+                    refused: dict[str, tuple[int, bytes]]) -> None:
+    """Sent, but not to everyone: queue a copy for those refused for now, log the rest."""
+    later = [r for r, (code, _m) in refused.items() if code < 500]
+    never = {r: a for r, a in refused.items() if a[0] >= 500}
+    if never:
+        log.error("e-mail %s: refused for good for %s; not retried for them", path.name,
+                  ", ".join(f"{r} ({c} {decode_answer(m)})" for r, (c, m) in never.items()))
+    if later:
+        msg[RETRY_HEADER] = ", ".join(later)
+        base = path.stem.partition("-retry-")[0]  # a retry of a retry: the name does not grow
+        retry = path.with_name(f"{base}-retry-{uuid.uuid4().hex[:6]}.eml")
+        atomic_write_bytes(retry, msg.as_bytes(policy=policy.SMTP), mode=0o600)
+        log.warning("e-mail %s: refused for now for %s; retried on the next passes", path.name,
+                    ", ".join(later))
 
 
 def _permanent(exc: smtplib.SMTPException) -> bool:
@@ -344,6 +378,9 @@ def explain(exc: BaseException, settings: SmtpSettings) -> str:
         return f"connection refused by {where}: no mail server listens there (check host, port)"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve {settings.host!r}: {exc.strerror}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
+            exc.__context__, (socket.timeout, TimeoutError)):
+        exc = exc.__context__  # smtplib reports a read timeout as "unexpectedly closed"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         hint = ' (port 465 usually wants security = "ssl")' if settings.port == 465 and \
             settings.security != "ssl" else ""
@@ -356,21 +393,21 @@ def explain(exc: BaseException, settings: SmtpSettings) -> str:
                 'after STARTTLS: try security = "starttls", or remove user')
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return (f"authentication failed for user {settings.user!r} at {where}: "
-                f"{exc.smtp_code} {_decode(exc.smtp_error)}")
+                f"{exc.smtp_code} {decode_answer(exc.smtp_error)}")
     if isinstance(exc, smtplib.SMTPSenderRefused):
         return (f"{where} refused the sender {settings.from_addr!r}: {exc.smtp_code} "
-                f"{_decode(exc.smtp_error)}")
+                f"{decode_answer(exc.smtp_error)}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        refused = ", ".join(f"{r} ({c} {_decode(m)})" for r, (c, m) in exc.recipients.items())
+        refused = ", ".join(f"{r} ({c} {decode_answer(m)})" for r, (c, m) in exc.recipients.items())
         return f"{where} refused every recipient: {refused}"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return f"{where} closed the connection ({exc})"
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{where} answered {exc.smtp_code} {_decode(exc.smtp_error)}"
+        return f"{where} answered {exc.smtp_code} {decode_answer(exc.smtp_error)}"
     if isinstance(exc, OSError):
         return f"cannot talk to {where}: {exc.strerror or exc}"
     return f"{where}: {exc}"
 
 
-def _decode(raw: bytes | str) -> str:
+def decode_answer(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

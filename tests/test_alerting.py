@@ -212,3 +212,17 @@ def test_untrusted_text_is_escaped_in_the_html_mail(passes: Passes, sink: SmtpSi
     _text, html = bodies(sink.messages[0])
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;" in html
+
+
+@pytest.mark.parametrize("mount", ["/x\r\nBcc: evil@example.org\r\n\r\nbody",
+                                   "/x\nBcc: evil@example.org", "/x\u2028Bcc: evil@example.org",
+                                   "/x\x0bBcc: evil@example.org\x85"])
+def test_a_mount_point_cannot_inject_mail_headers(passes: Passes, sink: SmtpSink,
+                                                  mount: str) -> None:
+    passes.run(db1=passes.ok(disks={mount: 99}))
+    [msg] = sink.messages
+    [(_sender, recipients, raw)] = sink.recorder.envelopes
+    assert sorted(recipients) == ["boss@example.org", "ops@example.org"]
+    assert msg["Bcc"] is None and b"\nBcc:" not in raw
+    assert msg["Subject"].startswith("[osmon] CRITICAL db1 disk /x Bcc: evil@example.org")
+    assert "\n" not in msg["Subject"]

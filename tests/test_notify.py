@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mail_fixtures import (
     T0,
+    Passes,
     SmtpSink,
     free_port,
     make_config,
@@ -31,10 +32,11 @@ DISK = Notification(event="problem", level="critical", host="db1", metric="disk"
                     message="disk / on db1 is at 97% (critical at 95%)", unit="%")
 
 
-def smtp_config(tmp_path: Path, port: int, options: str = "", to: str = '["ops@example.org"]'):
+def smtp_config(tmp_path: Path, port: int, options: str = "", to: str = '["ops@example.org"]',
+                timeout_s: float = 5):
     return make_config(tmp_path, extra=(
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nfrom = "osmon@example.org"\nto = {to}\n'
-        f"timeout_s = 5\n{options}"))
+        f"timeout_s = {timeout_s}\n{options}"))
 
 
 def test_email(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
@@ -263,3 +265,88 @@ def test_a_temporary_refusal_keeps_the_message_for_later(tmp_path: Path, sink: S
     del sink.recorder.refuse["ops@example.org"]
     assert notify.flush_outbox(config.smtp, config.state_dir, time.monotonic() + 30) == 1
     assert len(sink.messages) == 1
+
+
+def test_test_email_server_that_never_answers(tmp_path: Path, silent_port: int,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    smtp_config(tmp_path, silent_port, timeout_s=1)
+    started = time.monotonic()
+    code, _out, err = test_email(tmp_path, capsys)
+    assert time.monotonic() - started < 10  # liveness, with room for a loaded machine
+    assert code == 1
+    assert f"not sent: no answer from 127.0.0.1:{silent_port} within 1 s" in err
+
+
+def test_test_email_names_a_refused_recipient(tmp_path: Path, sink: SmtpSink,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    smtp_config(tmp_path, sink.port, to='["ops@example.org", "typo@example.org"]')
+    sink.recorder.refuse["typo@example.org"] = "550 5.1.1 no such user"
+    code, out, err = test_email(tmp_path, capsys)
+    assert code == 1
+    assert "test e-mail sent to ops@example.org through" in out
+    assert "the server refused: typo@example.org (550 5.1.1 no such user)" in err
+    assert [to for _f, to, _raw in sink.recorder.envelopes] == [["ops@example.org"]]
+
+
+def test_a_server_that_never_answers_keeps_the_mail_and_the_pass_on_time(
+        tmp_path: Path, silent_port: int) -> None:
+    config = smtp_config(tmp_path, silent_port, timeout_s=1)
+    notify.queue(config.state_dir, notify.compose(config, [DISK], T0), T0)
+    started = time.monotonic()
+    assert notify.flush_outbox(config.smtp, config.state_dir, time.monotonic() + 30) == 0
+    assert time.monotonic() - started < 10
+    assert len(notify.pending(config.state_dir)) == 1
+
+
+def test_one_recipient_refused_for_good_the_others_get_it_once(
+        tmp_path: Path, sink: SmtpSink, caplog: pytest.LogCaptureFixture) -> None:
+    config = smtp_config(tmp_path, sink.port, to='["ops@example.org", "typo@example.org"]')
+    notify.queue(config.state_dir, notify.compose(config, [DISK], T0), T0)
+    sink.recorder.refuse["typo@example.org"] = "550 5.1.1 no such user"
+    for _ in range(3):
+        notify.flush_outbox(config.smtp, config.state_dir, time.monotonic() + 30)
+    assert [to for _f, to, _raw in sink.recorder.envelopes] == [["ops@example.org"]]
+    assert notify.pending(config.state_dir) == []
+    assert any("typo@example.org (550 5.1.1 no such user)" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_one_recipient_refused_for_now_gets_it_later_and_the_others_once(
+        tmp_path: Path, sink: SmtpSink) -> None:
+    config = smtp_config(tmp_path, sink.port, to='["ops@example.org", "boss@example.org"]')
+    notify.queue(config.state_dir, notify.compose(config, [DISK], T0), T0)
+    sink.recorder.refuse["boss@example.org"] = "452 4.2.2 mailbox full"
+    assert notify.flush_outbox(config.smtp, config.state_dir, time.monotonic() + 30) == 1
+    assert len(notify.pending(config.state_dir)) == 1  # a copy for boss alone
+    assert notify.flush_outbox(config.smtp, config.state_dir, time.monotonic() + 30) == 0
+    del sink.recorder.refuse["boss@example.org"]
+    assert notify.flush_outbox(config.smtp, config.state_dir, time.monotonic() + 30) == 1
+    assert notify.pending(config.state_dir) == []
+    assert [to for _f, to, _raw in sink.recorder.envelopes] == [["ops@example.org"],
+                                                               ["boss@example.org"]]
+    first, second = sink.messages
+    assert second["Message-ID"] == first["Message-ID"]
+    assert second["To"] == "ops@example.org, boss@example.org"
+    assert second[notify.RETRY_HEADER] is None  # our envelope note never leaves the outbox
+
+
+@login_warning
+def test_the_password_is_never_logged_nor_stored(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "Wr0ng-s3cret-9f1c"
+    monkeypatch.setenv("OSMON_SMTP_PASSWORD", secret)
+    caplog.set_level(logging.DEBUG)
+    with SmtpSink(login=("osmon", "right")) as server:
+        config = smtp_config(tmp_path, server.port, 'user = "osmon"')
+        passes = Passes(config)
+        passes.run(db1=passes.ok(disks={"/": 97}))
+        passes.run(db1=passes.ok(disks={"/": 97}))
+        code, out, err = test_email(tmp_path, capsys)
+    assert code == 1 and "authentication failed" in err
+    assert any("authentication failed" in r.getMessage() for r in caplog.records)
+    assert len(notify.pending(config.state_dir)) == 1
+    assert secret not in caplog.text + out + err
+    for path in config.settings.data_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
