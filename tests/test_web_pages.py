@@ -11,7 +11,7 @@ from chart_fixtures import legend, parse_svg, runs, series_colors, y_axis
 from web_fixtures import NOW, Site, failed_sample, fill, make_site, sample
 
 from collector import alert_rules, alert_store, alerting, certfr, passlog
-from collector.store import format_ts
+from collector.store import Store, format_ts
 
 CHECKS = """
 [[checks]]
@@ -276,6 +276,30 @@ def test_api_hosts_lists_statuses(site: Site) -> None:
     assert by_name["db1"]["status"] == "down"
     assert by_name["web1"]["url"] == "/hosts/web1"
     assert by_name["web1"]["levels"]["cpu"] == "warning"
+
+
+def test_one_app_follows_new_samples_days_restores_and_prunes(site: Site) -> None:
+    """The dashboard caches each host's newest sample: it must notice every kind of change."""
+    client = site.app().test_client()  # one app, one cache, as under `osmon serve`
+
+    def central() -> dict:
+        hosts = client.get("/api/hosts").get_json()["hosts"]
+        return next(h for h in hosts if h["name"] == "central")
+
+    assert central()["cpu"] == 12.5
+    site.store.append("central", sample("central", NOW, cpu=33.0))  # same day file
+    assert central()["cpu"] == 33.0
+    site.now = NOW + timedelta(hours=2)  # past midnight: a new day file
+    site.store.append("central", sample("central", site.now, cpu=44.0))
+    assert central()["cpu"] == 44.0 and central()["ts"] == "2026-11-22T00:41:00Z"
+    hosts_dir = site.config.settings.data_dir / "hosts"
+    directory = hosts_dir / "central"
+    directory.rename(hosts_dir / "central.moved")  # a restore swaps directories in
+    Store(site.config.settings.data_dir).append("central", sample("central", NOW, cpu=55.0))
+    assert central()["cpu"] == 55.0
+    for day_file in directory.iterdir():  # retention removed every day file
+        day_file.unlink()
+    assert central()["ts"] is None and central()["status"] == "stale"
 
 
 def test_api_overview_counts_and_tags(site: Site) -> None:

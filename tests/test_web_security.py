@@ -238,6 +238,30 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(site: Site) -> None:
     assert client.post("/backups/create", data={"csrf_token": stolen}).status_code == 400
 
 
+#: Every endpoint that accepts anything but GET: a new one must be added here knowingly.
+CHANGING = {"auth.login", "auth.logout", "backups.create", "backups.restore", "backups.delete"}
+
+
+def test_every_change_is_a_post_that_needs_the_csrf_token(site: Site) -> None:
+    site.set_password()
+    app = site.app()
+    changing = set()
+    for rule in app.url_map.iter_rules():
+        methods = rule.methods - {"GET", "HEAD", "OPTIONS"}
+        if not methods:
+            continue
+        assert methods == {"POST"}, (rule.endpoint, methods)  # no PUT, DELETE, GET side effect
+        changing.add(rule.endpoint)
+        url = rule.rule.replace("<name>", "osmon-20261121-224100.tar.gz")
+        client = app.test_client()
+        log_in(client)  # even a logged-in admin needs the token
+        response = client.post(url, data={"confirm": "yes", "password": PASSWORD})
+        assert response.status_code == 400, rule.endpoint
+        assert "security token" in response.get_data(as_text=True)
+    assert changing == CHANGING
+    assert not site.config.settings.backup_dir.exists()
+
+
 def test_without_an_admin_password_actions_are_refused_with_the_fix(site: Site) -> None:
     client = site.client()
     token = csrf_from(client)

@@ -152,25 +152,45 @@ class LatestCache:
     """Each host's newest sample, read again only when its newest day file has changed.
 
     The overview of 1,000 hosts must render in 300 ms; between two passes nothing changes, so
-    a directory listing and a ``stat`` per host replace reading and decoding every file's
-    end.  The key holds inode and device too, so a restored data directory is never mistaken
-    for the old one.  Cached samples are shared: callers must not modify them.
+    two ``stat`` calls per host (its directory, then its newest day file) replace reading and
+    decoding every file's end.  The directory is listed again only when its own mtime moves
+    (a day file created, compressed or pruned).  Keys hold inode and device too, so a
+    restored data directory is never mistaken for the old one.  Cached samples are shared:
+    callers must not modify them.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        #: host -> (directory key, newest day file or None)
+        self._listings: dict[str, tuple[tuple[int, int, int], str | None]] = {}
         self._entries: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
 
-    def get(self, host: str) -> dict[str, Any] | None:
+    def _newest_file(self, host: str) -> str | None:
+        try:
+            st = os.stat(self._store.host_dir(host))
+        except FileNotFoundError:
+            self._listings.pop(host, None)
+            return None
+        dir_key = (st.st_mtime_ns, st.st_ino, st.st_dev)
+        listing = self._listings.get(host)
+        if listing is not None and listing[0] == dir_key:
+            return listing[1]
         files = self._store.day_files(host)
-        if not files:
+        newest = str(files[-1].path) if files else None
+        self._listings[host] = (dir_key, newest)
+        return newest
+
+    def get(self, host: str) -> dict[str, Any] | None:
+        path = self._newest_file(host)
+        if path is None:
             self._entries.pop(host, None)
             return None
         try:
-            st = os.stat(files[-1].path)
+            st = os.stat(path)
         except FileNotFoundError:  # pruned just now: read without caching
+            self._listings.pop(host, None)
             return self._store.latest(host)
-        key = (files[-1].path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+        key = (path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
         entry = self._entries.get(host)
         if entry is not None and entry[0] == key:
             return entry[1]
