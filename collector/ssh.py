@@ -115,7 +115,12 @@ class HostKeyChecker:
             if status == "known":
                 return
             if status == "unknown" and self.policy == "accept-new" and self.osmon_file:
-                self._accept(name, key)
+                try:
+                    self._accept(name, key)
+                except OSError as exc:  # a key we cannot record is a key we do not trust
+                    raise SshFailure(HOSTKEY, (
+                        f"cannot record the new host key of {name} in {self.osmon_file}: "
+                        f"{exc.strerror or exc}")) from None
                 return
         if status == "unknown":
             files = " or ".join(str(f) for f in self._files) or "no known_hosts file"

@@ -245,6 +245,20 @@ def test_accept_new_records_the_key_once_then_is_strict(inventory: Inventory,
     assert osmon_known.read_bytes() == before
 
 
+def test_accept_new_without_a_writable_known_hosts_refuses(inventory: Inventory) -> None:
+    """A key osmon cannot record is not trusted.  /proc: readable (no such file) and not
+    writable even by root, which the suite may run as."""
+    target = Path("/proc/osmon-test-known_hosts")
+    config = inventory(["web1"], settings={"host_key_policy": "accept-new",
+                                           "osmon_known_hosts": str(target)})
+    Path(str(config.settings.known_hosts)).write_text("", encoding="ascii")
+    collect.run_pass(config, now=NOW)
+    kind, message = error_of(config, "web1")
+    assert kind == "hostkey"
+    assert message.startswith(f"cannot record the new host key of "
+                              f"[127.0.0.1]:{config.hosts[0].port} in {target}: ")
+
+
 def test_wrong_client_key_is_auth(inventory: Inventory, tmp_path: Path) -> None:
     stranger = harness.generate_key(tmp_path / "stranger")
     config = inventory(["web1"], hosts={"web1": {"identity_file": str(stranger)}})
