@@ -384,12 +384,56 @@ def load_state(state_dir: Path) -> dict[str, Any]:
     value, problem = read_json(Path(state_dir) / STATE_FILE, STATE_VERSION)
     if problem is not None:
         log.error("CERT-FR state %s", problem)
-    state = empty_state()
-    if isinstance(value, dict):
-        state.update({k: value[k] for k in state if k in value})
-        if not isinstance(state["alerts"], dict):
-            state["alerts"] = {}
+    state = normalize_state(value)
+    if isinstance(value, Mapping) and value.get("initialized") is True \
+            and not state["initialized"]:
+        log.error("CERT-FR state %s: damaged alert records dropped; the next fetch records "
+                  "the feed again without mailing", Path(state_dir) / STATE_FILE)
     return state
+
+
+def normalize_state(value: Any) -> dict[str, Any]:
+    """``value`` with anything malformed replaced by its default (a hand-edited or damaged
+    file must not break every pass; a lost record only means an alert is recorded again)."""
+    state = empty_state()
+    if not isinstance(value, Mapping):
+        return state
+    state["initialized"] = value.get("initialized") is True
+    for key in ("etag", "last_modified"):
+        state[key] = value[key] if isinstance(value.get(key), str) else None
+    for key in ("last_fetch", "last_success"):
+        state[key] = value[key] if _is_ts(value.get(key)) else None
+    problem = value.get("problem")
+    if isinstance(problem, Mapping) and isinstance(problem.get("message"), str):
+        state["problem"] = {"message": problem["message"],
+                            "since": problem["since"] if _is_ts(problem.get("since")) else "?"}
+    alerts = value.get("alerts")
+    if isinstance(alerts, Mapping):
+        state["alerts"] = {k: dict(r) for k, r in alerts.items() if _valid_record(k, r)}
+    if not isinstance(alerts, Mapping) or len(state["alerts"]) < len(alerts):
+        # Damaged memory: the next fetch records again, as a first run, rather than mail
+        # alerts it merely forgot.
+        state["initialized"] = False
+    return state
+
+
+def _valid_record(key: Any, record: Any) -> bool:
+    return (isinstance(key, str) and isinstance(record, Mapping) and record.get("id") == key
+            and isinstance(record.get("title"), str)
+            and all(_is_ts(record.get(k)) for k in ("published", "first_seen", "updated"))
+            and (record.get("dated") is None or _is_ts(record.get("dated")))
+            and (record.get("link") is None or isinstance(record.get("link"), str))
+            and isinstance(record.get("description", ""), str))
+
+
+def _is_ts(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_ts(value)
+    except ValueError:
+        return False
+    return True
 
 
 def save_state(state_dir: Path, state: dict[str, Any]) -> None:
@@ -467,9 +511,9 @@ def recent_alerts(state_dir: Path, limit: int = 50) -> list[dict[str, Any]]:
     """Known alerts newest first: ``{"id","title","link","published","description",
     "first_seen","updated"}``."""
     value, _problem = read_json(Path(state_dir) / STATE_FILE, STATE_VERSION)
-    alerts = value.get("alerts") if isinstance(value, dict) else None
-    if not isinstance(alerts, dict):
+    if value is None:
         return []
+    alerts = normalize_state(value)["alerts"]
     keys = ("id", "title", "link", "published", "description", "first_seen", "updated")
     rows = [{k: a.get(k) for k in keys} for a in alerts.values()
             if isinstance(a, dict) and isinstance(a.get("published"), str)]

@@ -426,3 +426,26 @@ def test_size_cap_without_content_length(tmp_path: Path, feed: FeedServer,
     [(level, message)] = certfr_events(passes)
     assert level == "warning" and "over max_bytes (100000 bytes)" in message
     assert certfr.recent_alerts(passes.state_dir) == []
+
+
+@pytest.mark.parametrize("damage", [
+    '{"version": 1, "initialized": true, "alerts": {"x": "junk"}, "etag": 5}',
+    '{"version": 1, "initialized": true, "alerts": [], "problem": "x", "last_fetch": 7}',
+    '{"version": 1, "initialized": true, "alerts": {"a": {"id": "a", "title": "t", '
+    '"published": "yesterday", "first_seen": null}}}',
+])
+def test_damaged_state_never_breaks_the_feed(tmp_path: Path, feed: FeedServer, sink: SmtpSink,
+                                             damage: str) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    passes.state_dir.mkdir(parents=True)
+    (passes.state_dir / certfr.STATE_FILE).write_text(damage, encoding="utf-8")
+    assert certfr.recent_alerts(passes.state_dir) == []  # the dashboard does not crash
+    passes.run()
+    assert feed.hits("/alerte/feed/") == 1
+    assert sink.messages == []  # recorded again as a first run, not mailed
+    assert len(certfr.recent_alerts(passes.state_dir)) == 3
+    passes.now += HALF_HOUR
+    feed.routes["/alerte/feed/"] = Route(rss([alert_item(
+        18, "Vulnérabilité dans ExempleCloud", "Sat, 21 Nov 2026 09:00:00 +0000")]))
+    passes.run()
+    assert len(sink.messages) == 1  # and the feed works again
