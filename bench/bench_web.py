@@ -37,16 +37,20 @@ def build(directory: Path, count: int, samples: int):  # -> web_fixtures.Site
     return site
 
 
-def median_ms(client, url: str, runs: int) -> tuple[float, int]:  # client: FlaskClient
+def median_ms(client, url: str, runs: int) -> tuple[float, float, int]:  # FlaskClient
+    """Median wall and CPU (this process) milliseconds: on a busy machine the CPU time is the
+    steadier figure, the wall time is what a user waits."""
     times = []
+    cpu = []
     size = 0
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
         size = len(response.data)
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
         assert response.status_code == 200, (url, response.status_code)
-    return statistics.median(times), size
+    return statistics.median(times), statistics.median(cpu), size
 
 
 def main() -> int:
@@ -64,9 +68,10 @@ def main() -> int:
         client.get("/")  # warm up: template compilation, imports
         worst = 0.0
         for url in ("/", "/api/hosts", "/api/overview"):
-            ms, size = median_ms(client, url, args.runs)
+            ms, cpu_ms, size = median_ms(client, url, args.runs)
             worst = max(worst, ms)
-            print(f"{url:15} median {ms:7.1f} ms over {args.runs} runs ({size / 1024:.0f} KiB)")
+            print(f"{url:15} median {ms:7.1f} ms (CPU {cpu_ms:6.1f} ms) over {args.runs} runs "
+                  f"({size / 1024:.0f} KiB)")
     verdict = "OK" if worst <= TARGET_MS else "OVER"
     print(f"target {TARGET_MS:.0f} ms: {verdict}")
     return 0 if worst <= TARGET_MS else 1
