@@ -5,7 +5,8 @@ Order matters for "nothing lost, nothing sent twice":
 1. evaluate the rules (pure) and, if due, read the CERT-FR feed within its share of the time;
 2. write the digest to the outbox (atomic) — from here on the notifications survive a crash;
 3. append the history, then save the alert and CERT-FR state;
-4. flush the outbox until the pass deadline.
+4. flush the outbox until the pass deadline (e-mail starting or ending to fail is a history
+   event too).
 
 A crash between 2 and 3 makes the next pass notify the same changes again (a duplicate,
 never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.notify`).
@@ -53,7 +54,27 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
     if feed is not None and feed.fetched:
         certfr.save_state(state_dir, feed.state)
     if config.smtp.enabled:
-        notify.flush_outbox(config.smtp, state_dir, deadline)
+        _flush(config, now, deadline)
+
+
+def _flush(config: Config, now: datetime, deadline: float) -> None:
+    """Send what waits; e-mail starting or ending to fail is an event of the history too,
+    so the dashboard shows that alerts are not getting through."""
+    state_dir = config.state_dir
+    before = notify.smtp_failure(state_dir)
+    notify.flush_outbox(config.smtp, state_dir, deadline)
+    after = notify.smtp_failure(state_dir)
+    if (before is None) == (after is None):
+        return
+    waiting = len(notify.pending(state_dir))
+    if after is not None:
+        level, message = "warning", (f"e-mail cannot be sent: {after}; {waiting} message(s) "
+                                     f"wait in the outbox")
+    else:
+        level, message = "ok", "e-mail works again: the waiting messages were sent"
+    alert_store.append_history(state_dir, [{
+        "ts": format_ts(now), "host": "", "metric": "email", "item": None, "event": "email",
+        "level": level, "value": None, "threshold": None, "message": message}])
 
 
 def _poll_certfr(config: Config, now: datetime, deadline: float) -> certfr.PollResult | None:

@@ -305,6 +305,14 @@ def _set_aside(path: Path, reason: str) -> None:
               rejected)
 
 
+def smtp_failure(state_dir: Path) -> str | None:
+    """Why e-mail is failing (since the last attempt), or ``None`` if it is not."""
+    status, _problem = read_json(Path(state_dir) / STATUS_FILE, 1)
+    if not isinstance(status, dict) or not status.get("failing_since"):
+        return None
+    return str(status.get("reason") or "unknown reason")
+
+
 def _smtp_failed(state_dir: Path, reason: str, waiting: int) -> None:
     path = Path(state_dir) / STATUS_FILE
     status, _problem = read_json(path, 1)

@@ -140,6 +140,10 @@ def test_smtp_down_then_up_delivers_each_mail_once(passes: Passes, sink: SmtpSin
     assert len(sink.messages) == 2
     ids = {m["Message-ID"] for m in sink.messages}
     assert len(ids) == 2
+    email_events = [(r["level"], r["message"]) for r in alert_store.history(passes.state_dir)
+                    if r["event"] == "email"]
+    assert [level for level, _message in email_events] == ["ok", "warning"]  # newest first
+    assert "e-mail cannot be sent: connection refused" in email_events[1][1]
 
 
 def test_no_time_left_keeps_the_mail_for_the_next_pass(passes: Passes, sink: SmtpSink) -> None:
