@@ -16,7 +16,7 @@ import threading
 import time
 from types import FrameType
 
-from collector.errors import LockHeld
+from collector.errors import OsmonError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 result = run_pass(config)
                 for outcome in result.failures():
                     log.warning("%s", outcome.describe())
-            except LockHeld as exc:
+            except OsmonError as exc:  # lock held by a cron pass, data dir not writable
                 log.warning("%s", exc)
             except Exception:  # one broken pass must not end the service
                 log.exception("collection pass failed")

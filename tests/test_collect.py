@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import types
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,6 +164,37 @@ def test_pass_killed_with_sigkill_leaves_readable_logs_and_the_next_pass_runs(
     for name in names:
         latest = store.latest(name)
         assert latest is not None and latest["ts"].startswith("2027-")
+
+
+def test_run_collects_every_interval_and_serves_the_dashboard(sshd: harness.Sshd,
+                                                              tmp_path: Path) -> None:
+    """The quick start's ``osmon run``: passes on the interval, the dashboard beside them, and
+    SIGTERM (a service manager stopping it) ends it cleanly."""
+    path = sshd.write_hosts_toml(
+        tmp_path / "hosts.toml", ["central", "web1"], hosts={"central": {"local": True}},
+        settings={"interval_s": 5, "pass_deadline_s": 4, "host_deadline_s": 4})
+    service = subprocess.Popen([sys.executable, "-m", "collector", "--config", str(path), "run",
+                                "--port", "0"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    passes = tmp_path / "data" / "state" / passlog.FILE_NAME
+    try:
+        assert service.stderr is not None
+        announced = service.stderr.readline()
+        assert announced.startswith("osmon: dashboard on http://127.0.0.1:"), announced
+        url = announced.split(" on ", 1)[1].strip()
+        wait_for(lambda: passes.exists() and len(passes.read_bytes().splitlines()) >= 2,
+                 "two passes")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = response.read().decode("utf-8")
+        assert "central" in page and "web1" in page
+    finally:
+        service.send_signal(signal.SIGTERM)
+        out, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err
+    first, second = (json.loads(line) for line in passes.read_bytes().splitlines()[:2])
+    assert (first["ok"], first["failed"], second["ok"]) == (2, 0, 2)
+    config = config_mod.load(path)
+    assert len(day_lines(config, "web1")) >= 2 and len(day_lines(config, "central")) >= 2
 
 
 def test_collect_under_cron_prints_only_failed_hosts(sshd: harness.Sshd, tmp_path: Path,
