@@ -212,10 +212,19 @@ def test_corrupt_state_is_reported_and_rebuilt(passes: Passes, sink: SmtpSink,
 
 def test_untrusted_text_is_escaped_in_the_html_mail(passes: Passes, sink: SmtpSink) -> None:
     mount = '/mnt/<img src=x onerror=alert(1)>"&'
-    passes.run(db1=passes.ok(disks={mount: 99}))
+    checks = {"web<b>": {"state": 2, "output": "CRITICAL <script>alert(2)</script>", "perf": {}}}
+    for _ in range(2):  # a check needs two passes
+        passes.run(db1=passes.ok(disks={mount: 99}, checks=checks))
+    assert len(sink.messages) == 2
+    for msg in sink.messages:
+        text, html = bodies(msg)
+        assert "<img" not in html and "<script" not in html and "<b>" not in html
     _text, html = bodies(sink.messages[0])
-    assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;" in html
+    text, html = bodies(sink.messages[1])
+    assert "check web&lt;b&gt; on db1 is CRITICAL: CRITICAL &lt;script&gt;alert(2)&lt;/script&gt;" \
+        in html
+    assert "check web<b> on db1 is CRITICAL: CRITICAL <script>alert(2)</script>" in text
 
 
 @pytest.mark.parametrize("mount", ["/x\r\nBcc: evil@example.org\r\n\r\nbody",

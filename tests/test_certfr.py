@@ -449,3 +449,10 @@ def test_damaged_state_never_breaks_the_feed(tmp_path: Path, feed: FeedServer, s
         18, "Vulnérabilité dans ExempleCloud", "Sat, 21 Nov 2026 09:00:00 +0000")]))
     passes.run()
     assert len(sink.messages) == 1  # and the feed works again
+
+
+def test_interval_is_configurable(tmp_path: Path, feed: FeedServer, sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink, certfr_options="interval_s = 300")
+    for _ in range(11):  # 22:00 .. 22:10
+        passes.run()
+    assert feed.hits("/alerte/feed/") == 3  # 22:00, 22:05, 22:10

@@ -350,3 +350,13 @@ def test_the_password_is_never_logged_nor_stored(
     for path in config.settings.data_dir.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+@login_warning
+def test_test_email_with_the_password_in_a_file(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "smtp-password").write_text("s3cret\n", encoding="utf-8")
+    with SmtpSink(login=("osmon", "s3cret")) as server:
+        smtp_config(tmp_path, server.port, 'user = "osmon"\npassword_file = "smtp-password"')
+        code, _out, _err = test_email(tmp_path, capsys)
+        assert code == 0 and len(server.messages) == 1
