@@ -6,6 +6,7 @@ import argparse
 
 from collector import backup
 from collector.cli import load_config
+from collector.config import Config
 from collector.store import utc_now
 
 
@@ -29,9 +30,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     delete.add_argument("name", metavar="NAME", help="a name shown by 'osmon backup list'")
 
 
+#: Beyond the pass deadline, what a pass's post-pass work (alerts, rollups) may take.
+_WAIT_MARGIN_S = 30.0
+
+
 def _wait_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=30, metavar="SECONDS",
-                        help="wait this long for a running pass to finish (default 30)")
+    parser.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                        help="wait this long for a running pass to finish (default: the pass "
+                             "deadline plus 30 s, so the daily cron backup is not skipped "
+                             "because a slow pass started in the same minute)")
+
+
+def _wait_s(args: argparse.Namespace, config: Config) -> float:
+    if args.wait is not None:
+        return max(0.0, args.wait)
+    return config.settings.pass_deadline_s + _WAIT_MARGIN_S
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"no backups in {config.settings.backup_dir}")
     elif args.action == "create":
-        info = backup.create_backup(config, lock_wait_s=args.wait)
+        info = backup.create_backup(config, lock_wait_s=_wait_s(args, config))
         deleted = backup.apply_backup_retention(config, utc_now(), protect=(info.name,))
         if not args.quiet:
             print(info.name)
@@ -51,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             for name in deleted:
                 print(f"deleted {name} (retention)")
     elif args.action == "restore":
-        safety = backup.restore_backup(config, args.name, lock_wait_s=args.wait)
+        safety = backup.restore_backup(config, args.name, lock_wait_s=_wait_s(args, config))
         print(f"restored {args.name}; the data it replaced is kept as {safety.name}")
     else:
         backup.delete_backup(config, args.name)
