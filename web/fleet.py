@@ -18,6 +18,7 @@ from flask import current_app
 
 from collector import alert_store, certfr, charts, passlog, series
 from collector.config import Config, Host
+from collector.redact import Redactor
 from collector.status import (
     STATUSES,
     CollectorState,
@@ -28,7 +29,6 @@ from collector.status import (
     host_status,
 )
 from collector.store import Store, format_ts
-from web.security import Redactor
 
 
 @dataclass(frozen=True)

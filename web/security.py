@@ -9,13 +9,7 @@ an SVG opened directly.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from pathlib import Path
-
 from flask import Flask, Response
-
-from collector.config import Config
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -45,46 +39,3 @@ def add_headers(response: Response) -> Response:
     # and static files set their own (ETag-validated) policy before we get here.
     response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-class Redactor:
-    """Masks config secrets (key paths, data paths, the SMTP password) in collector messages.
-
-    Host error messages are written by the SSH layer and may quote an identity file or a
-    known_hosts path ("cannot read /home/osmon/.ssh/id_ed25519"); the dashboard must not reveal
-    where keys or data live.  Only messages go through here, not host data such as mount
-    points, so a mount named like the data directory is still shown as it is.
-    """
-
-    MASK = "[hidden]"
-
-    def __init__(self, config: Config) -> None:
-        settings = config.settings
-        paths: list[Path | None] = [
-            settings.data_dir, settings.backup_dir, settings.known_hosts,
-            settings.osmon_known_hosts, settings.ssh_config, config.path.resolve().parent,
-            config.smtp.password_file]
-        paths += [h.identity_file for h in config.hosts]
-        needles = set(_path_forms(p for p in paths if p is not None))
-        secret = os.environ.get(config.smtp.password_env) if config.smtp.password_env else None
-        if secret:
-            needles.add(secret)
-        # Longest first, so a file path is masked whole rather than its directory alone.
-        self._needles = sorted((n for n in needles if len(n) >= 4), key=len, reverse=True)
-
-    def __call__(self, text: str | None) -> str | None:
-        if not text:
-            return text
-        for needle in self._needles:
-            if needle in text:
-                text = text.replace(needle, self.MASK)
-        return text
-
-
-def _path_forms(paths: Iterable[Path]) -> Iterable[str]:
-    home = os.path.expanduser("~")
-    for path in paths:
-        text = str(path)
-        yield text
-        if home not in ("", "/") and text.startswith(home + os.sep):
-            yield "~" + text[len(home):]
