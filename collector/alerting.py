@@ -35,11 +35,15 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
     """Judge this pass's samples and mail what changed (the ``collector.hooks`` contract)."""
     state_dir = config.state_dir
     state, problem = alert_store.load_state(state_dir)
-    if problem is not None:
-        log.error("alert state %s (kept as %s.corrupt); problems still present will be "
-                  "notified again", problem, alert_store.STATE_FILE)
-    new_state, notes = alert_rules.evaluate(config, state, samples, now)
     events: list[dict[str, Any]] = []
+    if problem is not None:
+        message = (f"alert state {problem} (kept as {alert_store.STATE_FILE}.corrupt); problems "
+                   "still present will be notified again")
+        log.error("%s", message)
+        events.append({"ts": format_ts(now), "host": "", "metric": "state", "item": None,
+                       "event": "state", "level": "warning", "value": None, "threshold": None,
+                       "message": message})
+    new_state, notes = alert_rules.evaluate(config, state, samples, now)
     feed = _poll_certfr(config, now, deadline)
     if feed is not None:
         notes.extend(certfr_notification(a) for a in feed.new_alerts)
@@ -49,7 +53,7 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
     if notes and config.smtp.enabled:
         notify.queue(state_dir, notify.compose(config, notes, now), now)
     ts = format_ts(now)
-    alert_store.append_history(state_dir, [n.history_record(ts) for n in notes] + events)
+    alert_store.append_history(state_dir, events + [n.history_record(ts) for n in notes])
     alert_store.save_state(state_dir, new_state)
     if feed is not None and feed.fetched:
         certfr.save_state(state_dir, feed.state)

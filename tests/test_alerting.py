@@ -208,6 +208,8 @@ def test_corrupt_state_is_reported_and_rebuilt(passes: Passes, sink: SmtpSink,
     passes.run(db1=passes.ok(disks={"/": 90}))
     assert len(sink.messages) == 2
     assert alert_store.active_alerts(passes.state_dir)[0]["item"] == "/"
+    state_events = [r for r in alert_store.history(passes.state_dir) if r["event"] == "state"]
+    assert len(state_events) == 1 and "corrupt" in state_events[0]["message"]
 
 
 def test_untrusted_text_is_escaped_in_the_html_mail(passes: Passes, sink: SmtpSink) -> None:
