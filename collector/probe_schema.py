@@ -250,7 +250,8 @@ def validate_probe_output(obj: Any) -> dict[str, Any]:
         raise InvalidProbeOutput(f"top level: expected an object, got {type(obj).__name__}")
     version = obj.get("probe")
     if isinstance(version, bool) or version != PROBE_VERSION:
-        raise InvalidProbeOutput(f"probe: unsupported version {version!r:.40}")
+        # Only the type: the value is the host's text, and it would reach the log and the page.
+        raise InvalidProbeOutput(f"probe: unsupported version (a {type(version).__name__})")
     errors = ERRORS(obj.get("errors", {}), "errors")
     cleaned: dict[str, Any] = {"probe": PROBE_VERSION}
     for section in SECTIONS:
