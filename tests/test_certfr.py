@@ -92,6 +92,9 @@ def test_item_without_guid_is_known_by_its_link_and_bad_links_are_dropped() -> N
 
 @pytest.mark.parametrize(("body", "reason"), [
     (ENTITY_BOMB, "refused: the feed declares XML entities"),
+    (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+     b"<rss><channel><item><title>&x;</title><guid>g</guid></item></channel></rss>",
+     "refused: the feed declares XML entities"),
     (b"<rss><channel><item><title>x</item></channel></rss>", "malformed XML"),
     (b'<feed xmlns="http://www.w3.org/2005/Atom"></feed>', "not an RSS feed"),
     (b"", "malformed XML"),
