@@ -100,6 +100,12 @@ def run_pass(config: Config, *, now: datetime | None = None,
     t0 = time.monotonic()
     settings = config.settings
     hosts = config.enabled_hosts
+    if not settings.data_dir.exists():
+        # A restore killed between its two fallback renames leaves the data aside and no data
+        # directory; the lock would create an empty one and the pass would hide the old data.
+        from collector.backup_swap import recover
+
+        recover(settings.data_dir)
     lock = DataLock(settings.data_dir, "collect")
     try:
         lock.acquire()
@@ -326,6 +332,12 @@ def probe_params(config: Config, host: Host,
     params: dict[str, Any] = cpu_params_for(previous, time.time(), _previous_epoch(previous))
     params["network_fs"] = host.network_fs
     params["checks"] = check_params(config, host)
+    if params["checks"]:
+        # All the host's checks together get what its deadline leaves after the SSH steps (the
+        # room each check's timeout_s is validated against), so a wave of slow checks queued
+        # behind others is cut short in the probe rather than costing the whole host.
+        settings = config.settings
+        params["checks_budget_s"] = max(0.1, settings.host_deadline_s - settings.ssh_timeout_s)
     return params
 
 

@@ -25,6 +25,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 from collector.errors import ConfigError
 
+#: The probe caps a check's output at this (1 MiB): a larger max_output would be a silent lie.
+MAX_CHECK_OUTPUT = 1 << 20
 #: Host and check names become directory names and URL segments: keep them boring.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 #: A host's ``python``: an absolute path or a bare command name, of characters no shell treats
@@ -304,10 +306,10 @@ class _Parser:
                                 f"({value!r})")
             return default
         if minimum is not None and value < minimum:
-            self.problem(where, f"'{key}' must be at least {minimum:g}, not {value!r}")
+            self.problem(where, f"'{key}' must be at least {_number(minimum)}, not {value!r}")
             return default
         if maximum is not None and value > maximum:
-            self.problem(where, f"'{key}' must be at most {maximum:g}, not {value!r}")
+            self.problem(where, f"'{key}' must be at most {_number(maximum)}, not {value!r}")
             return default
         return value
 
@@ -344,14 +346,19 @@ class _Parser:
         smtp = self.smtp(self.table(doc, "smtp", "top level"))
         certfr = self.simple(doc, "certfr", CertFrSettings,
                              {"enabled": bool, "feed_url": str, "interval_s": int,
-                              "timeout_s": float, "max_bytes": int})
+                              "timeout_s": float, "max_bytes": int},
+                             {"interval_s": (60, 7 * 86400), "timeout_s": (1, 300),
+                              "max_bytes": (4096, 64 << 20)})
         alerts = self.simple(doc, "alerts", AlertSettings,
                              {"repeat_interval_s": int, "down_after": int,
-                              "silent_after_s": int, "hysteresis": float})
+                              "silent_after_s": int, "hysteresis": float},
+                             {"repeat_interval_s": (0, None), "down_after": (1, 1000),
+                              "silent_after_s": (60, None), "hysteresis": (0, 50)})
         web = self.simple(doc, "web", WebSettings,
                           {"public_url": str, "host": str, "port": int, "require_login": bool},
                           {"port": (1, MAX_PORT)})
-        backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int})
+        backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int},
+                             {"keep": (1, 100000), "keep_days": (0, 100000)})
         hosts = self.hosts(doc.get("hosts", []), defaults, self.ssh_config(settings, doc))
         checks = self.checks(doc.get("checks", []), hosts, settings)
         return Config(path=self.path, settings=settings, thresholds=defaults, smtp=smtp,
@@ -565,7 +572,8 @@ class _Parser:
             checks.append(Check(
                 name=name, command=tuple(command),
                 timeout_s=self.check_timeout(t, where, settings),
-                max_output=self.get(t, "max_output", int, 65536, where, minimum=256),
+                max_output=self.get(t, "max_output", int, 65536, where, minimum=256,
+                                    maximum=MAX_CHECK_OUTPUT),
                 hosts=for_hosts, tags=self.str_list(t, "tags", where)))
         return tuple(checks)
 
@@ -685,3 +693,8 @@ def _type_name(value: Any) -> str:
         if isinstance(value, kind):
             return label
     return type(value).__name__
+
+
+def _number(value: float) -> str:
+    """``1048576``, not ``1.04858e+06``: a limit is quoted so the admin can copy it."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -315,3 +315,32 @@ def test_lock_held_in_process_is_lock_held(inventory: Inventory) -> None:
         collect.run_pass(config, now=NOW)
     assert "another osmon backup is running since" in str(info.value)
     assert not (config.settings.data_dir / "hosts").exists()
+
+
+def test_a_pass_after_an_interrupted_restore_brings_the_data_back(tmp_path: Path) -> None:
+    """A restore killed between its fallback renames left the data aside and no data dir: the
+    next pass must put it back, not collect into a new empty directory that hides it."""
+    (tmp_path / "hosts.toml").write_text(
+        '[settings]\ndata_dir = "data"\n[certfr]\nenabled = false\n'
+        '[[hosts]]\nname = "central"\nlocal = true\n', encoding="utf-8")
+    config = config_mod.load(tmp_path / "hosts.toml")
+    old_day = tmp_path / ".data.aside-20261121-224100" / "hosts" / "central" / "2026-11-20.jsonl"
+    old_day.parent.mkdir(parents=True)
+    old_day.write_text('{"v": 1, "ts": "2026-11-20T10:00:00Z", "host": "central"}\n',
+                       encoding="utf-8")
+    collect.run_pass(config, now=NOW)
+    day_files = sorted(p.name for p in (tmp_path / "data" / "hosts" / "central").iterdir())
+    assert day_files == ["2026-11-20.jsonl", f"{NOW:%Y-%m-%d}.jsonl"]
+    assert not list(tmp_path.glob(".data.aside-*"))
+
+
+def test_checks_share_what_the_host_deadline_leaves(tmp_path: Path) -> None:
+    (tmp_path / "hosts.toml").write_text(
+        '[settings]\nssh_timeout_s = 5\nhost_deadline_s = 25\n'
+        '[[hosts]]\nname = "a"\nlocal = true\n[[hosts]]\nname = "b"\nlocal = true\n'
+        '[[checks]]\nname = "x"\ncommand = ["/bin/true"]\nhosts = ["a"]\n', encoding="utf-8")
+    config = config_mod.load(tmp_path / "hosts.toml")
+    with_checks = collect.probe_params(config, config.hosts[0], None)
+    assert with_checks["checks_budget_s"] == 20.0
+    assert [c["name"] for c in with_checks["checks"]] == ["x"]
+    assert "checks_budget_s" not in collect.probe_params(config, config.hosts[1], None)

@@ -84,6 +84,16 @@ CASES = {
     "ssh config named but absent": (
         '[settings]\nssh_config = "fleet_ssh_config"\n',
         ["[settings]: 'ssh_config' names {dir}/fleet_ssh_config, which is not a file"]),
+    "limits that make no sense": (
+        '[backup]\nkeep = -3\nkeep_days = -5\n[alerts]\ndown_after = 0\nhysteresis = 80.0\n'
+        '[certfr]\ninterval_s = 5\n'
+        '[[checks]]\nname = "big"\ncommand = ["/bin/true"]\nmax_output = 10000000\n',
+        ["[certfr]: 'interval_s' must be at least 60, not 5",
+         "[alerts]: 'down_after' must be at least 1, not 0",
+         "[alerts]: 'hysteresis' must be at most 50, not 80.0",
+         "[backup]: 'keep' must be at least 1, not -3",
+         "[backup]: 'keep_days' must be at least 0, not -5",
+         "check 'big': 'max_output' must be at most 1048576, not 10000000"]),
     "hosts not an array": ('hosts = "a"\n',
                            ["top level: 'hosts' must be an array of tables: [[hosts]]"]),
     "tags not strings": ('[[hosts]]\nname = "a"\nlocal = true\ntags = [1]\n',
