@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,6 +26,9 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 from collector.errors import ConfigError
 
+#: Deliberately loose (RFC 5322 is not the point): one address, nothing that could split a
+#: header or a recipient list.
+_MAIL_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\Z")
 #: The probe caps a check's output at this (1 MiB): a larger max_output would be a silent lie.
 MAX_CHECK_OUTPUT = 1 << 20
 #: Host and check names become directory names and URL segments: keep them boring.
@@ -349,6 +353,9 @@ class _Parser:
                               "timeout_s": float, "max_bytes": int},
                              {"interval_s": (60, 7 * 86400), "timeout_s": (1, 300),
                               "max_bytes": (4096, 64 << 20)})
+        if urlsplit(certfr.feed_url).scheme not in ("http", "https"):
+            self.problem("[certfr]", f"'feed_url' must be an http:// or https:// URL, not "
+                                     f"{certfr.feed_url!r}")
         alerts = self.simple(doc, "alerts", AlertSettings,
                              {"repeat_interval_s": int, "down_after": int,
                               "silent_after_s": int, "hysteresis": float},
@@ -447,6 +454,14 @@ class _Parser:
         enabled = self.get(t, "enabled", bool, bool(t) and bool(to), w)
         if enabled and not to:
             self.problem(w, "'to' must list at least one recipient when e-mail is enabled")
+        from_addr = self.get(t, "from", str, "osmon@localhost", w)
+        for key, address in [("from", from_addr)] + [("to", a) for a in to]:
+            if not _MAIL_ADDRESS.match(address):
+                self.problem(w, f"'{key}' holds {address!r}, which is not an e-mail address "
+                                "(name@domain, no spaces, commas or line breaks)")
+        template = self.path_value(t, "template", None, w)
+        if template is not None and not template.is_file():
+            self.problem(w, f"'template' names {template}, which is not a file")
         return SmtpSettings(
             enabled=enabled,
             host=self.get(t, "host", str, "localhost", w),
@@ -456,10 +471,10 @@ class _Parser:
             user=self.get(t, "user", str, "", w),
             password_env=self.get(t, "password_env", str, "OSMON_SMTP_PASSWORD", w),
             password_file=self.path_value(t, "password_file", None, w),
-            from_addr=self.get(t, "from", str, "osmon@localhost", w),
+            from_addr=from_addr,
             to=to,
             timeout_s=self.get(t, "timeout_s", float, 10.0, w, minimum=0.1),
-            template=self.path_value(t, "template", None, w),
+            template=template,
         )
 
     def simple(self, doc: Mapping[str, Any], key: str, cls: type, kinds: dict[str, type],

@@ -289,7 +289,8 @@ def test_retention_drops_backups_older_than_keep_days(tmp_path: Path) -> None:
 
 
 def test_retention_never_deletes_the_newest_backup(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, backup={"keep": 0, "keep_days": 1})
+    # Both are older than keep_days: age alone would delete them both.
+    cfg = make_config(tmp_path, backup={"keep": 1, "keep_days": 1})
     fill_store(cfg, days=1, per_day=2)
     names = _backups_at(cfg, [200, 100])
     assert apply_backup_retention(cfg, NOW) == [names[0]]

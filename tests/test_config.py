@@ -94,6 +94,16 @@ CASES = {
          "[backup]: 'keep' must be at least 1, not -3",
          "[backup]: 'keep_days' must be at least 0, not -5",
          "check 'big': 'max_output' must be at most 1048576, not 10000000"]),
+    "mail and feed settings that cannot work": (
+        '[smtp]\nfrom = ""\nto = ["admin@example.org", "a@b\\nBcc: x@y"]\n'
+        'template = "missing.txt"\n'
+        '[certfr]\nfeed_url = "file:///etc/passwd"\n',
+        ["[smtp]: 'from' holds '', which is not an e-mail address (name@domain, no spaces, "
+         "commas or line breaks)",
+         "[smtp]: 'to' holds 'a@b\\nBcc: x@y', which is not an e-mail address (name@domain, "
+         "no spaces, commas or line breaks)",
+         "[smtp]: 'template' names {dir}/missing.txt, which is not a file",
+         "[certfr]: 'feed_url' must be an http:// or https:// URL, not 'file:///etc/passwd'"]),
     "hosts not an array": ('hosts = "a"\n',
                            ["top level: 'hosts' must be an array of tables: [[hosts]]"]),
     "tags not strings": ('[[hosts]]\nname = "a"\nlocal = true\ntags = [1]\n',
