@@ -148,9 +148,9 @@ def test_hard_host_deadline_applies_while_the_command_runs(inventory: Inventory,
 def test_remote_command_quotes_the_interpreter() -> None:
     """Config validation refuses such a value; the quoting is the second line of defence."""
     assert collect.remote_command(Host(name="a", python="/usr/bin/python3")) == \
-        "/usr/bin/python3 -"
+        "/usr/bin/python3 -I -S -"
     assert collect.remote_command(Host(name="a", python="python3; reboot")) == \
-        "'python3; reboot' -"
+        "'python3; reboot' -I -S -"
 
 
 def test_pass_deadline_records_every_unfinished_host(inventory: Inventory,
