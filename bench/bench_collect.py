@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+#: What collector.collect.remote_command runs: the baselines must pay the same probe start-up.
+REMOTE_COMMAND = "python3 -I -S -"
 
 CONTENDERS = ("osmon", "bare", "ssh")
 # The steady state of a pass: the collector has the previous counters, the probe never sleeps.
@@ -116,7 +118,7 @@ def xargs_command(server, case: Path, payload: Path, concurrency: int) -> str:
         "ssh", "-F", "/dev/null", "-p", str(server.port), "-i", str(server.client_key_path),
         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
         "-o", f"UserKnownHostsFile={case / 'known_hosts'}", "-o", "LogLevel=ERROR",
-        f"{server.user}@{server.address}", "python3 -"])
+        f"{server.user}@{server.address}", REMOTE_COMMAND])
     script = f"{ssh} < {shlex.quote(str(payload))} > {shlex.quote(str(out))}/$1"
     return (f"xargs -P {concurrency} -n 1 sh -c {shlex.quote(script)} sh "
             f"< {shlex.quote(str(case / 'names'))}")
@@ -169,7 +171,7 @@ def bare_pool(port: str, user: str, key_path: str, payload_path: str, n: int,
             transport.start_client(timeout=60)
             transport.auth_publickey(user, key)
             channel = transport.open_session(timeout=60)
-            channel.exec_command("python3 -")
+            channel.exec_command(REMOTE_COMMAND)
             channel.sendall(payload)
             channel.shutdown_write()
             chunks = []
