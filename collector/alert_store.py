@@ -23,6 +23,7 @@ from typing import Any
 
 from collector import alert_rules
 from collector.statefile import atomic_write_json, read_json
+from collector.store import append_whole_lines
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,10 @@ def append_history(state_dir: Path, records: Iterable[dict[str, Any]]) -> None:
     if not data:
         return
     path = Path(state_dir) / HISTORY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         if path.stat().st_size > HISTORY_MAX_BYTES:
             os.replace(path, path.with_name(HISTORY_FILE + ".1"))
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data  # keep a torn fragment on a line of its own
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    append_whole_lines(path, data)
 
 
 def active_alerts(state_dir: Path) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 from collector import series
 from collector.statefile import atomic_write_bytes
-from collector.store import Store, encode_line, format_ts
+from collector.store import Store, append_whole_lines, encode_line, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -255,17 +255,7 @@ def _files(store: Store, host: str, res: str) -> list[Path]:
 
 
 def _append(path: Path, records: list[dict[str, Any]]) -> None:
-    """Append whole lines in one write; after a torn line, start on a fresh line."""
-    data = b"".join(encode_line(r) for r in records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    append_whole_lines(path, b"".join(encode_line(r) for r in records))
 
 
 def _record_time(record: Mapping[str, Any]) -> float | None:

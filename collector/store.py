@@ -39,6 +39,27 @@ def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
+def append_whole_lines(path: Path, data: bytes) -> None:
+    """Append ``data`` (whole lines) to ``path`` in one ``write``, creating what is missing.
+
+    Every append-only log of osmon (samples, rollups, alert history) goes through here.  If a
+    previous writer was killed mid-line, the file does not end with a newline; ``data`` then
+    starts with one, so the torn fragment stays a line of its own (skipped by readers) instead
+    of swallowing the new line.
+    """
+    if not data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def encode_line(sample: dict[str, Any]) -> bytes:
     # allow_nan=False: a NaN would make the line invalid JSON for every other reader.
     text = json.dumps(sample, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -75,19 +96,9 @@ class Store:
         line then starts with one, so the torn fragment stays a line of its own (skipped by
         readers) instead of swallowing this sample.
         """
-        line = encode_line(sample)
         day = parse_ts(sample["ts"]).date().isoformat()
-        directory = self.host_dir(host)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{day}.jsonl"
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        path = self.host_dir(host) / f"{day}.jsonl"
+        append_whole_lines(path, encode_line(sample))
         return path
 
     # -- listing ---------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 import sshd as harness
+from process_fixtures import is_dead, wait_for
 
 from collector import alert_rules, collect
 from collector.config import Config
@@ -51,23 +51,6 @@ def stored_samples(config: Config, host: str) -> list[dict[str, Any]]:
     return [json.loads(line) for path in sorted(
         (config.settings.data_dir / "hosts" / host).glob("*.jsonl"))
         for line in path.read_bytes().splitlines()]
-
-
-def is_dead(pid: int) -> bool:
-    """Gone, or a zombie waiting for init: either way it runs no more."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    """Poll for a state the kernel reaches (a SIGKILLed process takes a moment to go)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_real_plugins_a_hang_and_a_missing_one_in_one_pass(

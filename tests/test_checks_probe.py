@@ -11,11 +11,11 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from process_fixtures import is_dead, wait_for
 
 from collector.checks import derive_checks
 from collector.collect import probe_stdin
@@ -43,23 +43,6 @@ def derived(specs: list[dict[str, Any]], **run: Any) -> tuple[dict[str, Any], di
     answers, problems, hung = probe.run_checks(specs, **run)
     assert not hung
     return answers, derive_checks(answers, specs)
-
-
-def is_dead(pid: int) -> bool:
-    """Gone, or a zombie waiting for init: either way it runs no more."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    """Poll for a state the kernel reaches (a SIGKILLed process takes a moment to go)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_hung_plugin_and_its_child_are_killed_at_the_timeout(tmp_path: Path) -> None:
