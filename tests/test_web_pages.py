@@ -119,7 +119,7 @@ def test_host_page_shows_charts_facts_disks_processes_users(site: Site) -> None:
                       for m in ("cpu", "memory", "swap", "disk", "load", "net")]
     assert '<a href="/hosts/web1?range=24h" aria-current="page">24h</a>' in html
     for text in ("6.1.0-18-amd64", "x86_64", "/dev/vda1", "systemd", "/sbin/init", "alice",
-                 "10.0.0.9", "7.8 GiB", "11.4 MiB"):
+                 "10.0.0.9", "7.8 GiB", "11.4 MiB", ">0.41 s<"):
         assert text in html, text
     assert "Checks" not in html  # no check results: no empty section
 

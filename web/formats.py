@@ -39,6 +39,12 @@ def number(value: Any) -> str:
     return DASH if v is None else f"{v:.2f}"
 
 
+def seconds(value: Any) -> str:
+    """A short duration with its unit: "0.41 s" (how long a collection took)."""
+    v = _num(value)
+    return DASH if v is None else f"{v:.2f} s"
+
+
 def integer(value: Any) -> str:
     v = _num(value)
     return DASH if v is None else str(int(v))
@@ -101,5 +107,5 @@ def _scaled(value: Any, base: int, units: tuple[str, ...]) -> str:
 FILTERS: dict[str, Callable[[Any], str]] = {
     "percent": percent, "size": size, "rate": rate, "number": number, "integer": integer,
     "ago": ago, "when": when, "text": text, "duration": duration, "items": items,
-    "reasons": reasons,
+    "reasons": reasons, "seconds": seconds,
 }

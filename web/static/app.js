@@ -49,6 +49,7 @@
     size: function (v) { return scaled(v, 1024, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]); },
     rate: function (v) { return scaled(v, 1000, ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"]); },
     number: function (v) { return num(v) === null ? DASH : v.toFixed(2); },
+    seconds: function (v) { return num(v) === null ? DASH : v.toFixed(2) + " s"; },
     integer: function (v) { return num(v) === null ? DASH : String(Math.trunc(v)); },
     ago: ago,
     when: function (v) {
@@ -140,7 +141,8 @@
         var value = get(row, col.key);
         fill(td, col.format, value, row);
         td.dataset.sort = String(sortValue(col.format, value));
-        if (["percent", "size", "rate", "number", "integer", "ago", "duration", "disk"]
+        if (["percent", "size", "rate", "number", "seconds", "integer", "ago", "duration",
+             "disk"]
             .indexOf(col.format) >= 0) { td.classList.add("num"); }
         if (col.level) { setLevel(td, get(row, col.level)); }
         if (col.format === "ago" && row.ts) { td.dataset.ts = row.ts; }
