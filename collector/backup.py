@@ -55,9 +55,10 @@ NAME_RE = re.compile(r"^osmon-(\d{8}-\d{6})(?:-(\d+))?\.tar\.gz$")
 _STALE_S = 3600
 _TMP_PREFIX = ".osmon-"
 _TMP_SUFFIX = ".tar.gz.tmp"
-#: The dashboard's admin password hash and session key (``ADMIN_FILE`` and ``SECRET_FILE`` of
-#: web/auth.py; collector never imports web): kept as they are by a restore.
-KEPT_ON_RESTORE = ("state/web-admin.json", "state/web-secret")
+#: Kept as they are by a restore: the dashboard's admin password hash and session key
+#: (``ADMIN_FILE`` and ``SECRET_FILE`` of web/auth.py; collector never imports web), and the
+#: host keys accepted with ``accept-new`` (the default ``osmon_known_hosts``).
+KEPT_ON_RESTORE = ("state/web-admin.json", "state/web-secret", "state/known_hosts")
 #: A file replaced during a backup by a writer that takes no lock: start again, this often.
 _ATTEMPTS = 3
 
@@ -142,10 +143,13 @@ def restore_backup(config: Config, name: str, *, lock_wait_s: float = 30,
 
 
 def _keep_credentials(real: Path, staging: Path) -> None:
-    """Carry this install's dashboard password hash and session key into the restored copy.
+    """Carry this install's credentials (:data:`KEPT_ON_RESTORE`) into the restored copy.
 
-    They are credentials, not monitoring history: a password changed because it leaked must
-    not come back with an old backup.  Where the install has none yet (a restore onto a new
+    They are trust, not monitoring history: a password changed because it leaked must not come
+    back with an old backup, and host keys must not go back either: with ``accept-new`` an
+    older known_hosts would forget the keys accepted since, and the next pass would trust
+    whatever key those hosts (or an attacker in between) present as "first seen"; a key the
+    admin removed would come back.  Where the install has none yet (a restore onto a new
     machine), the archived ones are used.  The safety backup holds the current ones too.
     """
     for rel in KEPT_ON_RESTORE:

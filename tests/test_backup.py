@@ -257,7 +257,8 @@ def test_a_restore_keeps_the_current_dashboard_password_and_session_key(tmp_path
     safety = restore_backup(cfg, made.name, now=NOW + timedelta(minutes=1))
     assert check_password_hash(read_admin_hash(cfg.state_dir), "new password")
     assert load_secret_key(cfg.state_dir) == b"k" * 32
-    assert {rel.split("/")[1] for rel in KEPT_ON_RESTORE} == {ADMIN_FILE, SECRET_FILE}
+    assert {rel.split("/")[1] for rel in KEPT_ON_RESTORE} == {ADMIN_FILE, SECRET_FILE,
+                                                               "known_hosts"}
 
     (cfg.state_dir / ADMIN_FILE).unlink()
     (cfg.state_dir / SECRET_FILE).unlink()
@@ -265,6 +266,21 @@ def test_a_restore_keeps_the_current_dashboard_password_and_session_key(tmp_path
     assert check_password_hash(read_admin_hash(cfg.state_dir), "old leaked password")
     assert load_secret_key(cfg.state_dir) == key
     assert safety.name in {b.name for b in list_backups(cfg)}
+
+
+def test_a_restore_keeps_the_host_keys_accepted_since_the_backup(tmp_path: Path) -> None:
+    """With accept-new, an older known_hosts would forget keys accepted since: the next pass
+    would trust whatever those hosts present as "first seen"."""
+    cfg = make_config(tmp_path)
+    fill_store(cfg, days=1, per_day=2)
+    known = cfg.settings.osmon_known_hosts
+    assert known == cfg.state_dir / "known_hosts"
+    known.write_text("web1 ssh-ed25519 AAAAold\n", encoding="utf-8")
+    made = create_backup(cfg, now=NOW)
+    known.write_text("web1 ssh-ed25519 AAAAold\nweb2 ssh-ed25519 AAAAnew\n", encoding="utf-8")
+    restore_backup(cfg, made.name, now=NOW + timedelta(minutes=1))
+    assert known.read_text(encoding="utf-8").splitlines() == [
+        "web1 ssh-ed25519 AAAAold", "web2 ssh-ed25519 AAAAnew"]
 
 
 # -- retention ---------------------------------------------------------------------------------
