@@ -113,6 +113,42 @@ def test_real_plugins_a_hang_and_a_missing_one_in_one_pass(
     assert all(checks[name]["duration_s"] < HANG_S for name in ("load", "disk_root", "procs"))
 
 
+def test_flooding_quitting_and_tricky_plugins_through_sshd(
+        inventory: Inventory, sshd: harness.Sshd) -> None:
+    """Over the real SSH channel: 8 MB from one plugin is cut at its cap and does not push the
+    probe's answer past what the collector accepts; exit 3 and tricky perfdata arrive intact."""
+    flood = sshd.script("check_osmon_flood",
+                        "echo 'OK - lots'; head -c 8000000 /dev/zero | tr '\\0' x; exit 0\n")
+    quits = sshd.script("check_osmon_unknown", "echo 'QUEUE UNKNOWN - no socket'; exit 3\n")
+    tricky = sshd.script("check_osmon_tricky",
+                         "echo \"QUEUE WARNING - 3 slow | 'queue length'=12;10;20;0\"\n"
+                         "echo 'queue mail: 12 waiting'\n"
+                         "echo \"queue spool: 7 | 'time spent'=250ms;;;0 ratio=99.5%\"\n"
+                         "exit 1\n")
+    config = inventory(["web1"], extra=toml_checks(
+        {"name": "flood", "command": [str(flood)], "max_output": 65536},
+        {"name": "unknown", "command": [str(quits)]},
+        {"name": "tricky", "command": [str(tricky)]},
+        {"name": "procs", "command": [str(PLUGINS / "check_procs")]},
+    ))
+    result = collect.run_pass(config, now=NOW)
+    assert (result.ok, result.failed) == (1, 0)
+    [sample] = stored_samples(config, "web1")
+    checks = sample["checks"]
+    assert checks["flood"]["state"] == UNKNOWN
+    assert checks["flood"]["output"].startswith("more than 65536 bytes of output, killed")
+    assert checks["unknown"]["state"] == UNKNOWN
+    assert checks["unknown"]["output"] == "QUEUE UNKNOWN - no socket"  # its words, not ours
+    assert checks["tricky"]["state"] == WARNING
+    assert checks["tricky"]["output"] == "QUEUE WARNING - 3 slow"
+    assert checks["tricky"]["perf"] == {
+        "queue length": {"value": 12.0, "uom": "", "warn": "10", "crit": "20", "min": 0.0},
+        "time spent": {"value": 250.0, "uom": "ms", "min": 0.0},
+        "ratio": {"value": 99.5, "uom": "%"}}
+    assert checks["procs"]["state"] == OK
+    assert sample["cpu"]["count"] == psutil.cpu_count()  # the metrics came through too
+
+
 def test_checks_go_only_to_the_hosts_that_have_them(inventory: Inventory) -> None:
     config = inventory(["web1", "db1"], hosts={"db1": {"tags": ["db"]}}, extra=toml_checks(
         {"name": "procs_db", "command": [str(PLUGINS / "check_procs")], "tags": ["db"]},
