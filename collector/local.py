@@ -5,10 +5,14 @@ numbers come from psutil, never from running the probe. Only the selection *poli
 shared with the probe (which mounts are real file systems, which block devices are whole
 physical disks), so the local host and remote hosts list the same kind of things.
 
-Semantics match the probe: with `cpu_sample_s` > 0 CPU percentages (system and per process)
-are measured over that in-process interval; with 0 (steady state, the collector has the
-previous counters) nothing sleeps, system CPU percent is left to collector.rates and process
-CPU percent is the lifetime average like `ps`. Each section fails alone into `errors`.
+Semantics match the probe: with `cpu_sample_s` > 0 system CPU percent is measured over that
+in-process interval; with 0 (steady state, the collector has the previous counters) nothing
+sleeps and it is left to collector.rates. Process CPU percent comes, like the probe's, from
+`processes.counters` of the previous pass sent back as `proc_prev` (kept by
+collector.proc_state: `osmon collect` is a new process every minute, so memory would not
+do), computed by the probe's own process_cpu_percent on the same units (clock ticks, the
+boot clock); else from the in-process interval; else the lifetime average like `ps`. Lists
+are capped like the probe's (LIST_CAPS). Each section fails alone into `errors`.
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ import psutil
 from remote_probe.probe import (
     CPU_FIELDS,
     busy_percent,
+    cap_entries,
     is_physical_disk,
     iso_utc,
+    parse_proc_prev,
+    process_cpu_percent,
     select_mounts,
     statvfs_with_timeout,
 )
@@ -39,7 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "top_n": 10,
     "include_loopback": False,
     "max_processes": 20000,
+    "proc_prev": None,
 }
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 CMDLINE_CHARS = 200
 
 
@@ -114,8 +123,9 @@ def _disks(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
     """psutil.disk_partitions(all=False), then the probe's policy (no squashfs, one entry
     per device, network/FUSE only on request and under a timeout)."""
     parts = psutil.disk_partitions(all=False)
-    selected = select_mounts([(p.device, p.mountpoint, p.fstype) for p in parts],
-                             frozenset(p.fstype for p in parts), state.params["network_fs"])
+    selected = cap_entries(errors, "disks", select_mounts(
+        [(p.device, p.mountpoint, p.fstype) for p in parts],
+        frozenset(p.fstype for p in parts), state.params["network_fs"]), "file systems")
     timeout = state.params["statvfs_timeout_s"]
     timed = [mount for _, mount, _, is_timed in selected if is_timed]
     results = statvfs_with_timeout(timed, psutil.disk_usage, timeout, time.monotonic) \
@@ -138,25 +148,27 @@ def _disks(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
     return disks
 
 
-def _disk_io(state: _State) -> list[dict[str, Any]]:
+def _disk_io(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
     try:
         block: frozenset[str] | None = frozenset(os.listdir("/sys/block"))
     except OSError:
         block = None
     counters = psutil.disk_io_counters(perdisk=True) or {}
-    return [{"device": name, "read_bytes": io.read_bytes, "write_bytes": io.write_bytes,
-             "reads": io.read_count, "writes": io.write_count,
-             "busy_ms": getattr(io, "busy_time", 0)}
-            for name, io in counters.items() if is_physical_disk(name, block)]
+    return cap_entries(errors, "disk_io", [
+        {"device": name, "read_bytes": io.read_bytes, "write_bytes": io.write_bytes,
+         "reads": io.read_count, "writes": io.write_count, "busy_ms": getattr(io, "busy_time", 0)}
+        for name, io in counters.items() if is_physical_disk(name, block)], "devices",
+        lambda entry: entry["read_bytes"] + entry["write_bytes"])
 
 
-def _net(state: _State) -> list[dict[str, Any]]:
+def _net(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
     counters = psutil.net_io_counters(pernic=True) or {}
-    return [{"iface": name, "rx_bytes": io.bytes_recv, "rx_packets": io.packets_recv,
-             "rx_errors": io.errin, "rx_drops": io.dropin, "tx_bytes": io.bytes_sent,
-             "tx_packets": io.packets_sent, "tx_errors": io.errout, "tx_drops": io.dropout}
-            for name, io in counters.items()
-            if state.params["include_loopback"] or name != "lo"]
+    return cap_entries(errors, "net", [
+        {"iface": name, "rx_bytes": io.bytes_recv, "rx_packets": io.packets_recv,
+         "rx_errors": io.errin, "rx_drops": io.dropin, "tx_bytes": io.bytes_sent,
+         "tx_packets": io.packets_sent, "tx_errors": io.errout, "tx_drops": io.dropout}
+        for name, io in counters.items() if state.params["include_loopback"] or name != "lo"],
+        "interfaces", lambda entry: entry["rx_bytes"] + entry["tx_bytes"])
 
 
 def _process_times(max_processes: int) -> dict[int, tuple[psutil.Process, float, float, int]]:
@@ -188,53 +200,91 @@ def _process_entry(proc: psutil.Process, cpu: float | None, rss: int,
             "mem_percent": round(rss * 100.0 / mem_total, 2), "rss": rss}
 
 
-def _processes(state: _State) -> dict[str, Any]:
+def boot_clock() -> float:
+    """Seconds since boot on the clock /proc/uptime shows (CLOCK_BOOTTIME), not the wall clock:
+    the interval between two collections must not move when NTP steps the time."""
+    try:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(0.0, time.time() - psutil.boot_time())
+
+
+def _boot_id() -> str | None:
+    try:
+        with open(BOOT_ID, encoding="ascii") as fh:
+            return fh.read(64).strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def _tick_readings(current: dict[int, tuple[psutil.Process, float, float, int]],
+                   boot: float, clk_tck: int) -> list[tuple[int, int, int]]:
+    """(pid, starttime, ticks) in the probe's units: psutil's seconds are ticks / CLK_TCK and
+    create_time is boot time + starttime / CLK_TCK, so rounding gives the kernel's integers
+    back (and the same process the same starttime in the next `osmon collect`)."""
+    return [(pid, max(0, round((start - boot) * clk_tck)), max(0, round(spent * clk_tck)))
+            for pid, (_, start, spent, _) in current.items()]
+
+
+def _processes(state: _State, errors: dict[str, str]) -> dict[str, Any]:
     """Top processes by CPU and by RSS; see the module docstring for CPU semantics."""
     count = len(psutil.pids())
+    clk_tck = os.sysconf("SC_CLK_TCK")
+    uptime = boot_clock()
     scanned_at = time.monotonic()
     current = _process_times(state.params["max_processes"])
-    now = time.time()
+    boot = psutil.boot_time()
+    prev = None
+    try:
+        prev = parse_proc_prev(state.params["proc_prev"])
+    except ValueError as exc:
+        errors["processes:prev"] = _describe(exc)
+    boot_id = _boot_id()
+    cpu, counters, from_prev = process_cpu_percent(
+        _tick_readings(current, boot, clk_tck), round(uptime, 2), prev, clk_tck, boot_id)
+    basis = "interval" if from_prev else "lifetime"
     before = state.procs_before
     interval = scanned_at - state.procs_before_at if before is not None else None
-    cpu: dict[int, float] = {}
-    for pid, (_, start, spent, _) in current.items():
-        if before is not None and interval:
+    if not from_prev and before is not None and interval:
+        basis = "probe"
+        for pid, (_, start, spent, _) in current.items():
             old = before.get(pid)
             delta = spent - old[1] if old is not None and old[0] == start else spent
             cpu[pid] = round(max(0.0, delta) / interval * 100.0, 1)
-        else:
-            elapsed = now - start
-            cpu[pid] = round(spent / elapsed * 100.0, 1) if elapsed > 0 else 0.0
     top_n = state.params["top_n"]
-    by_cpu = sorted(current, key=lambda pid: (-cpu[pid], pid))[:top_n]
+    by_cpu = sorted(current, key=lambda pid: (-(cpu[pid] or 0.0), pid))[:top_n]
     by_mem = sorted(current, key=lambda pid: (-current[pid][3], pid))[:top_n]
     mem_total = psutil.virtual_memory().total
     details = {pid: _process_entry(current[pid][0], cpu[pid], current[pid][3], mem_total)
                for pid in dict.fromkeys(by_cpu + by_mem)}
-    return {"count": count, "scanned": len(current),
+    return {"count": count, "scanned": len(current), "cpu_basis": basis,
             "top_cpu": [details[pid] for pid in by_cpu],
-            "top_mem": [details[pid] for pid in by_mem]}
+            "top_mem": [details[pid] for pid in by_mem],
+            "counters": {"uptime": round(uptime, 2), "boot_id": boot_id, "ticks": counters}}
 
 
-def _users(state: _State) -> list[dict[str, Any]]:
-    return [{"name": user.name, "tty": user.terminal, "from": user.host or None,
-             "since": iso_utc(user.started)} for user in psutil.users()]
+def _users(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
+    return cap_entries(errors, "users", [
+        {"name": user.name, "tty": user.terminal, "from": user.host or None,
+         "since": iso_utc(user.started)} for user in psutil.users()], "sessions")
 
 
 # --------------------------------------------------------------------------- driver
 
 
 def _start_interval(state: _State, sleep: Callable[[float], None]) -> None:
-    """First half of the in-process interval (first pass only), shared by CPU and processes."""
+    """First half of the in-process interval (first pass only), shared by CPU and processes
+    (which need no first scan when the previous pass's counters came as proc_prev)."""
     sample = state.params["cpu_sample_s"]
     if sample <= 0:
         return
     started = time.monotonic()
     state.cpu_before = psutil.cpu_times(percpu=True)
     state.cpu_total_before = psutil.cpu_times()
-    state.procs_before_at = time.monotonic()
-    state.procs_before = {pid: (start, spent) for pid, (_, start, spent, _)
-                          in _process_times(state.params["max_processes"]).items()}
+    if state.params["proc_prev"] is None:
+        state.procs_before_at = time.monotonic()
+        state.procs_before = {pid: (start, spent) for pid, (_, start, spent, _)
+                              in _process_times(state.params["max_processes"]).items()}
     sleep(max(0.0, sample - (time.monotonic() - started)))
 
 
@@ -256,10 +306,10 @@ def collect_local(params: dict[str, Any] | None = None,
         ("memory", lambda: _memory(state)),
         ("swap", lambda: _swap(state)),
         ("disks", lambda: _disks(state, errors)),
-        ("disk_io", lambda: _disk_io(state)),
-        ("net", lambda: _net(state)),
-        ("processes", lambda: _processes(state)),
-        ("users", lambda: _users(state)),
+        ("disk_io", lambda: _disk_io(state, errors)),
+        ("net", lambda: _net(state, errors)),
+        ("processes", lambda: _processes(state, errors)),
+        ("users", lambda: _users(state, errors)),
     ]
     for name, section in sections:
         try:

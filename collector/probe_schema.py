@@ -8,7 +8,9 @@ documents, so nothing unexpected reaches the stored log, and raises `InvalidProb
 - a section or field has the wrong type (bool is not a number), a number is not finite,
   is negative where it counts something, or a percentage is outside 0..100;
 - a list is absurdly long (more than 4096 disks, interfaces, cores or users, more than
-  1000 processes in a top list);
+  1000 processes in a top list, more than 100,000 entries in `processes.counters`);
+- `processes.counters` (per-pid CPU counters the collector keeps for the next pass, never
+  stored in the log) is not exactly {uptime, boot_id, ticks: {"<digits>": [int, int]}};
 - a section is missing and `errors` does not explain it (a failed family is named there,
   or `platform` says the host is not Linux).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +32,10 @@ MAX_ITEMS = 4096
 MAX_TOP = 1000
 MAX_ERRORS = 4096
 MAX_COUNTER = 2**64  # kernel counters are u64
+# processes.counters: one entry per scanned process (remote_probe.probe.PROC_COUNTERS_MAX)
+MAX_PROC_COUNTERS = 100_000
+PID_DIGITS = 10  # pid_max is at most 2**22 (7 digits)
+CPU_BASES = ("interval", "probe", "lifetime")
 # Nagios-style check outputs (up to `max_output`, 64 KiB by default, each): generous, yet
 # below the transport's 4 MiB stdout cap so one section cannot be the whole answer.
 CHECKS_MAX_BYTES = 2 * 1024 * 1024
@@ -82,15 +89,26 @@ def percent(*, nullable: bool = False) -> Check:
     return number(0.0, 100.0, nullable=nullable)
 
 
+#: Control characters (but tab, newline and carriage return) and lone surrogates: a lone
+#: surrogate cannot be encoded as UTF-8 (it made the store raise and cost the whole pass), and
+#: control characters make SVG charts ill-formed XML and reach plain-text mail and terminals.
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: str, cap: int) -> str:
+    """``value`` cut to ``cap`` characters, each unsafe character replaced by U+FFFD."""
+    return _UNSAFE_CHARS.sub("\ufffd", value[:cap])
+
+
 def string(cap: int = 256, *, nullable: bool = False) -> Check:
-    """A str, truncated to `cap` characters."""
+    """A str, truncated to `cap` characters and cleaned (:func:`clean_text`)."""
 
     def check(value: Any, path: str) -> Any:
         if value is None and nullable:
             return None
         if not isinstance(value, str):
             raise InvalidProbeOutput(f"{path}: expected a string, got {type(value).__name__}")
-        return value[:cap]
+        return clean_text(value, cap)
 
     return check
 
@@ -142,7 +160,8 @@ def string_map(max_items: int, key_cap: int, value_cap: int) -> Check:
             raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
         if len(value) > max_items:
             raise InvalidProbeOutput(f"{path}: {len(value)} entries, at most {max_items}")
-        return {key[:key_cap]: string(value_cap)(item, f"{path}.{key[:40]}")
+        return {clean_text(key, key_cap): string(value_cap)(item,
+                                                           f"{path}.{clean_text(key, 40)}")
                 for key, item in value.items()}
 
     return check
@@ -160,6 +179,52 @@ def bounded_object(max_bytes: int) -> Check:
             raise InvalidProbeOutput(f"{path}: not plain JSON ({exc})") from None
         if size > max_bytes:
             raise InvalidProbeOutput(f"{path}: {size} bytes, at most {max_bytes}")
+        return value
+
+    return check
+
+
+def pid_ticks(max_items: int = MAX_PROC_COUNTERS) -> Check:
+    """{"<pid>": [starttime, ticks]}: digit keys, two u64 ints each, nothing else.
+
+    Strict (a bad entry refuses the answer rather than being skipped): this map is sent back
+    to the host next pass, so only what the probe itself writes may go through.
+    """
+
+    def check(value: Any, path: str) -> Any:
+        if not isinstance(value, dict):
+            raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
+        if len(value) > max_items:
+            raise InvalidProbeOutput(f"{path}: {len(value)} entries, at most {max_items}")
+        for key, item in value.items():
+            if not (0 < len(key) <= PID_DIGITS and key.isascii() and key.isdigit()):
+                raise InvalidProbeOutput(f"{path}: a key is not a pid")
+            if (type(item) is not list or len(item) != 2
+                    or type(item[0]) is not int or type(item[1]) is not int
+                    or not 0 <= item[0] <= MAX_COUNTER or not 0 <= item[1] <= MAX_COUNTER):
+                raise InvalidProbeOutput(f"{path}.{key}: expected [starttime, ticks] integers")
+        return value
+
+    return check
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any, path: str) -> Any:
+        if value not in choices or not isinstance(value, str):
+            raise InvalidProbeOutput(f"{path}: expected one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def exact_string(cap: int, *, nullable: bool = False) -> Check:
+    """A str of at most `cap` characters, refused (not cut) when longer: it is compared."""
+
+    def check(value: Any, path: str) -> Any:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or len(value) > cap:
+            raise InvalidProbeOutput(f"{path}: expected a string of at most {cap} characters")
         return value
 
     return check
@@ -219,9 +284,14 @@ SECTION_CHECKS: dict[str, Check] = {
     "processes": record({
         "count": counter(),
         "scanned": counter(nullable=True),
+        "cpu_basis": one_of(CPU_BASES),
         "top_cpu": array(PROCESS, MAX_TOP),
         "top_mem": array(PROCESS, MAX_TOP),
-    }, optional=("scanned",)),
+        "counters": record({
+            "uptime": number(), "boot_id": exact_string(64, nullable=True),
+            "ticks": pid_ticks(),
+        }, optional=("boot_id",)),
+    }, optional=("scanned", "cpu_basis", "counters")),
     "users": array(record({
         "name": string(64), "tty": string(64, nullable=True),
         "from": string(256, nullable=True), "since": string(32, nullable=True),

@@ -199,7 +199,8 @@ def derive_sample(raw: dict, previous: dict | None, now_ts: float,
     if isinstance(raw.get("processes"), dict):
         procs = raw["processes"]
         sample["processes"] = {"count": procs.get("count"), "top": merge_top(procs)}
-        if "scanned" in procs:
-            sample["processes"]["scanned"] = procs["scanned"]
+        for key in ("scanned", "cpu_basis"):  # never "counters": the log must not grow by it
+            if key in procs:
+                sample["processes"][key] = procs[key]
     sample["errors"] = dict(raw.get("errors") or {})
     return sample

@@ -25,11 +25,14 @@ statvfs_timeout_s, top_n, include_loopback, max_processes, max_scan_s, proc_root
 etc_root (for passwd), utmp_path, utmp_check_pids, self_timing (adds `timing`), clk_tck and
 page_size (0 = the host's; set by fixture tests), checks (Nagios plugins to run: a list of
 {name, command (argv list), timeout_s, max_output}), checks_budget_s (wall time for all checks
-together; 0 = automatic, see CHECKS_DEFAULT_BUDGET_S).
+together; 0 = automatic, see CHECKS_DEFAULT_BUDGET_S), proc_prev (the previous pass's
+`processes.counters`, kept by the collector, so per-process CPU percent covers the interval
+between passes without a sleep).
 Output: {"probe": 1, "system", "cpu", "memory", "swap", "disks", "disk_io", "net",
 "processes", "users", "errors"}, plus "checks" ({name: {exit, output, duration_s, [stderr],
 [error], [truncated]}}) when checks were asked for; a failed family is absent and named in
-`errors`.
+`errors`. A list cut to its cap (LIST_CAPS) is still there, and `errors["<family>:truncated"]`
+says how much was left out.
 """
 
 import os
@@ -75,6 +78,11 @@ PID_FILE_LIMIT = 4096  # stat and the head of status (Uid is on line 9)
 CMDLINE_LIMIT = 4096
 CMDLINE_CHARS = 200
 UTMP_LIMIT = 4 << 20
+# Entries of the lists the collector refuses beyond 4096 (probe_schema.MAX_ITEMS): a host with
+# 5000 veth interfaces must lose interfaces, not its whole sample.
+LIST_CAPS = {"disks": 1024, "disk_io": 1024, "net": 1024, "users": 1024}
+# Entries of processes.counters (probe_schema.MAX_PROC_COUNTERS), and of proc_prev accepted.
+PROC_COUNTERS_MAX = 100000
 
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
                | getattr(os, "O_CLOEXEC", 0))
@@ -217,6 +225,8 @@ def json_dumps(value: "object") -> str:
             out.append(int.__repr__(item))
         elif isinstance(item, float):
             out.append(float.__repr__(item) if item - item == 0.0 else "null")
+        elif type(item) is CounterMap:
+            out.append(item.to_json())
         elif isinstance(item, dict):
             out.append("{")
             for index, (key, member) in enumerate(item.items()):
@@ -263,10 +273,12 @@ def parse_params(params_json: "str | None") -> "tuple[dict, str | None]":
 
     A bad value does not stop the probe: its default is used and the problem is returned as
     one message for `errors["params"]`. Unknown keys are ignored, except `checks`, which is
-    kept as-is: the checks family validates it entry by entry (parse_check_specs).
+    kept as-is: the checks family validates it entry by entry (parse_check_specs), and
+    `proc_prev`, checked by parse_proc_prev.
     """
     params = dict(DEFAULTS)
     params["checks"] = None
+    params["proc_prev"] = None
     if params_json is None:
         return params, None
     try:
@@ -283,6 +295,7 @@ def parse_params(params_json: "str | None") -> "tuple[dict, str | None]":
             except ValueError as exc:
                 problems.append(str(exc))
     params["checks"] = raw.get("checks")
+    params["proc_prev"] = raw.get("proc_prev")
     return params, ("ValueError: " + "; ".join(problems)) if problems else None
 
 
@@ -337,6 +350,24 @@ class Context:
         except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal
             self.errors[name] = describe(exc)
             return default
+
+
+def cap_entries(errors: dict, family: str, entries: list, noun: str,
+                weight: "object" = None) -> list:
+    """`entries` cut to LIST_CAPS[family], the cut recorded in errors["<family>:truncated"].
+
+    With `weight`, the heaviest entries are kept (in their original order, so the list reads
+    as before); without, the first ones. The key is not the family's own name, which would
+    say the family failed (probe_schema accepts an absent section explained by it).
+    """
+    cap = LIST_CAPS[family]
+    if len(entries) <= cap:
+        return entries
+    errors[family + ":truncated"] = f"truncated to {cap} of {len(entries)} {noun}"
+    if weight is None:
+        return entries[:cap]
+    kept = sorted(range(len(entries)), key=lambda index: -weight(entries[index]))[:cap]
+    return [entries[index] for index in sorted(kept)]
 
 
 # --------------------------------------------------------------------------- system
@@ -712,7 +743,8 @@ def collect_disks(ctx: Context) -> list:
         text = ctx.proc_text("mounts")
     block_fs = ctx.attempt("disks:filesystems", lambda: parse_filesystems(
         ctx.proc_text("filesystems", SMALL_FILE_LIMIT)))
-    selected = select_mounts(parse_mounts(text), block_fs, ctx.params["network_fs"])
+    selected = cap_entries(ctx.errors, "disks", select_mounts(
+        parse_mounts(text), block_fs, ctx.params["network_fs"]), "file systems")
     timeout = ctx.params["statvfs_timeout_s"]
     timed = [mount for _, mount, _, is_timed in selected if is_timed]
     results = {}
@@ -787,8 +819,10 @@ def collect_disk_io(ctx: Context) -> list:
         block = frozenset(os.listdir(os.path.join(ctx.params["sys_root"], "block")))
     except OSError:
         block = None
-    return [entry for entry in parse_diskstats(ctx.proc_text("diskstats"))
-            if is_physical_disk(entry["device"], block)]
+    return cap_entries(ctx.errors, "disk_io", [
+        entry for entry in parse_diskstats(ctx.proc_text("diskstats"))
+        if is_physical_disk(entry["device"], block)], "devices",
+        lambda entry: entry["read_bytes"] + entry["write_bytes"])
 
 
 # --------------------------------------------------------------------------- net
@@ -820,11 +854,13 @@ def parse_net_dev(text: str) -> "list[dict]":
 
 
 def collect_net(ctx: Context) -> list:
-    """All interfaces but loopback ("lo") unless `include_loopback`."""
+    """All interfaces but loopback ("lo") unless `include_loopback`; the busiest by bytes
+    when there are more than LIST_CAPS allows (a container host's veth pairs)."""
     entries = parse_net_dev(read_text(ctx.proc_path("net", "dev"), SYS_FILE_LIMIT))
-    if ctx.params["include_loopback"]:
-        return entries
-    return [entry for entry in entries if entry["iface"] != "lo"]
+    if not ctx.params["include_loopback"]:
+        entries = [entry for entry in entries if entry["iface"] != "lo"]
+    return cap_entries(ctx.errors, "net", entries, "interfaces",
+                       lambda entry: entry["rx_bytes"] + entry["tx_bytes"])
 
 
 # --------------------------------------------------------------------------- processes
@@ -883,26 +919,110 @@ def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
     return found
 
 
-def _process_cpu(ctx: Context, current: "dict[int, tuple]", interval: "float | None",
-                 uptime: "float | None") -> "dict[int, float]":
-    """CPU percent of one CPU per pid (may exceed 100 for multi-threaded work, like top).
+class CounterMap(dict):
+    """processes.counters["ticks"]: {"<pid>": [starttime, ticks]}, digit keys and plain ints.
 
-    With the in-probe interval: ticks spent between the two scans / wall time, a pid whose
-    start time changed (reused) or is new counting all its ticks. Without it (steady state,
-    no sleep): lifetime average, cputime / elapsed since start, exactly what `ps` shows.
+    A dict for every caller (and for json.dumps); json_safe passes it through untouched and
+    json_dumps writes it with one join, because tens of thousands of entries through the
+    generic recursive encoder would cost more CPU than the scan that read them.
     """
+
+    def to_json(self) -> str:
+        return "{" + ",".join(f'"{key}":[{start:d},{ticks:d}]'
+                              for key, (start, ticks) in self.items()) + "}"
+
+
+def _finite(value: "object") -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and value - value == 0.0)
+
+
+def parse_proc_prev(raw: "object") -> "dict | None":
+    """params["proc_prev"] (the previous pass's processes.counters) checked, or None.
+
+    The shape is checked here and a map over PROC_COUNTERS_MAX refused (ValueError), so the
+    work it causes stays bounded. Single entries are checked when looked up (_prev_ticks):
+    a malformed one only means no previous reading for that pid.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("proc_prev must be an object")
+    uptime, ticks, boot_id = raw.get("uptime"), raw.get("ticks"), raw.get("boot_id")
+    if not _finite(uptime) or uptime < 0:
+        raise ValueError("proc_prev.uptime must be a finite number >= 0")
+    if not isinstance(ticks, dict):
+        raise ValueError("proc_prev.ticks must be an object")
+    if len(ticks) > PROC_COUNTERS_MAX:
+        raise ValueError(f"proc_prev.ticks has {len(ticks)} entries, at most "
+                         f"{PROC_COUNTERS_MAX}")
+    if boot_id is not None and not isinstance(boot_id, str):
+        raise ValueError("proc_prev.boot_id must be a string")
+    return {"uptime": float(uptime), "ticks": ticks, "boot_id": boot_id}
+
+
+def _prev_ticks(entry: "object", start: int) -> "int | None":
+    """The previous ticks from one proc_prev entry when it is a well-formed [starttime, ticks]
+    of the same process: a different starttime means the pid was reused."""
+    if (type(entry) is list and len(entry) == 2 and type(entry[0]) is int
+            and entry[0] == start and type(entry[1]) is int and entry[1] >= 0):
+        return entry[1]
+    return None
+
+
+def process_cpu_percent(readings: "object", uptime: "float | None", prev: "dict | None",
+                        clk_tck: int, boot_id: "str | None" = None,
+                        ) -> "tuple[dict, CounterMap, bool]":
+    """CPU percent of one CPU per pid from counters (above 100 for multi-threaded work).
+
+    `readings` yields (pid, starttime, ticks): clock ticks since boot, and utime+stime.
+    `uptime` is /proc/uptime at this reading and `prev` the previous pass's counters
+    (parse_proc_prev). Over the interval: (ticks - prev ticks) / clk_tck / (uptime - prev
+    uptime), when uptime advanced on the same boot (boot_id, when both have one; a lower
+    uptime is a new boot anyway) and the pid is in prev with the same starttime. Otherwise
+    the lifetime average, cputime / time since start, what `ps` shows: the first pass, a
+    process started since the previous one (its whole life is inside the interval), a
+    reused pid. The boot clock, not the wall clock: an NTP step does not move it.
+
+    Returns ({pid: percent or None}, this reading's counters for the next pass, whether the
+    previous counters were usable).
+    """
+    tck = float(clk_tck)
+    before = None
+    elapsed = 0.0
+    if prev is not None and uptime is not None and uptime > prev["uptime"] and (
+            boot_id is None or prev.get("boot_id") is None or boot_id == prev["boot_id"]):
+        before = prev["ticks"]
+        elapsed = (uptime - prev["uptime"]) * tck / 100.0  # ticks per percent
+    percents = {}
+    counters = CounterMap()
+    room = PROC_COUNTERS_MAX
+    for pid, start, ticks in readings:
+        key = str(pid)
+        if room > 0:
+            counters[key] = [start, ticks]
+            room -= 1
+        old = _prev_ticks(before.get(key), start) if before is not None else None
+        if old is not None and old <= ticks:
+            percents[pid] = round((ticks - old) / elapsed, 1)
+        elif uptime is not None:
+            life = uptime * tck - start
+            percents[pid] = round(ticks * 100.0 / life, 1) if life > 0 else 0.0
+        else:
+            percents[pid] = None
+    return percents, counters, before is not None
+
+
+def _in_probe_cpu(ctx: Context, current: "dict[int, tuple]", interval: float) -> "dict":
+    """First pass without previous counters: ticks spent between the two scans of the
+    in-probe interval / its wall time, a pid whose start time changed (reused) or is new
+    counting all its ticks."""
     tck = float(ctx.clk_tck)
     result = {}
     for pid, (_, ticks, start, _) in current.items():
-        if interval is not None:
-            old = ctx.first_procs.get(pid)
-            spent = ticks - old[1] if old is not None and old[0] == start else ticks
-            result[pid] = round(max(0, spent) / tck / interval * 100.0, 1)
-        elif uptime is not None:
-            elapsed = uptime - start / tck
-            result[pid] = round(ticks / tck / elapsed * 100.0, 1) if elapsed > 0 else 0.0
-        else:
-            result[pid] = None
+        old = ctx.first_procs.get(pid)
+        spent = ticks - old[1] if old is not None and old[0] == start else ticks
+        result[pid] = round(max(0, spent) / tck / interval * 100.0, 1)
     return result
 
 
@@ -942,7 +1062,8 @@ def start_interval(ctx: Context) -> None:
     """First readings of the in-probe interval (first pass only), then sleep the rest of it.
 
     The first /proc/stat and process scan are taken here so one sleep serves both; a failure
-    is left for the family to report when it reads again.
+    is left for the family to report when it reads again. With proc_prev the previous pass's
+    counters serve the processes, so they are not scanned twice.
     """
     sample = ctx.params["cpu_sample_s"]
     if sample <= 0:
@@ -952,32 +1073,53 @@ def start_interval(ctx: Context) -> None:
         ctx.first_stat = read_text(ctx.proc_path("stat"))
     except OSError:
         ctx.first_stat = None
-    try:
-        pids = list_pids(ctx.proc)[:ctx.params["max_processes"]]
-        ctx.first_procs_at = ctx.monotonic()
-        ctx.first_procs = dict((pid, (info[2], info[1]))
-                               for pid, info in scan_processes(ctx, pids).items())
-    except OSError:
-        ctx.first_procs = None
+    if ctx.params.get("proc_prev") is None:
+        try:
+            pids = list_pids(ctx.proc)[:ctx.params["max_processes"]]
+            ctx.first_procs_at = ctx.monotonic()
+            ctx.first_procs = dict((pid, (info[2], info[1]))
+                                   for pid, info in scan_processes(ctx, pids).items())
+        except OSError:
+            ctx.first_procs = None
     ctx.sleep(max(0.0, sample - (ctx.monotonic() - started)))
 
 
+def read_boot_id(ctx: Context) -> "str | None":
+    """This boot's random id (Linux 2.6.19+), None where it cannot be read."""
+    try:
+        return read_text(ctx.proc_path("sys", "kernel", "random", "boot_id"),
+                         SMALL_FILE_LIMIT).strip()[:64] or None
+    except OSError:
+        return None
+
+
 def collect_processes(ctx: Context) -> dict:
-    """Process count and the top_n processes by CPU and by resident memory.
+    """Process count, the top_n processes by CPU and by resident memory, and the counters.
 
     Only /proc/<pid>/stat is read for every process (bounded by `max_processes`); status and
     cmdline are read for the few top candidates. User names come from one parse of
     etc_root/passwd (not a getpwuid per pid); uids it lacks (LDAP...) are shown as numbers.
+    CPU percent: over the interval since the previous pass when proc_prev has its counters
+    (cpu_basis "interval"), else over the in-probe interval ("probe"), else the lifetime
+    average ("lifetime"); see process_cpu_percent. `counters` is for the collector to send
+    back next time, which strips it before storing.
     """
     pids = list_pids(ctx.proc)
+    # Read with the scan, not the cached copy of the system family: disks may have waited
+    # seconds on a mount in between, which would bend the interval.
+    uptime = ctx.attempt("processes:uptime", lambda: parse_uptime(
+        read_text(ctx.proc_path("uptime"), SMALL_FILE_LIMIT)))
     scanned_at = ctx.monotonic()
     current = scan_processes(ctx, pids[:ctx.params["max_processes"]])
-    interval = None
-    if ctx.first_procs is not None and scanned_at > ctx.first_procs_at:
-        interval = scanned_at - ctx.first_procs_at
-    uptime = ctx.attempt("processes:uptime", lambda: parse_uptime(
-        ctx.proc_text("uptime", SMALL_FILE_LIMIT)))
-    cpu = _process_cpu(ctx, current, interval, uptime)
+    prev = ctx.attempt("processes:prev", lambda: parse_proc_prev(ctx.params["proc_prev"]))
+    boot_id = read_boot_id(ctx)
+    cpu, counters, from_prev = process_cpu_percent(
+        ((pid, info[2], info[1]) for pid, info in current.items()), uptime, prev,
+        ctx.clk_tck, boot_id)
+    basis = "interval" if from_prev else "lifetime"
+    if not from_prev and ctx.first_procs is not None and scanned_at > ctx.first_procs_at:
+        cpu = _in_probe_cpu(ctx, current, scanned_at - ctx.first_procs_at)
+        basis = "probe"
     top_n = ctx.params["top_n"]
     by_cpu = sorted(current, key=lambda pid: (-(cpu[pid] or 0.0), pid))[:top_n]
     by_mem = sorted(current, key=lambda pid: (-current[pid][3], pid))[:top_n]
@@ -989,12 +1131,16 @@ def collect_processes(ctx: Context) -> dict:
     for pid in by_cpu + by_mem:
         if pid not in details:
             details[pid] = _process_entry(ctx, pid, current[pid], cpu[pid], mem_total, users)
-    return {
+    result = {
         "count": len(pids),
         "scanned": len(current),
+        "cpu_basis": basis,
         "top_cpu": [details[pid] for pid in by_cpu],
         "top_mem": [details[pid] for pid in by_mem],
     }
+    if uptime is not None:
+        result["counters"] = {"uptime": uptime, "boot_id": boot_id, "ticks": counters}
+    return result
 
 
 # --------------------------------------------------------------------------- users
@@ -1075,7 +1221,7 @@ def collect_users(ctx: Context) -> list:
                 pid <= 0 or not os.path.exists(ctx.proc_path(str(pid)))):
             continue
         result.append(entry)
-    return result
+    return cap_entries(ctx.errors, "users", result, "sessions")
 
 
 # --------------------------------------------------------------------------- checks
@@ -1485,13 +1631,18 @@ def collect(params: "dict | None" = None, statvfs: "object" = None, now: "object
     """Collect with explicit parameters and injectable side effects (the tests' entry)."""
     merged = dict(DEFAULTS)
     merged["checks"] = None
+    merged["proc_prev"] = None
     merged.update(params or {})
     ctx = Context(merged, statvfs=statvfs, now=now, monotonic=monotonic, sleep=sleep)
     return run(ctx, platform)
 
 
 def json_safe(value: "object") -> "object":
-    """Copy of `value` that json.dumps(allow_nan=False) accepts: no NaN/inf, no surrogates."""
+    """Copy of `value` that json.dumps(allow_nan=False) accepts: no NaN/inf, no surrogates.
+
+    A CounterMap holds only ints and digit strings: it is kept as it is (and not copied)."""
+    if type(value) is CounterMap:
+        return value
     if isinstance(value, float):
         return value if value - value == 0.0 else None
     if isinstance(value, str):
