@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -105,12 +106,8 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
         _remove_stale_copies(store)
         files = _dated_files(store) + _rollup_files(data_dir / "rollups")
         total = sum(f.size for f in files)
-        candidates = sorted((f for f in files if f.last_day < today),
-                            key=lambda f: (f.last_day, str(f.path)))
         limit = settings.retention_max_mb * 1024 * 1024
-        for f in candidates:
-            if f.last_day >= keep_from and total <= limit:
-                break
+        for f in _removal_order(files, today, keep_from, total, limit):
             try:
                 os.unlink(f.path)
             except OSError as exc:
@@ -123,6 +120,40 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
                 f.path.parent.rmdir()
     return PruneReport(compressed=tuple(compressed), removed=tuple(removed), bytes_freed=freed,
                        total_bytes=total, problems=tuple(problems))
+
+
+def _removal_order(files: list[_Dated], today: date, keep_from: date, total: int,
+                   limit: int) -> Iterator[_Dated]:
+    """Day files to remove: every one past the age limit, then, while the store is over its
+    size limit, the oldest file of whichever folder (a host's logs, a rollup) holds most.
+
+    Why not simply the oldest first: one host that writes far more than the others (a
+    misconfigured or hostile one) would then push every other host's history out, while
+    keeping its own.  Today's files are never removed.
+    """
+    candidates = sorted((f for f in files if f.last_day < today),
+                        key=lambda f: (f.last_day, str(f.path)))
+    kept: dict[Path, list[_Dated]] = {}
+    for f in candidates:
+        if f.last_day < keep_from:
+            total -= f.size
+            yield f
+        else:
+            kept.setdefault(f.path.parent, []).append(f)
+    usage: dict[Path, int] = {}
+    for f in files:
+        usage[f.path.parent] = usage.get(f.path.parent, 0) + f.size
+    for f in candidates:
+        if f.last_day < keep_from:
+            usage[f.path.parent] -= f.size
+    while total > limit and kept:
+        folder = max(kept, key=lambda p: (usage[p], str(p)))
+        f = kept[folder].pop(0)
+        if not kept[folder]:
+            del kept[folder]
+        usage[folder] -= f.size
+        total -= f.size
+        yield f
 
 
 def _own_hosts(store: Store) -> list[str]:

@@ -180,6 +180,27 @@ def test_retention_by_size_removes_the_oldest_days_first(tmp_path: Path) -> None
     assert report.bytes_freed == sum(sizes[p] for p in report.removed)
 
 
+def test_one_host_writing_far_more_pays_for_the_size_limit_itself(tmp_path: Path) -> None:
+    """Oldest-first across the fleet let one noisy (or hostile) host erase every other host's
+    history while keeping its own; the folder holding most now gives up its oldest days."""
+    cfg = make_config(tmp_path, settings={"retention_max_mb": 1, "compress_after_days": 365})
+    data = cfg.settings.data_dir
+    line = json.dumps({"ts": "x", "pad": "p" * 1000}).encode() + b"\n"
+    for host, lines in (("noisy", 300), ("quiet", 20)):
+        for age in range(5):
+            path = data / "hosts" / host / f"{_day(age)}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(line * lines)  # noisy: about 300 KB a day, quiet: 20 KB
+
+    report = prune(cfg, NOW)
+
+    assert sorted(p.name for p in (data / "hosts" / "quiet").iterdir()) == [
+        f"{_day(age)}.jsonl" for age in range(4, -1, -1)]
+    assert sorted(str(p.relative_to(data)) for p in report.removed) == [
+        f"hosts/noisy/{_day(age)}.jsonl" for age in (4, 3)]
+    assert report.total_bytes <= 1024 * 1024
+
+
 def test_an_interrupted_compression_is_finished_from_the_plain_file(tmp_path: Path) -> None:
     """A prune killed between the rename and the unlink leaves both files; the next one keeps
     every line of the plain file, even if the .gz were short."""
