@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import remote_probe
-from collector import SCHEMA_VERSION, passlog, ssh
+from collector import SCHEMA_VERSION, passlog, proc_state, ssh
 from collector.checks import check_params, derive_checks
 from collector.config import Config, Host
 from collector.errors import LockHeld
@@ -295,7 +295,9 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
     host = job.host
     start = time.monotonic()
     previous = ctx.store.latest(host.name) if ctx.store is not None else None
-    params = probe_params(ctx.config, host, previous)
+    state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
+    params = probe_params(ctx.config, host, previous, proc_prev=(
+        proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
     connect_s: float | None = None
     try:
         if host.local:
@@ -308,6 +310,7 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
                                  extra_s=params.get("checks_budget_s", 0.0))
             connect_s = result.connect_s
             raw, epoch = _decode(host, result), result.reading_epoch
+        counters = proc_state.take_counters(raw)  # for the next pass, never for the log
         derived = _derive(raw, previous, epoch, params["checks"])
     except ssh.SshFailure as exc:
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
@@ -319,17 +322,31 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
     }
     for key, value in derived.items():
         sample.setdefault(key, value)
+    if state_dir is not None and counters is not None:
+        _keep_counters(state_dir, host, counters, epoch)
     return sample
 
 
-def probe_params(config: Config, host: Host,
-                 previous: dict[str, Any] | None) -> dict[str, Any]:
+def _keep_counters(state_dir: Path, host: Host, counters: dict[str, Any], epoch: float) -> None:
+    """Save the process counters for the next pass; failing costs interval percentages only."""
+    try:
+        proc_state.save(state_dir, host.name, counters, epoch)
+    except (OSError, ValueError) as exc:
+        log.error("cannot keep the process counters of %s: %s", host.name, exc)
+
+
+def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
+                 proc_prev: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters the probe receives: what to measure on ``host`` this pass.
 
     The probe sleeps ``cpu_sample_s`` to measure CPU only when the previous sample cannot
     serve as the first reading (first pass, failure, long gap): the steady state never sleeps.
+    ``proc_prev`` is the previous pass's process counters (collector.proc_state), from which
+    the probe computes per-process CPU percent over the interval between passes.
     """
     params: dict[str, Any] = cpu_params_for(previous, time.time(), _previous_epoch(previous))
+    if proc_prev is not None:
+        params["proc_prev"] = proc_prev
     params["network_fs"] = host.network_fs
     params["checks"] = check_params(config, host)
     if params["checks"]:
