@@ -26,16 +26,19 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 from collector.errors import ConfigError
 
+#: An SMTP server on this machine may take a password without TLS; no other may.
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 #: Deliberately loose (RFC 5322 is not the point): one address, nothing that could split a
 #: header or a recipient list.
 _MAIL_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\Z")
 #: The probe caps a check's output at this (1 MiB): a larger max_output would be a silent lie.
 MAX_CHECK_OUTPUT = 1 << 20
 #: Host and check names become directory names and URL segments: keep them boring.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")  # \Z: "$" lets "web1\n" through
 #: A host's ``python``: an absolute path or a bare command name, of characters no shell treats
 #: specially.  The remote command is still quoted, but a value that needs quoting is a mistake.
-SAFE_INTERPRETER = re.compile(r"^(/[A-Za-z0-9._+/-]{1,255}|[A-Za-z0-9_][A-Za-z0-9._+-]{0,63})$")
+SAFE_INTERPRETER = re.compile(
+    r"^(/[A-Za-z0-9._+/-]{1,255}|[A-Za-z0-9_][A-Za-z0-9._+-]{0,63})\Z")
 MAX_PORT = 65535
 
 METRICS = ("cpu", "memory", "swap", "disk", "load")
@@ -459,6 +462,10 @@ class _Parser:
             if not _MAIL_ADDRESS.match(address):
                 self.problem(w, f"'{key}' holds {address!r}, which is not an e-mail address "
                                 "(name@domain, no spaces, commas or line breaks)")
+        if (enabled and security == "none" and self.get(t, "user", str, "", w)
+                and self.get(t, "host", str, "localhost", w) not in _LOOPBACK_NAMES):
+            self.problem(w, "'user' is set with security = \"none\": the password would cross "
+                            "the network in clear; use \"starttls\" or \"ssl\"")
         template = self.path_value(t, "template", None, w)
         if template is not None and not template.is_file():
             self.problem(w, f"'template' names {template}, which is not a file")

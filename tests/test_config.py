@@ -104,6 +104,14 @@ CASES = {
          "no spaces, commas or line breaks)",
          "[smtp]: 'template' names {dir}/missing.txt, which is not a file",
          "[certfr]: 'feed_url' must be an http:// or https:// URL, not 'file:///etc/passwd'"]),
+    "names with a trailing newline": (
+        '[[hosts]]\nname = "web1\\n"\nlocal = true\n'
+        '[[hosts]]\nname = "web2"\naddress = "192.0.2.2"\npython = "python3\\n"\n',
+        [f"host 'web1\n': {BAD_NAME}", f"host 'web2': {BAD_PYTHON}'python3\\n'"]),
+    "smtp password in clear over the network": (
+        '[smtp]\nhost = "mail.example.org"\nuser = "osmon"\nto = ["a@example.org"]\n',
+        ["[smtp]: 'user' is set with security = \"none\": the password would cross the "
+         "network in clear; use \"starttls\" or \"ssl\""]),
     "hosts not an array": ('hosts = "a"\n',
                            ["top level: 'hosts' must be an array of tables: [[hosts]]"]),
     "tags not strings": ('[[hosts]]\nname = "a"\nlocal = true\ntags = [1]\n',
