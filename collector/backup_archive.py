@@ -61,12 +61,18 @@ class FileChanged(Exception):
         self.rel = rel
 
 
+#: ``web/auth.py``'s SECRET_FILE under ``state/`` (collector never imports web).
+_NEVER_ARCHIVED = (".lock", "state/web-secret")
+
+
 # -- writing -----------------------------------------------------------------------------------
 def data_files(data_dir: Path) -> list[str]:
     """Relative POSIX paths of the regular files to back up, sorted.
 
     Left out: the lock file, temporary files (``*.tmp``: an atomic write or a compression in
-    progress) and anything that is not a regular file (a symlink could point anywhere).
+    progress), anything that is not a regular file (a symlink could point anywhere), and the
+    dashboard's session signing key: whoever reads an archive copied off the server could sign
+    an admin cookie with it, and a missing key is simply made anew (everyone logs in again).
     """
     found = []
     for root, dirs, names in os.walk(data_dir):
@@ -74,7 +80,7 @@ def data_files(data_dir: Path) -> list[str]:
         rel_root = Path(root).relative_to(data_dir).as_posix()
         for name in sorted(names):
             rel = name if rel_root == "." else f"{rel_root}/{name}"
-            if rel == ".lock" or name.endswith(".tmp"):
+            if rel in _NEVER_ARCHIVED or name.endswith(".tmp"):
                 continue
             try:
                 mode = os.lstat(os.path.join(root, name)).st_mode

@@ -264,7 +264,12 @@ def test_a_restore_keeps_the_current_dashboard_password_and_session_key(tmp_path
     (cfg.state_dir / SECRET_FILE).unlink()
     restore_backup(cfg, made.name, now=NOW + timedelta(minutes=2))
     assert check_password_hash(read_admin_hash(cfg.state_dir), "old leaked password")
-    assert load_secret_key(cfg.state_dir) == key
+    # The session signing key is never archived: a new one is made, everyone logs in again.
+    assert not (cfg.state_dir / SECRET_FILE).exists()
+    assert len(load_secret_key(cfg.state_dir)) == 32 and load_secret_key(cfg.state_dir) != key
+    with tarfile.open(made.path) as archive:
+        names = archive.getnames()
+    assert f"data/state/{ADMIN_FILE}" in names and f"data/state/{SECRET_FILE}" not in names
     assert safety.name in {b.name for b in list_backups(cfg)}
 
 
