@@ -33,6 +33,13 @@ class Redactor:
         secret = os.environ.get(config.smtp.password_env) if config.smtp.password_env else None
         if secret:
             needles.add(secret)
+        if config.smtp.password_file is not None:  # its contents, not only its path
+            try:
+                secret = config.smtp.password_file.read_text(encoding="utf-8").strip()
+            except (OSError, ValueError):
+                secret = ""
+            if secret:
+                needles.add(secret)
         # Longest first, so a file path is masked whole rather than its directory alone.
         self._needles = sorted((n for n in needles if len(n) >= 4), key=len, reverse=True)
 
