@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from collector.probe_schema import MAX_ITEMS, validate_probe_output
+from collector.rates import derive_sample
 from remote_probe import probe
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
@@ -291,3 +293,70 @@ def test_process_scan_is_capped() -> None:
     out = run_case(FIXTURES / "normal-multicore", max_processes=2)
     assert out["processes"]["count"] == 9
     assert out["processes"]["scanned"] == 2
+
+
+def test_process_scan_stops_at_max_scan_s_and_the_rest_is_intact(tmp_path: Path) -> None:
+    """A host with more processes than `max_scan_s` allows: the scan stops at its time
+    limit, checked every 256 pids, on the injected clock (3 s a reading, limit 5 s)."""
+    case = tmp_path / "case"
+    shutil.copytree(FIXTURES / "normal-multicore", case)
+    stat = (case / "812" / "stat").read_text()
+    for pid in range(10000, 11000):
+        (case / str(pid)).mkdir()
+        (case / str(pid) / "stat").write_text(stat.replace("812 (sshd)", f"{pid} (worker)", 1))
+    calls = {"n": 0}
+
+    def monotonic() -> float:
+        calls["n"] += 1
+        return 100.0 + 3.0 * calls["n"]
+
+    harness = json.loads((case / "harness.json").read_text())
+    out = probe.collect(case_params(case, max_scan_s=5.0), monotonic=monotonic,
+                        statvfs=fake_statvfs(harness["statvfs"]), now=lambda: harness["now"],
+                        platform="linux")
+    procs = out["processes"]
+    assert procs["count"] == 1009
+    assert 255 <= procs["scanned"] < 1009 - 256  # stopped at a 256-pid check, not at the end
+    assert len(procs["counters"]["ticks"]) == procs["scanned"]
+    reference = run_case(FIXTURES / "normal-multicore")
+    for family in ("system", "cpu", "memory", "swap", "disks", "disk_io", "net", "users"):
+        assert out[family] == reference[family], family
+    assert out["errors"] == reference["errors"]
+
+
+def _net_dev(names_and_bytes: list[tuple[str, int]]) -> str:
+    head = ("Inter-|   Receive                                                |  Transmit\n"
+            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    "
+            "packets errs drop fifo colls carrier compressed\n")
+    return head + "".join(f"{name}: {rx} 1 0 0 0 0 0 0 {rx // 2} 1 0 0 0 0 0 0\n"
+                          for name, rx in names_and_bytes)
+
+
+def test_5000_interfaces_keep_the_busiest_1024_and_the_sample(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    shutil.copytree(FIXTURES / "normal-multicore", case)
+    # veth0 is the busiest; lo is the busiest of all but excluded as always
+    ifaces = [("lo", 10**12)] + [(f"veth{i}", (5000 - i) * 1000) for i in range(5000)]
+    (case / "net" / "dev").write_text(_net_dev(ifaces))
+    out = run_case(case)
+    assert [n["iface"] for n in out["net"]] == [f"veth{i}" for i in range(1024)]
+    assert out["errors"]["net:truncated"] == "truncated to 1024 of 5000 interfaces"
+    assert "net" not in out["errors"]  # the family did not fail
+    cleaned = validate_probe_output(json.loads(json.dumps(out)))
+    sample = derive_sample(cleaned, None, 1000.0, None)
+    assert len(sample["net"]) == 1024 and sample["memory"] == out["memory"]
+    assert sample["errors"]["net:truncated"] == "truncated to 1024 of 5000 interfaces"
+
+
+def test_capped_lists_keep_the_useful_entries() -> None:
+    errors: dict[str, str] = {}
+    disks = [{"mount": f"/m{i:05d}"} for i in range(2000)]
+    assert probe.cap_entries(errors, "disks", disks, "file systems") == disks[:1024]
+    io = [{"device": f"sd{i}", "read_bytes": i, "write_bytes": 0} for i in range(1500)]
+    kept = probe.cap_entries(errors, "disk_io", io, "devices",
+                             lambda d: d["read_bytes"] + d["write_bytes"])
+    assert kept == io[-1024:]  # the busiest, in their original order
+    assert probe.cap_entries(errors, "users", [1] * 10, "sessions") == [1] * 10
+    assert errors == {"disks:truncated": "truncated to 1024 of 2000 file systems",
+                      "disk_io:truncated": "truncated to 1024 of 1500 devices"}
+    assert max(probe.LIST_CAPS.values()) < MAX_ITEMS
