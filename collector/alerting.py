@@ -20,12 +20,14 @@ from datetime import datetime
 from typing import Any
 
 from collector import alert_rules, alert_store, certfr, notify
-from collector.alert_rules import Notification
+from collector.alert_rules import Notification, severity_key
 from collector.config import Config
 from collector.store import format_ts
 
 log = logging.getLogger(__name__)
 
+#: History lines one host may add in one pass (beyond: one summary line).
+HISTORY_PER_HOST = 20
 #: The feed may use at most this share of the time left, the rest is for the mail.
 CERTFR_SHARE = 0.5
 
@@ -53,7 +55,7 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
     if notes and config.smtp.enabled:
         notify.queue(state_dir, notify.compose(config, notes, now), now)
     ts = format_ts(now)
-    alert_store.append_history(state_dir, events + [n.history_record(ts) for n in notes])
+    alert_store.append_history(state_dir, events + history_records(notes, ts))
     alert_store.save_state(state_dir, new_state)
     if feed is not None and feed.fetched:
         certfr.save_state(state_dir, feed.state)
@@ -79,6 +81,33 @@ def _flush(config: Config, now: datetime, deadline: float) -> None:
     alert_store.append_history(state_dir, [{
         "ts": format_ts(now), "host": "", "metric": "email", "item": None, "event": "email",
         "level": level, "value": None, "threshold": None, "message": message}])
+
+
+def history_records(notes: list[Notification], ts: str) -> list[dict[str, Any]]:
+    """The pass's notifications as history lines, at most :data:`HISTORY_PER_HOST` a host.
+
+    The history is bounded in bytes (it rotates), so a host flapping hundreds of mounts around
+    a threshold would otherwise push every other host's events out of it within hours; the
+    rest of such a burst is one summary line (the e-mail digest still lists them all).
+    """
+    per_host: dict[str, list[int]] = {}
+    for index, note in enumerate(notes):
+        if note.host:
+            per_host.setdefault(note.host, []).append(index)
+    dropped: set[int] = set()
+    for indices in per_host.values():  # over the cap: the worst are kept, in pass order
+        dropped.update(sorted(indices, key=lambda i: severity_key(notes[i]))[HISTORY_PER_HOST:])
+    records = [note.history_record(ts) for index, note in enumerate(notes)
+               if index not in dropped]
+    for host, indices in per_host.items():
+        count = len(indices)
+        if host and count > HISTORY_PER_HOST:
+            records.append({"ts": ts, "host": host, "metric": "history", "item": None,
+                            "event": "summary", "level": "warning", "value": count,
+                            "threshold": None,
+                            "message": f"{count - HISTORY_PER_HOST} more events of {host} this "
+                                       "pass were not recorded (see the e-mail)"})
+    return records
 
 
 def _poll_certfr(config: Config, now: datetime, deadline: float) -> certfr.PollResult | None:

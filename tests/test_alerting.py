@@ -241,3 +241,26 @@ def test_a_mount_point_cannot_inject_mail_headers(passes: Passes, sink: SmtpSink
     assert msg["Bcc"] is None and b"\nBcc:" not in raw
     assert msg["Subject"].startswith("[osmon] CRITICAL db1 disk /x Bcc: evil@example.org")
     assert "\n" not in msg["Subject"]
+
+
+def test_a_host_flapping_hundreds_of_mounts_cannot_flood_the_history() -> None:
+    """The history rotates at a fixed size: one host's burst is capped, others keep theirs."""
+    from collector.alert_rules import Notification
+    from collector.alerting import HISTORY_PER_HOST, history_records
+
+    def note(host: str | None, item: str, level: str = "warning") -> Notification:
+        return Notification(event="problem", level=level, host=host, metric="disk", item=item,
+                            value=97.0, threshold=95.0, since="2026-11-21T22:41:00Z",
+                            message=f"disk {item} on {host} at 97 %")
+
+    notes = [note("evil", f"/mnt/{i}") for i in range(250)] + [note("evil", "/", "critical")]
+    notes += [note("good", "/"), note("good", "/var"), note(None, "CERTFR-2026-ALE-001", "info")]
+    records = history_records(notes, "2026-11-21T22:41:00Z")
+    evil = [r for r in records if r["host"] == "evil"]
+    assert len(evil) == HISTORY_PER_HOST + 1
+    assert ("/", "critical") in [(r["item"], r["level"]) for r in evil]  # the worst is kept
+    assert evil[-1]["event"] == "summary" and evil[-1]["value"] == 251
+    assert evil[-1]["message"] == (f"{251 - HISTORY_PER_HOST} more events of evil this pass "
+                                   "were not recorded (see the e-mail)")
+    assert [r["item"] for r in records if r["host"] == "good"] == ["/", "/var"]
+    assert [r["item"] for r in records if r["host"] == ""] == ["CERTFR-2026-ALE-001"]
