@@ -241,7 +241,7 @@ def _processes(state: _State, errors: dict[str, str]) -> dict[str, Any]:
         errors["processes:prev"] = _describe(exc)
     boot_id = _boot_id()
     cpu, counters, from_prev = process_cpu_percent(
-        _tick_readings(current, boot, clk_tck), round(uptime, 2), prev, clk_tck, boot_id)
+        _tick_readings(current, boot, clk_tck), uptime, prev, clk_tck, boot_id)
     basis = "interval" if from_prev else "lifetime"
     before = state.procs_before
     interval = scanned_at - state.procs_before_at if before is not None else None
@@ -260,7 +260,7 @@ def _processes(state: _State, errors: dict[str, str]) -> dict[str, Any]:
     return {"count": count, "scanned": len(current), "cpu_basis": basis,
             "top_cpu": [details[pid] for pid in by_cpu],
             "top_mem": [details[pid] for pid in by_mem],
-            "counters": {"uptime": round(uptime, 2), "boot_id": boot_id, "ticks": counters}}
+            "counters": {"uptime": uptime, "boot_id": boot_id, "ticks": counters}}
 
 
 def _users(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:

@@ -127,3 +127,22 @@ def test_local_host_runs_its_checks(tmp_path: Path) -> None:
     assert sample["checks"]["ghost"]["state"] == UNKNOWN
     assert "not found" in sample["checks"]["ghost"]["output"].lower() or \
         "no such file" in sample["checks"]["ghost"]["output"].lower()
+
+
+def test_process_counters_are_the_probes_units_and_serve_the_next_pass() -> None:
+    """Same starttime (clock ticks since boot) for this very process from psutil and from
+    /proc, so a host may switch between local and SSH collection without a false match."""
+    import os
+
+    first = collect_local({"cpu_sample_s": 0})
+    from_probe = probe.collect({"cpu_sample_s": 0})["processes"]["counters"]
+    me = str(os.getpid())
+    local_ticks = first["processes"]["counters"]["ticks"][me]
+    assert local_ticks[0] == from_probe["ticks"][me][0]
+    assert abs(local_ticks[1] - from_probe["ticks"][me][1]) <= 100  # both read this second
+    assert abs(first["processes"]["counters"]["uptime"] - from_probe["uptime"]) < 5
+    assert first["processes"]["cpu_basis"] == "lifetime"
+    later = collect_local({"cpu_sample_s": 0,
+                           "proc_prev": json.loads(json.dumps(first["processes"]["counters"]))})
+    assert later["processes"]["cpu_basis"] == "interval"
+    validate_probe_output(json.loads(json.dumps(later)))
