@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.config import Config, Host
 from collector.nagios import UNKNOWN, parse_output
+from collector.probe_schema import clean_text
 
 _MAX_RAW_OUTPUT = 1 << 20
 
@@ -42,15 +43,17 @@ def _derive_one(answer: Any) -> dict[str, Any]:
     if not isinstance(answer, dict):
         return _unknown("the host returned no result for this check")
     output = answer.get("output")
-    output = output[:_MAX_RAW_OUTPUT] if isinstance(output, str) else ""
+    output = clean_text(output, _MAX_RAW_OUTPUT) if isinstance(output, str) else ""
     stderr = answer.get("stderr")
-    stderr_lines = stderr[:_MAX_RAW_OUTPUT].strip().splitlines() if isinstance(stderr, str) else []
+    stderr_lines = (clean_text(stderr, _MAX_RAW_OUTPUT).strip().splitlines()
+                    if isinstance(stderr, str) else [])
     if not output.strip() and stderr_lines:
         output = f"(no output; stderr: {stderr_lines[-1].strip()[:300]})"
     duration = answer.get("duration_s")
     duration = round(float(duration), 3) if isinstance(duration, (int, float)) else None
     error = answer.get("error")
-    if isinstance(error, str) and error:
+    error = clean_text(error, 1000) if isinstance(error, str) else None
+    if error:
         first_line = output.split("\n", 1)[0].strip()
         result = _unknown(f"{error[:200]}" + (f" (output: {first_line[:200]})" if first_line
                                                else ""))

@@ -34,7 +34,7 @@ from collector.hooks import POST_PASS_HOOKS
 from collector.lock import DataLock
 from collector.probe_schema import InvalidProbeOutput, validate_probe_output
 from collector.rates import cpu_params_for, derive_sample
-from collector.store import Store, format_ts, utc_now
+from collector.store import MAX_LINE_BYTES, Store, encode_line, format_ts, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
             # Appended as soon as known: a pass killed midway keeps what it had collected.
             try:
                 store.append(outcome.host, outcome.sample)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: not encodable, or too large
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
             if progress is not None:
                 progress(outcome, done, total, failed)
@@ -287,7 +287,22 @@ def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
         log.exception("collecting %s failed unexpectedly", job.host.name)
         sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
                                 time.monotonic() - start)
+    unstorable = _unstorable(sample)  # judged here, so the alerts see what the log will hold
+    if unstorable is not None:
+        sample = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
+                                time.monotonic() - start)
     answers.put((job, sample))
+
+
+def _unstorable(sample: dict[str, Any]) -> str | None:
+    """Why ``sample`` cannot be a line of the log, or None (the normal case)."""
+    try:
+        size = len(encode_line(sample))
+    except ValueError as exc:  # a string the validation let through that UTF-8 cannot hold
+        return f"a sample that cannot be stored ({type(exc).__name__})"
+    if size > MAX_LINE_BYTES:
+        return f"a sample of {size >> 10} KiB, over the {MAX_LINE_BYTES >> 10} KiB a line may hold"
+    return None
 
 
 # -- one host ----------------------------------------------------------------------------------

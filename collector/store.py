@@ -39,6 +39,16 @@ def parse_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
+#: A normal sample is 5 to 50 KiB.  A host that sends more (thousands of long mount or process
+#: names, every minute) would fill the store and, through the total-size retention, push out
+#: every other host's history: its line is refused and replaced by a failure line.
+MAX_LINE_BYTES = 512 * 1024
+
+
+class SampleTooLarge(ValueError):
+    """A sample whose line would be over :data:`MAX_LINE_BYTES`."""
+
+
 def append_whole_lines(path: Path, data: bytes) -> None:
     """Append ``data`` (whole lines) to ``path`` in one ``write``, creating what is missing.
 
@@ -55,7 +65,9 @@ def append_whole_lines(path: Path, data: bytes) -> None:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        os.write(fd, data)
+        written = os.write(fd, data)
+        while written < len(data):  # a short write (disk nearly full): finish the line or raise
+            written += os.write(fd, data[written:])
     finally:
         os.close(fd)
 
@@ -98,7 +110,11 @@ class Store:
         """
         day = parse_ts(sample["ts"]).date().isoformat()
         path = self.host_dir(host) / f"{day}.jsonl"
-        append_whole_lines(path, encode_line(sample))
+        line = encode_line(sample)
+        if len(line) > MAX_LINE_BYTES:
+            raise SampleTooLarge(f"a sample of {len(line) >> 10} KiB is over the "
+                                 f"{MAX_LINE_BYTES >> 10} KiB a line may hold")
+        append_whole_lines(path, line)
         return path
 
     # -- listing ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -382,3 +383,45 @@ def test_passes_do_not_leak_file_descriptors(inventory: Inventory, refused_port:
     for minute in range(42, 45):
         collect.run_pass(config, now=NOW.replace(minute=minute))
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def _doctored_probe(sshd: harness.Sshd, name: str, edit: str) -> Path:
+    """A host whose real probe answer is altered by ``edit`` (Python acting on the dict ``d``)
+    before it reaches us: a compromised host, well-formed enough to pass the schema."""
+    return sshd.script(name, "python3 -I -S - | python3 -c '" + (
+        "import json, sys\n"
+        "d = json.load(sys.stdin)\n" + edit + "\n"
+        "sys.stdout.write(json.dumps(d))\n") + "'\n")
+
+
+def test_lone_surrogates_and_escape_codes_from_a_host_cost_nothing(
+        inventory: Inventory, sshd: harness.Sshd) -> None:
+    """A lone surrogate once made the store raise and ended the whole pass; control characters
+    made the charts ill-formed XML. Both are replaced by U+FFFD and both hosts are stored."""
+    evil = _doctored_probe(sshd, "surrogates.sh", (
+        'd["system"]["hostname"] = "\\ud800evil\\x1b[31m"\n'
+        'd["errors"]["\\udcff\\x07"] = "bell \\x07 and \\ud800"'))
+    config = inventory(["evil", "good"], hosts={"evil": {"python": str(evil)}})
+    result = collect.run_pass(config, now=NOW)
+    assert (result.ok, result.failed) == (2, 0)
+    line = only_line(config, "evil")
+    assert line["system"]["hostname"] == "\ufffdevil\ufffd[31m"
+    assert line["errors"] == {"\ufffd\ufffd": "bell \ufffd and \ufffd"}
+    assert only_line(config, "good")["ok"] is True
+
+
+def test_a_host_sending_a_huge_sample_gets_a_failure_line_not_the_store(
+        inventory: Inventory, sshd: harness.Sshd) -> None:
+    """Each string within its cap, but 3,000 of them: over 512 KiB a line, every minute,
+    which the total-size retention would pay for with every other host's history."""
+    evil = _doctored_probe(sshd, "huge.sh", (
+        'd["users"] = [{"name": "u" * 64, "tty": "t" * 64, "from": "f" * 256, '
+        '"since": None} for _ in range(3000)]'))
+    config = inventory(["evil", "good"], hosts={"evil": {"python": str(evil)}})
+    collect.run_pass(config, now=NOW)
+    kind, message = error_of(config, "evil")
+    assert kind == "invalid-output"
+    assert re.fullmatch(r"a sample of \d+ KiB, over the 512 KiB a line may hold", message)
+    day_file = config.settings.data_dir / "hosts" / "evil" / f"{NOW:%Y-%m-%d}.jsonl"
+    assert day_file.stat().st_size < 4096
+    assert only_line(config, "good")["ok"] is True
