@@ -38,16 +38,14 @@ from remote_probe.probe import (
     select_mounts,
     statvfs_with_timeout,
 )
+from remote_probe.probe import DEFAULTS as PROBE_DEFAULTS
 
-DEFAULTS: dict[str, Any] = {
-    "cpu_sample_s": 0.25,
-    "network_fs": False,
-    "statvfs_timeout_s": 2.0,
-    "top_n": 10,
-    "include_loopback": False,
-    "max_processes": 20000,
-    "proc_prev": None,
-}
+#: The probe's parameters that mean something here, with the probe's own defaults: the two
+#: must give the same sample for the same settings.
+_SHARED_PARAMS = ("cpu_sample_s", "network_fs", "statvfs_timeout_s", "top_n",
+                  "include_loopback", "max_processes")
+DEFAULTS: dict[str, Any] = {key: PROBE_DEFAULTS[key] for key in _SHARED_PARAMS}
+DEFAULTS["proc_prev"] = None
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 CMDLINE_CHARS = 200
 
