@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from collector.store import append_whole_lines, tail_lines
+
 FILE_NAME = "passes.jsonl"
 MAX_BYTES = 1024 * 1024
 _TAIL = 16 * 1024
@@ -21,22 +23,14 @@ _TAIL = 16 * 1024
 def record(state_dir: Path, entry: dict[str, Any]) -> None:
     """Append ``entry`` (``ts``, ``duration_s``, ``hosts``, ``ok``, ``failed``, ``skipped``,
     optional ``reason``) as one whole line."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / FILE_NAME
     try:
         if path.stat().st_size > MAX_BYTES:
             os.replace(path, path.with_name(FILE_NAME + ".1"))
     except FileNotFoundError:
         pass
-    line = json.dumps(entry, separators=(",", ":"), allow_nan=False).encode() + b"\n"
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line  # a killed writer's torn line stays a line of its own
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    append_whole_lines(
+        path, json.dumps(entry, separators=(",", ":"), allow_nan=False).encode() + b"\n")
 
 
 def last_pass(state_dir: Path) -> dict[str, Any] | None:
@@ -50,10 +44,7 @@ def last_pass(state_dir: Path) -> dict[str, Any] | None:
 
 def _last_entry(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - _TAIL))
-            lines = fh.read().split(b"\n")
+        lines, _cut = tail_lines(path, _TAIL)
     except FileNotFoundError:
         return None
     for line in reversed(lines):

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 from collector import series
 from collector.statefile import atomic_write_bytes
-from collector.store import Store, append_whole_lines, encode_line, format_ts
+from collector.store import Store, append_whole_lines, encode_line, format_ts, tail_lines
 
 log = logging.getLogger(__name__)
 
@@ -266,20 +266,15 @@ def last_record_time(store: Store, host: str, res: str) -> float | None:
     """Start of the newest complete bucket written, reading only the end of the newest file."""
     for path in reversed(_files(store, host, res)):
         try:
-            with open(path, "rb") as fh:
-                size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - _LAST_CHUNK))
-                lines = fh.read().split(b"\n")
+            lines, cut = tail_lines(path, _LAST_CHUNK)
         except FileNotFoundError:
             continue
-        if size > _LAST_CHUNK:
-            lines = lines[1:]  # the first piece may be the middle of a line
         for line in reversed(lines):
             record = _decode(line) if line.strip() else None
             t = _record_time(record) if record is not None else None
             if t is not None:
                 return t
-        if size > _LAST_CHUNK:  # no whole record in the end: damage; rebuild() repairs it
+        if cut:  # no whole record in the end: damage; rebuild() repairs it
             log.warning("rollup file %s: no valid record at its end", path)
             return None
     return None

@@ -223,24 +223,33 @@ def _last_valid(lines: list[bytes]) -> dict[str, Any] | None:
     return None
 
 
+def tail_lines(path: Path, max_bytes: int) -> tuple[list[bytes], bool]:
+    """The lines of the last ``max_bytes`` of ``path``, and whether the file is longer.
+
+    Every "newest entry of an append-only log" reader starts here, so none reads a whole file.
+    When the file was cut, a first piece that may be the middle of a line is dropped.  Raises
+    FileNotFoundError.
+    """
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = max(0, size - max_bytes)
+        fh.seek(start)
+        lines = fh.read(size - start).split(b"\n")
+    return (lines[1:], True) if start > 0 else (lines, False)
+
+
 def _tail_sample(path: Path) -> dict[str, Any] | None:
-    """Read backwards in growing chunks until a complete, valid line is found."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            chunk = _TAIL_CHUNK
-            while True:
-                start = max(0, size - chunk)
-                fh.seek(start)
-                lines = fh.read(size - start).split(b"\n")
-                if start > 0:
-                    lines = lines[1:]  # the first piece may be the middle of a line
-                sample = _last_valid(lines)
-                if sample is not None or start == 0:
-                    return sample
-                chunk *= 4
-    except FileNotFoundError:
-        return None
+    """Read the end in growing chunks until a complete, valid line is found."""
+    chunk = _TAIL_CHUNK
+    while True:
+        try:
+            lines, cut = tail_lines(path, chunk)
+        except FileNotFoundError:
+            return None
+        sample = _last_valid(lines)
+        if sample is not None or not cut:
+            return sample
+        chunk *= 4
 
 
 def day_range(start: datetime, end: datetime) -> list[date]:
