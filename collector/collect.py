@@ -48,6 +48,8 @@ class HostOutcome:
 
     host: str
     sample: dict[str, Any]
+    #: The sample already encoded as its log line, when the worker did it (to measure it).
+    line: bytes | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,7 +122,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
         def store_outcome(outcome: HostOutcome, done: int, total: int, failed: int) -> None:
             # Appended as soon as known: a pass killed midway keeps what it had collected.
             try:
-                store.append(outcome.host, outcome.sample)
+                store.append(outcome.host, outcome.sample, line=outcome.line)
             except (OSError, ValueError) as exc:  # ValueError: not encodable, or too large
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
             if progress is not None:
@@ -175,17 +177,18 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
     ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts))
     pending = deque(hosts)
     running: list[_Job] = []
-    answers: queue.SimpleQueue[tuple[_Job, dict[str, Any]]] = queue.SimpleQueue()
+    answers: queue.SimpleQueue[tuple[_Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
 
-    def finish(job: _Job, sample: dict[str, Any]) -> None:
+    def finish(job: _Job, sample: dict[str, Any], line: bytes | None = None) -> None:
         nonlocal failed
         running.remove(job)
         samples[job.host.name] = sample
         failed += not sample["ok"]
         if on_outcome is not None:
-            on_outcome(HostOutcome(job.host.name, sample), len(samples), len(hosts), failed)
+            on_outcome(HostOutcome(job.host.name, sample, line), len(samples), len(hosts),
+                       failed)
 
     while pending or running:
         now = time.monotonic()
@@ -198,9 +201,9 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
                              name=f"osmon-{job.host.name}").start()
         wake = min([deadline] + [j.started + settings.host_deadline_s for j in running])
         try:
-            job, sample = answers.get(timeout=max(0.0, wake - now))
+            job, sample, line = answers.get(timeout=max(0.0, wake - now))
             if job in running:  # else: already recorded as timeout, the answer is too late
-                finish(job, sample)
+                finish(job, sample, line)
         except queue.Empty:
             pass
         now = time.monotonic()
@@ -287,22 +290,25 @@ def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
         log.exception("collecting %s failed unexpectedly", job.host.name)
         sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
                                 time.monotonic() - start)
-    unstorable = _unstorable(sample)  # judged here, so the alerts see what the log will hold
+    # Encoded here, once: the size is judged before the alerts see the sample, and the line is
+    # what the coordinator appends.
+    line, unstorable = _as_line(sample)
     if unstorable is not None:
         sample = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
                                 time.monotonic() - start)
-    answers.put((job, sample))
+    answers.put((job, sample, line))
 
 
-def _unstorable(sample: dict[str, Any]) -> str | None:
-    """Why ``sample`` cannot be a line of the log, or None (the normal case)."""
+def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """``sample``'s log line, or None and why it cannot be one (the line of a failure)."""
     try:
-        size = len(encode_line(sample))
+        line = encode_line(sample)
     except ValueError as exc:  # a string the validation let through that UTF-8 cannot hold
-        return f"a sample that cannot be stored ({type(exc).__name__})"
-    if size > MAX_LINE_BYTES:
-        return f"a sample of {size >> 10} KiB, over the {MAX_LINE_BYTES >> 10} KiB a line may hold"
-    return None
+        return None, f"a sample that cannot be stored ({type(exc).__name__})"
+    if len(line) > MAX_LINE_BYTES:
+        return None, (f"a sample of {len(line) >> 10} KiB, over the {MAX_LINE_BYTES >> 10} KiB "
+                      "a line may hold")
+    return line, None
 
 
 # -- one host ----------------------------------------------------------------------------------

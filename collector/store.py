@@ -101,16 +101,12 @@ class Store:
             raise ValueError(f"unsafe host name {host!r}")
         return self.hosts_dir / host
 
-    def append(self, host: str, sample: dict[str, Any]) -> Path:
-        """Append one sample as one ``write`` of a whole line.
-
-        If a previous writer was killed mid-line, the file does not end with a newline; the new
-        line then starts with one, so the torn fragment stays a line of its own (skipped by
-        readers) instead of swallowing this sample.
-        """
+    def append(self, host: str, sample: dict[str, Any], *, line: bytes | None = None) -> Path:
+        """Append one sample to its day file as one whole line (:func:`append_whole_lines`);
+        ``line`` is the sample already encoded, when the caller had to encode it anyway."""
         day = parse_ts(sample["ts"]).date().isoformat()
         path = self.host_dir(host) / f"{day}.jsonl"
-        line = encode_line(sample)
+        line = encode_line(sample) if line is None else line  # given: encoded by the pass
         if len(line) > MAX_LINE_BYTES:
             raise SampleTooLarge(f"a sample of {len(line) >> 10} KiB is over the "
                                  f"{MAX_LINE_BYTES >> 10} KiB a line may hold")
