@@ -20,9 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_samples import BENCH_HOST  # noqa: E402
-from collector import charts, rollup  # noqa: E402
-from collector.chart_cache import ChartCache  # noqa: E402
-from collector.store import Store, parse_ts  # noqa: E402
+from collector.store import rollup  # noqa: E402
+from collector.store.samples import Store, parse_ts  # noqa: E402
+from collector.views import charts  # noqa: E402
+from collector.views.chart_cache import ChartCache  # noqa: E402
 
 TARGET_30D_MS = 200.0
 

@@ -62,7 +62,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     import sshd as harness
 
-    from collector.collect import load_probe, probe_stdin
+    from collector.passes.collect import load_probe, probe_stdin
 
     with harness.running_sshd() as server:
         work = Path(tempfile.mkdtemp(prefix="osmon-bench-"))

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector.local import collect_local  # noqa: E402
+from collector.transport.local import collect_local  # noqa: E402
 
 PROBE_SOURCE = (ROOT / "remote_probe" / "probe.py").read_text()
 # Alternative transport: CPython's stdin tokenizer (`python3 -`) is slow on a 40 kB source;

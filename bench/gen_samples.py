@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collector import rollup  # noqa: E402
-from collector.store import Store, encode_line, format_ts  # noqa: E402
+from collector.store import rollup  # noqa: E402
+from collector.store.samples import Store, encode_line, format_ts  # noqa: E402
 
 BENCH_HOST = "bench-30d"
 _PROCS = ("systemd", "sshd", "postgres", "nginx", "python3", "cron", "rsyslogd", "java",

@@ -17,16 +17,21 @@ from collector.errors import OsmonError
 
 #: name -> (module, one-line help).  Each module has ``configure(parser)`` and ``run(args)``.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "collect": ("collector.cmd_collect", "run one collection pass (what cron runs every minute)"),
-    "check": ("collector.cmd_check", "validate the config and try every host once"),
-    "run": ("collector.cmd_run", "collect every interval_s and serve the dashboard in one process"),
+    "collect": ("collector.commands.collect",
+                "run one collection pass (what cron runs every minute)"),
+    "check": ("collector.commands.check", "validate the config and try every host once"),
+    "run": ("collector.commands.run",
+            "collect every interval_s and serve the dashboard in one process"),
     "serve": ("web.cmd_serve", "serve the dashboard (127.0.0.1:5000 unless told otherwise)"),
-    "status": ("collector.cmd_status", "one line per host, from the store (never connects)"),
-    "charts": ("collector.cmd_charts", "write every chart as static SVG files"),
-    "backup": ("collector.cmd_backup", "create, list, restore or delete backups of the data"),
-    "prune": ("collector.cmd_prune", "apply retention: drop old day files, compress closed ones"),
-    "cron": ("collector.cmd_cron", "print the crontab lines for collect, prune and backup"),
-    "test-email": ("collector.cmd_test_email", "send a test e-mail with the [smtp] settings"),
+    "status": ("collector.commands.status",
+               "one line per host, from the store (never connects)"),
+    "charts": ("collector.commands.charts", "write every chart as static SVG files"),
+    "backup": ("collector.commands.backup",
+               "create, list, restore or delete backups of the data"),
+    "prune": ("collector.commands.prune",
+              "apply retention: drop old day files, compress closed ones"),
+    "cron": ("collector.commands.cron", "print the crontab lines for collect, prune and backup"),
+    "test-email": ("collector.commands.test_email", "send a test e-mail with the [smtp] settings"),
     "set-password": ("web.cmd_password", "set the dashboard admin password (stored as a hash)"),
 }
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from collector.store import Store, encode_line, format_ts
+from collector.store.samples import Store, encode_line, format_ts
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)

@@ -24,9 +24,9 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from collector import alerting
 from collector import config as config_mod
-from collector.store import Store, format_ts
+from collector.alerts import hook as alerting
+from collector.store.samples import Store, format_ts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "certfr"
 FEED_XML = (FIXTURES / "alerte-feed.xml").read_bytes()

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from mail_fixtures import T0, failed_sample, make_config, minutes, ok_sample
 
-from collector import alert_rules
-from collector.alert_rules import Notification
+from collector.alerts import rules as alert_rules
+from collector.alerts.rules import Notification
 
 
 class Engine:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from mail_fixtures import Passes, SmtpSink, make_config
 
-from collector import alert_store, notify
+from collector.alerts import mail as notify
+from collector.alerts import state as alert_store
 
 
 @pytest.fixture
@@ -245,8 +246,8 @@ def test_a_mount_point_cannot_inject_mail_headers(passes: Passes, sink: SmtpSink
 
 def test_a_host_flapping_hundreds_of_mounts_cannot_flood_the_history() -> None:
     """The history rotates at a fixed size: one host's burst is capped, others keep theirs."""
-    from collector.alert_rules import Notification
-    from collector.alerting import HISTORY_PER_HOST, history_records
+    from collector.alerts.hook import HISTORY_PER_HOST, history_records
+    from collector.alerts.rules import Notification
 
     def note(host: str | None, item: str, level: str = "warning") -> Notification:
         return Notification(event="problem", level=level, host=host, metric="disk", item=item,

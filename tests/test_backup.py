@@ -14,9 +14,9 @@ import pytest
 from backup_fixtures import NOW, fill_store, make_config, sample, snapshot, tree
 from werkzeug.security import check_password_hash
 
-import collector.backup as backup_module
+import collector.backup.backups as backup_module
 from collector import SCHEMA_VERSION, __version__, cli
-from collector.backup import (
+from collector.backup.backups import (
     KEPT_ON_RESTORE,
     BackupError,
     apply_backup_retention,
@@ -27,8 +27,8 @@ from collector.backup import (
     restore_backup,
 )
 from collector.config import Config
-from collector.statefile import atomic_write_json
-from collector.store import Store
+from collector.store.samples import Store
+from collector.store.statefile import atomic_write_json
 from web.auth import (
     ADMIN_FILE,
     SECRET_FILE,

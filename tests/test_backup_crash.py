@@ -28,10 +28,10 @@ from backup_fixtures import (
     snapshot,
 )
 
-from collector import backup_swap
-from collector.backup import BackupError, create_backup, list_backups, restore_backup
+from collector.backup import swap as backup_swap
+from collector.backup.backups import BackupError, create_backup, list_backups, restore_backup
 from collector.config import Config
-from collector.store import Store
+from collector.store.samples import Store
 
 
 class Scene:
@@ -95,7 +95,10 @@ def test_a_failed_second_rename_puts_the_data_back(scene: Scene, no_exchange: No
 # -- kill -9 at every step -------------------------------------------------------------------------
 KILLER = textwrap.dedent("""
     import os, shutil, signal, sys
-    from collector import backup, backup_archive, backup_swap, config
+    from collector import config
+    from collector.backup import backups as backup
+    from collector.backup import archive as backup_archive
+    from collector.backup import swap as backup_swap
 
     cfg_path, step, name = sys.argv[1:4]
     calls = []
@@ -227,7 +230,7 @@ RESTORE_IN_NAMESPACE = textwrap.dedent("""
     import json, os, shutil, sys
     from pathlib import Path
     from collector import config
-    from collector.backup import BackupError, list_backups, restore_backup
+    from collector.backup.backups import BackupError, list_backups, restore_backup
 
     cfg = config.load(sys.argv[1])
     data, backups = cfg.settings.data_dir, cfg.settings.backup_dir

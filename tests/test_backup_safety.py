@@ -28,11 +28,11 @@ from backup_fixtures import (
     tree,
 )
 
-from collector.backup import BackupError, create_backup, list_backups, restore_backup
+from collector.backup.backups import BackupError, create_backup, list_backups, restore_backup
 from collector.config import Config
 from collector.errors import LockHeld
-from collector.lock import DataLock
-from collector.store import encode_line
+from collector.store.lock import DataLock
+from collector.store.samples import encode_line
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE_NAME = "osmon-20261121-000000.tar.gz"
@@ -176,7 +176,7 @@ def _rewrite_manifest(path: Path, **changes: object) -> None:
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from collector.lock import DataLock
+    from collector.store.lock import DataLock
     with DataLock(Path(sys.argv[1]), "collect"):
         print("locked", flush=True)
         if sys.argv[2] == "until-stdin-closes":
@@ -293,7 +293,7 @@ def test_disk_full_while_writing_leaves_nothing_behind(cfg: Config) -> None:
     script = textwrap.dedent("""
         import json, os, sys
         from collector import config
-        from collector.backup import BackupError, create_backup
+        from collector.backup.backups import BackupError, create_backup
         cfg = config.load(sys.argv[1])
         try:
             create_backup(cfg)

@@ -23,7 +23,8 @@ from mail_fixtures import (
     rss,
 )
 
-from collector import alert_store, certfr
+from collector.alerts import certfr
+from collector.alerts import state as alert_store
 
 ALE_012 = "https://www.cert.ssi.gouv.fr/alerte/CERTFR-2026-ALE-012/"
 ALE_013 = "https://www.cert.ssi.gouv.fr/alerte/CERTFR-2026-ALE-013/"

@@ -25,9 +25,10 @@ from chart_fixtures import (
     y_axis,
 )
 
-from collector import charts, rollup
-from collector.chart_cache import ChartCache
-from collector.store import Store
+from collector.store import rollup
+from collector.store.samples import Store
+from collector.views import charts
+from collector.views.chart_cache import ChartCache
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '</text><script>alert(1)</script>'
@@ -245,7 +246,7 @@ def test_charts_use_the_colours_they_are_given(store: Store) -> None:
 
 
 def test_the_colour_does_not_depend_on_the_process() -> None:
-    code = "from collector import charts; print(charts.color_for('web1'))"
+    code = "from collector.views import charts; print(charts.color_for('web1'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"}, timeout=60, check=True)
     assert out.stdout.strip() == charts.color_for("web1")

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from chart_fixtures import every, parse_svg, runs, sample, write_fast
 
-from collector import charts, cli, cmd_charts
-from collector.store import Store, utc_now
+from collector import cli
+from collector.commands import charts as cmd_charts
+from collector.store.samples import Store, utc_now
+from collector.views import charts
 
 CONFIG = """\
 [settings]

@@ -20,9 +20,10 @@ import pytest
 import sshd as harness
 from process_fixtures import is_dead, wait_for
 
-from collector import alert_rules, collect
+from collector.alerts import rules as alert_rules
 from collector.config import Config
-from collector.nagios import OK, UNKNOWN, WARNING
+from collector.metrics.nagios import OK, UNKNOWN, WARNING
+from collector.passes import collect
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 PLUGINS = Path("/usr/lib/nagios/plugins")

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from process_fixtures import is_dead, wait_for
 
-from collector.checks import derive_checks
-from collector.collect import probe_stdin
-from collector.nagios import CRITICAL, OK, UNKNOWN, WARNING
-from collector.probe_schema import CHECKS_MAX_BYTES, validate_probe_output
+from collector.metrics.checks import derive_checks
+from collector.metrics.nagios import CRITICAL, OK, UNKNOWN, WARNING
+from collector.metrics.schema import CHECKS_MAX_BYTES, validate_probe_output
+from collector.passes.collect import probe_stdin
 from remote_probe import probe
 
 PROBE_SOURCE = Path(probe.__file__).read_bytes()

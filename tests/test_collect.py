@@ -21,14 +21,16 @@ from typing import Any
 import pytest
 import sshd as harness
 
-from collector import cli, collect, passlog
+from collector import cli
 from collector import config as config_mod
-from collector.collect import HostOutcome
 from collector.config import Config
 from collector.errors import LockHeld
-from collector.lock import DataLock
-from collector.progress import TerminalProgress
-from collector.store import Store
+from collector.passes import collect
+from collector.passes.collect import HostOutcome
+from collector.store import passlog
+from collector.store.lock import DataLock
+from collector.store.samples import Store
+from collector.views.progress import TerminalProgress
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +96,7 @@ def test_hooks_get_every_sample_and_a_failing_hook_does_not_stop_the_next(
     monkeypatch.setattr(collect, "POST_PASS_HOOKS",
                         ("osmon_test_hooks:broken", "osmon_test_hooks:record"))
     config = inventory(["web1", "down"], hosts={"down": {"port": refused_port}})
-    with caplog.at_level(logging.WARNING, logger="collector.collect"):
+    with caplog.at_level(logging.WARNING, logger="collector.passes.collect"):
         collect.run_pass(config, now=NOW)
     assert "osmon_test_hooks:broken failed" in caplog.text
     [(samples, now, budget)] = calls

@@ -8,10 +8,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from collector import local
-from collector.local import collect_local
-from collector.probe_schema import validate_probe_output
-from collector.rates import derive_sample
+from collector.metrics.rates import derive_sample
+from collector.metrics.schema import validate_probe_output
+from collector.transport import local
+from collector.transport.local import collect_local
 from remote_probe import probe
 
 
@@ -107,8 +107,9 @@ def test_agrees_with_the_probe_on_stable_facts(steady: dict) -> None:
 
 def test_local_host_runs_its_checks(tmp_path: Path) -> None:
     """The central server's [[checks]] run too: a real plugin answers, a missing one is UNKNOWN."""
-    from collector import collect, config
-    from collector.nagios import UNKNOWN
+    from collector import config
+    from collector.metrics.nagios import UNKNOWN
+    from collector.passes import collect
 
     (tmp_path / "hosts.toml").write_text(
         '[settings]\ndata_dir = "data"\n[certfr]\nenabled = false\n'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.nagios import CRITICAL, OK, UNKNOWN, WARNING, parse_output, parse_perfdata
+from collector.metrics.nagios import CRITICAL, OK, UNKNOWN, WARNING, parse_output, parse_perfdata
 
 
 def test_guidelines_single_line_with_perfdata() -> None:

@@ -21,8 +21,9 @@ from mail_fixtures import (
     server_tls_context,
 )
 
-from collector import cli, notify
-from collector.alert_rules import Notification
+from collector import cli
+from collector.alerts import mail as notify
+from collector.alerts.rules import Notification
 
 # aiosmtpd sets its own deprecated attribute on every successful login.
 login_warning = pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from collector.rates import busy_percent
+from collector.metrics.rates import busy_percent
 from remote_probe import probe
 
 PROBE = Path(probe.__file__)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from test_probe_fixtures import FIXTURES, case_params, fake_statvfs
 
-from collector import proc_state
-from collector.probe_schema import InvalidProbeOutput, validate_probe_output
-from collector.rates import MAX_INTERVAL_S, derive_sample
+from collector.metrics.rates import MAX_INTERVAL_S, derive_sample
+from collector.metrics.schema import InvalidProbeOutput, validate_probe_output
+from collector.store import proc_counters as proc_state
 from remote_probe import probe
 
 CASE = FIXTURES / "normal-multicore"

@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from collector import collect
 from collector.config import Config
+from collector.passes import collect
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 SPIN = "import sys\nsys.stdin.readline()\nwhile True:\n    pass\n"

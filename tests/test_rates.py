@@ -1,4 +1,5 @@
-"""collector.rates: CPU percent and byte rates between passes; resets are gaps, not spikes."""
+"""collector.metrics.rates: CPU percent and byte rates between passes; resets are gaps, not
+spikes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from collector.rates import (
+from collector.metrics.rates import (
     DEFAULT_CPU_SAMPLE_S,
     MAX_INTERVAL_S,
     busy_percent,

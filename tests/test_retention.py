@@ -20,8 +20,8 @@ from backup_fixtures import NOW, make_config, sample, snapshot
 from collector import cli
 from collector.config import Config
 from collector.errors import LockHeld
-from collector.retention import prune
-from collector.store import Store
+from collector.store.retention import prune
+from collector.store.samples import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = NOW.date()
@@ -220,7 +220,7 @@ def test_an_interrupted_compression_is_finished_from_the_plain_file(tmp_path: Pa
 HOLDER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from collector.lock import DataLock
+    from collector.store.lock import DataLock
     with DataLock(Path(sys.argv[1]), "collect"):
         print("locked", flush=True)
         for line in sys.stdin:  # a late line for a closed day, written under the lock
@@ -304,7 +304,8 @@ def test_cli_prune_is_quiet_under_cron_and_talks_with_v(tmp_path: Path,
 KILLED_PRUNE = textwrap.dedent("""
     import gzip, os, signal, sys
     from datetime import datetime
-    from collector import config, retention
+    from collector import config
+    from collector.store import retention
 
     step = sys.argv[2]
     real_unlink, real_write = os.unlink, gzip.GzipFile.write

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from chart_fixtures import T0, every, rollup_files, sample, write_fast
 
-from collector import rollup, series
-from collector.store import Store, format_ts
+from collector.metrics import series
+from collector.store import rollup
+from collector.store.samples import Store, format_ts
 
 
 def _deadline() -> float:

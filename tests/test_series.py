@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from chart_fixtures import T0, every, sample
 
-from collector import series
+from collector.metrics import series
 
 
 def _rows(samples, metric):

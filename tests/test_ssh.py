@@ -20,8 +20,8 @@ from typing import Any
 import paramiko
 import sshd as harness
 
-from collector import collect
 from collector.config import Config, Host
+from collector.passes import collect
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -332,7 +332,7 @@ def test_hundred_mib_of_output_is_cut_and_memory_stays_bounded(sshd: harness.Ssh
     # A separate process, so its peak RSS measures this pass alone.
     code = (
         "import json, resource, sys\n"
-        "from collector import collect, config\n"
+        "from collector import config\nfrom collector.passes import collect\n"
         "cfg = config.load(sys.argv[1])\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "result = collect.run_pass(cfg)\n"

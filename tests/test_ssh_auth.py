@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import sshd as harness
 
-from collector import collect
 from collector.config import Config
+from collector.passes import collect
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 Inventory = Callable[..., Config]

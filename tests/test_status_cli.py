@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from web_fixtures import SECRET_ENV, SMTP_PASSWORD, Site, failed_sample, fill, make_site
 
-from collector import alert_rules, alert_store, passlog
-from collector.cmd_status import CLEAR, wants_colour
-from collector.status_view import terminal_safe
-from collector.store import format_ts, utc_now
+from collector.alerts import rules as alert_rules
+from collector.alerts import state as alert_store
+from collector.commands.status import CLEAR, wants_colour
+from collector.store import passlog
+from collector.store.samples import format_ts, utc_now
+from collector.views.status_report import terminal_safe
 
 OSMON = Path(sys.executable).with_name("osmon")
 #: What a hostile host plants: SGR (recolour), ED (clear screen), OSC (retitle the window).

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from collector import store as store_mod
 from collector.errors import LockHeld
-from collector.lock import DataLock
-from collector.store import Store, format_ts
+from collector.store import samples as store_mod
+from collector.store.lock import DataLock
+from collector.store.samples import Store, format_ts
 
 T0 = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def test_latest_reads_only_the_end_of_a_huge_day_file(tmp_path: Path) -> None:
         fh.write(b"\n" + store_mod.encode_line(sample("web1", T0 + timedelta(minutes=1))))
     code = ("import resource, sys\n"
             "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
-            "from collector.store import Store\n"
+            "from collector.store.samples import Store\n"
             "print(Store(sys.argv[1]).latest('web1')['ts'])\n")
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
@@ -127,7 +127,7 @@ def test_unsafe_host_names_never_become_paths(tmp_path: Path) -> None:
 _APPENDER = """
 import sys
 from datetime import datetime, timedelta, timezone
-from collector.store import Store, format_ts
+from collector.store.samples import Store, format_ts
 store = Store(sys.argv[1])
 t = datetime(2026, 11, 21, tzinfo=timezone.utc)
 blob = "y" * 200_000
@@ -172,7 +172,7 @@ def test_second_lock_holder_is_refused_with_who_and_since(tmp_path: Path) -> Non
 
 
 def test_lock_of_a_process_killed_with_sigkill_is_taken_over(tmp_path: Path) -> None:
-    code = ("import sys, time\nfrom collector.lock import DataLock\n"
+    code = ("import sys, time\nfrom collector.store.lock import DataLock\n"
             "DataLock(sys.argv[1], 'collect').acquire()\nprint('held', flush=True)\n"
             "time.sleep(600)\n")
     with subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,

@@ -11,7 +11,7 @@ from backup_fixtures import snapshot, tree
 from flask.testing import FlaskClient
 from web_fixtures import NOW, Site, csrf_from, fill, log_in, make_site, sample
 
-from collector.lock import DataLock
+from collector.store.lock import DataLock
 
 
 @pytest.fixture

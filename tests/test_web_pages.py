@@ -10,8 +10,12 @@ import pytest
 from chart_fixtures import legend, parse_svg, runs, series_colors, y_axis
 from web_fixtures import NOW, Site, failed_sample, fill, make_site, sample
 
-from collector import alert_rules, alert_store, alerting, certfr, passlog
-from collector.store import Store, format_ts
+from collector.alerts import certfr
+from collector.alerts import hook as alerting
+from collector.alerts import rules as alert_rules
+from collector.alerts import state as alert_store
+from collector.store import passlog
+from collector.store.samples import Store, format_ts
 
 CHECKS = """
 [[checks]]

@@ -37,8 +37,10 @@ from web_fixtures import (
     make_site,
 )
 
-from collector import alert_rules, alert_store, cli
-from collector.store import format_ts
+from collector import cli
+from collector.alerts import rules as alert_rules
+from collector.alerts import state as alert_store
+from collector.store.samples import format_ts
 from web.auth import ADMIN_FILE, SECRET_FILE, read_admin_hash
 from web.security import CSP, SVG_CSP
 

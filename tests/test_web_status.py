@@ -8,7 +8,7 @@ from pathlib import Path
 from web_fixtures import NOW, failed_sample, make_site, sample
 
 from collector.config import BUILTIN_THRESHOLDS, Level, Thresholds
-from collector.status import (
+from collector.views.health import (
     HostStatus,
     collector_state,
     fleet_status,

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from collector import config as config_mod
 from collector.config import Config
-from collector.store import Store, format_ts
+from collector.store.samples import Store, format_ts
 from web import create_app
 from web.auth import write_admin_password
 

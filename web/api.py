@@ -18,10 +18,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from collector import charts, series
 from collector.config import Host
-from collector.status import HostStatus
-from collector.store import format_ts
+from collector.metrics import series
+from collector.store.samples import format_ts
+from collector.views import charts
+from collector.views.health import HostStatus
 from web.charts_bp import requested_range
 from web.fleet import checks_list, current_fleet
 

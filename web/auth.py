@@ -39,7 +39,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from collector.statefile import atomic_write_json, read_json
+from collector.store.statefile import atomic_write_json, read_json
 from web.fleet import current_fleet
 
 log = logging.getLogger(__name__)

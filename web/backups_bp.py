@@ -15,10 +15,10 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from collector import backup
+from collector.backup import backups as backup
 from collector.config import Config
 from collector.errors import LockHeld, OsmonError
-from collector.store import format_ts
+from collector.store.samples import format_ts
 from web.auth import action_refusal
 from web.fleet import current_fleet
 

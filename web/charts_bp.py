@@ -18,10 +18,10 @@ from flask import Blueprint, Response, abort, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
-from collector import charts
-from collector.chart_cache import ChartCache
 from collector.config import Host
-from collector.series import CHECK_PREFIX
+from collector.metrics.series import CHECK_PREFIX
+from collector.views import charts
+from collector.views.chart_cache import ChartCache
 from web.fleet import current_fleet
 from web.security import SVG_CSP
 

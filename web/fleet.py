@@ -16,10 +16,15 @@ from typing import Any
 
 from flask import current_app
 
-from collector import alert_store, certfr, charts, passlog, series
+from collector.alerts import certfr
+from collector.alerts import state as alert_store
 from collector.config import Config, Host
+from collector.metrics import series
 from collector.redact import Redactor
-from collector.status import (
+from collector.store import passlog
+from collector.store.samples import Store, format_ts
+from collector.views import charts
+from collector.views.health import (
     STATUSES,
     CollectorState,
     HostStatus,
@@ -28,7 +33,6 @@ from collector.status import (
     fleet_status,
     host_status,
 )
-from collector.store import Store, format_ts
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collector.status import format_age
+from collector.views.health import format_age
 
 DASH = "–"
 

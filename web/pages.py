@@ -13,9 +13,9 @@ from flask import Blueprint, abort, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from collector import charts
-from collector.series import CHECK_PREFIX
-from collector.store import format_ts
+from collector.metrics.series import CHECK_PREFIX
+from collector.store.samples import format_ts
+from collector.views import charts
 from web import cells, formats
 from web.charts_bp import requested_range
 from web.fleet import checks_list, current_fleet

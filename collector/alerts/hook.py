@@ -1,0 +1,132 @@
+"""The post-pass alert hook: rules, CERT-FR, one digest e-mail, history, state.
+
+Order matters for "nothing lost, nothing sent twice":
+
+1. evaluate the rules (pure) and, if due, read the CERT-FR feed within its share of the time;
+2. write the digest to the outbox (atomic) — from here on the notifications survive a crash;
+3. append the history, then save the alert and CERT-FR state;
+4. flush the outbox until the pass deadline (e-mail starting or ending to fail is a history
+   event too).
+
+A crash between 2 and 3 makes the next pass notify the same changes again (a duplicate,
+never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.notify`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from collector.alerts import certfr
+from collector.alerts import mail as notify
+from collector.alerts import rules as alert_rules
+from collector.alerts import state as alert_store
+from collector.alerts.rules import Notification, severity_key
+from collector.config import Config
+from collector.store.samples import format_ts
+
+log = logging.getLogger(__name__)
+
+#: History lines one host may add in one pass (beyond: one summary line).
+HISTORY_PER_HOST = 20
+#: The feed may use at most this share of the time left, the rest is for the mail.
+CERTFR_SHARE = 0.5
+
+
+def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
+            deadline: float) -> None:
+    """Judge this pass's samples and mail what changed (the ``collector.hooks`` contract)."""
+    state_dir = config.state_dir
+    state, problem = alert_store.load_state(state_dir)
+    events: list[dict[str, Any]] = []
+    if problem is not None:
+        message = (f"alert state {problem} (kept as {alert_store.STATE_FILE}.corrupt); problems "
+                   "still present will be notified again")
+        log.error("%s", message)
+        events.append({"ts": format_ts(now), "host": "", "metric": "state", "item": None,
+                       "event": "state", "level": "warning", "value": None, "threshold": None,
+                       "message": message})
+    new_state, notes = alert_rules.evaluate(config, state, samples, now)
+    feed = _poll_certfr(config, now, deadline)
+    if feed is not None:
+        notes.extend(certfr_notification(a) for a in feed.new_alerts)
+        events.extend(feed.events)
+    for note in notes:
+        log.info("alert %s %s: %s", note.event, note.level, note.message)
+    if notes and config.smtp.enabled:
+        notify.queue(state_dir, notify.compose(config, notes, now), now)
+    ts = format_ts(now)
+    alert_store.append_history(state_dir, events + history_records(notes, ts))
+    alert_store.save_state(state_dir, new_state)
+    if feed is not None and feed.fetched:
+        certfr.save_state(state_dir, feed.state)
+    if config.smtp.enabled:
+        _flush(config, now, deadline)
+
+
+def _flush(config: Config, now: datetime, deadline: float) -> None:
+    """Send what waits; e-mail starting or ending to fail is an event of the history too,
+    so the dashboard shows that alerts are not getting through."""
+    state_dir = config.state_dir
+    before = notify.smtp_failure(state_dir)
+    notify.flush_outbox(config.smtp, state_dir, deadline)
+    after = notify.smtp_failure(state_dir)
+    if (before is None) == (after is None):
+        return
+    waiting = len(notify.pending(state_dir))
+    if after is not None:
+        level, message = "warning", (f"e-mail cannot be sent: {after}; {waiting} message(s) "
+                                     f"wait in the outbox")
+    else:
+        level, message = "ok", "e-mail works again: the waiting messages were sent"
+    alert_store.append_history(state_dir, [{
+        "ts": format_ts(now), "host": "", "metric": "email", "item": None, "event": "email",
+        "level": level, "value": None, "threshold": None, "message": message}])
+
+
+def history_records(notes: list[Notification], ts: str) -> list[dict[str, Any]]:
+    """The pass's notifications as history lines, at most :data:`HISTORY_PER_HOST` a host.
+
+    The history is bounded in bytes (it rotates), so a host flapping hundreds of mounts around
+    a threshold would otherwise push every other host's events out of it within hours; the
+    rest of such a burst is one summary line (the e-mail digest still lists them all).
+    """
+    per_host: dict[str, list[int]] = {}
+    for index, note in enumerate(notes):
+        if note.host:
+            per_host.setdefault(note.host, []).append(index)
+    dropped: set[int] = set()
+    for indices in per_host.values():  # over the cap: the worst are kept, in pass order
+        dropped.update(sorted(indices, key=lambda i: severity_key(notes[i]))[HISTORY_PER_HOST:])
+    records = [note.history_record(ts) for index, note in enumerate(notes)
+               if index not in dropped]
+    for host, indices in per_host.items():
+        count = len(indices)
+        if host and count > HISTORY_PER_HOST:
+            records.append({"ts": ts, "host": host, "metric": "history", "item": None,
+                            "event": "summary", "level": "warning", "value": count,
+                            "threshold": None,
+                            "message": f"{count - HISTORY_PER_HOST} more events of {host} this "
+                                       "pass were not recorded (see the e-mail)"})
+    return records
+
+
+def _poll_certfr(config: Config, now: datetime, deadline: float) -> certfr.PollResult | None:
+    """The feed never costs the pass more than its share of the time left, nor fails it."""
+    if not config.certfr.enabled:
+        return None
+    budget = min(config.certfr.timeout_s, (deadline - time.monotonic()) * CERTFR_SHARE)
+    try:
+        return certfr.poll(config.certfr, config.state_dir, now, budget)
+    except Exception:
+        log.exception("CERT-FR: unexpected error; alerts are evaluated without the feed")
+        return None
+
+
+def certfr_notification(alert: dict[str, Any]) -> Notification:
+    return Notification(event="certfr", level="info", host=None, metric="certfr",
+                        item=alert["id"], value=None, threshold=None,
+                        since=alert["published"], message=alert["title"], link=alert["link"],
+                        details=alert["description"])

@@ -1,0 +1,547 @@
+"""Alert rules: (config, previous state, this pass's samples, now) -> (new state, notifications).
+
+Pure on purpose: no file, no socket, no clock.  Everything that decides *whether* to mail lives
+here, so every rule (``for`` passes, hysteresis, escalation, recovery, reminders, host down)
+is tested with literal samples and an injected ``now``, without sleeping.
+
+The model is Nagios' soft/hard states with Prometheus' ``for:`` and Netdata's hysteresis:
+
+* a metric value over a threshold starts a *pending* alert; it becomes a *confirmed* problem
+  after ``for`` consecutive passes, and only then is it notified;
+* a confirmed problem clears only once the value is ``hysteresis`` points below the threshold,
+  so a value hovering at the threshold does not flap (load, not a percentage, uses
+  ``hysteresis`` percent of its threshold);
+* notifications happen on a new confirmed problem, an escalation (warning -> critical), the
+  recovery of a notified problem, and a reminder every ``repeat_interval_s`` while it lasts.
+  Nothing else: a de-escalation (critical -> warning) is recorded silently, and going back up
+  to a level the admin was already told about (``notified_level``) is not news either, so a
+  value swinging between the two levels cannot mail an "escalation" every other pass;
+* ``for`` means *consecutive* passes: a pass without a good sample (host failed or missing)
+  starts the count again, and a pending alert is forgotten;
+* host-level problems (host key changed, down, silent) win over metric alerts: while a host
+  has no good sample, its metric alerts are neither evaluated nor reminded, so a dead host is
+  one mail, not one per metric.
+
+Metric rules are a table (:data:`RULES`) of functions turning a sample into
+:class:`Reading` objects, so a new family (the Nagios ``check`` rule is one) is one function.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from collector.config import AlertSettings, Config, Level, Thresholds
+from collector.store.samples import format_ts, parse_ts
+
+STATE_VERSION = 1
+
+#: Host-level rules, strongest first; at most one is active per host.  Every failure kind
+#: but ``hostkey`` (unreachable, timeout, auth, probe, invalid-output) counts towards "down".
+HOST_RULES = ("hostkey", "down", "silent")
+#: [[checks]] have no ``for`` key: a plugin must say WARNING/CRITICAL twice in a row.
+CHECK_FOR_PASSES = 2
+CHECK_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+#: UNKNOWN is reported at warning level: the check is broken, the service may be fine.
+_CHECK_SCORE = {0: 0.0, 1: 1.0, 2: 2.0, 3: 1.0}
+#: A hostile or broken host must not grow the state without bound.
+MAX_ITEMS_PER_FAMILY = 256
+_MAX_TEXT = 300
+
+LEVEL_RANK = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One line of the digest e-mail and one line of the alert history.
+
+    ``level`` is ``warning``/``critical`` for problems, escalations and reminders, ``ok`` for
+    recoveries and ``info`` for a new CERT-FR alert.  ``host`` is ``None`` for CERT-FR.
+    """
+
+    event: str
+    level: str
+    host: str | None
+    metric: str
+    item: str | None
+    value: float | None
+    threshold: float | None
+    since: str
+    message: str
+    unit: str = ""
+    link: str | None = None
+    details: str = ""
+
+    def history_record(self, ts: str) -> dict[str, Any]:
+        # CERT-FR rows have host "" (not null): pages render "host" as a link.
+        return {"ts": ts, "host": self.host or "", "metric": self.metric, "item": self.item,
+                "event": self.event, "level": self.level, "value": self.value,
+                "threshold": self.threshold, "message": self.message}
+
+
+def severity_key(note: Notification) -> tuple[int, int]:
+    """Worst first: by level, then news (problem, escalation) before reminders."""
+    fresh = 0 if note.event in ("problem", "escalation") else 1
+    return LEVEL_RANK.get(note.level, 9), fresh
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One value a rule judges: ``score`` is compared with ``level``; ``value`` is shown."""
+
+    metric: str
+    item: str | None
+    value: float
+    score: float
+    level: Level
+    unit: str
+    #: Points below a threshold a problem must fall to clear; ``relative``: percent of it.
+    margin: float
+    relative: bool = False
+    detail: str = ""
+
+    def margin_at(self, threshold: float) -> float:
+        return threshold * self.margin / 100.0 if self.relative else self.margin
+
+
+Rule = Callable[[Mapping[str, Any], Thresholds, float], "list[Reading] | None"]
+
+
+# -- rules: sample -> readings (None: the section is missing, leave that family alone) ------------
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _section(sample: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    value = sample.get(name)
+    return value if isinstance(value, Mapping) else None
+
+
+def _percent_rule(metric: str) -> Rule:
+    def rule(sample: Mapping[str, Any], thresholds: Thresholds,
+             hysteresis: float) -> list[Reading] | None:
+        section = _section(sample, metric)
+        value = _number(section.get("percent")) if section is not None else None
+        if value is None:
+            return None
+        return [Reading(metric, None, value, value, thresholds.for_metric(metric), "%",
+                        hysteresis)]
+    return rule
+
+
+def disk_rule(sample: Mapping[str, Any], thresholds: Thresholds,
+              hysteresis: float) -> list[Reading] | None:
+    disks = sample.get("disks")
+    if not isinstance(disks, list):
+        return None
+    readings = []
+    for disk in disks[:MAX_ITEMS_PER_FAMILY]:
+        if not isinstance(disk, Mapping) or not isinstance(disk.get("mount"), str):
+            continue
+        value = _number(disk.get("percent"))
+        if value is None:
+            continue
+        mount = _clean(disk["mount"])
+        readings.append(Reading("disk", mount, value, value,
+                                thresholds.for_metric("disk", mount), "%", hysteresis))
+    return readings
+
+
+def load_rule(sample: Mapping[str, Any], thresholds: Thresholds,
+              hysteresis: float) -> list[Reading] | None:
+    cpu = _section(sample, "cpu")
+    if cpu is None:
+        return None
+    count, load = _number(cpu.get("count")), cpu.get("load")
+    load1 = _number(load[0]) if isinstance(load, list) and load else None
+    if not count or count < 1 or load1 is None:
+        return None
+    per_core = round(load1 / count, 2)
+    return [Reading("load", None, per_core, per_core, thresholds.load, "/core", hysteresis,
+                    relative=True)]
+
+
+def check_rule(sample: Mapping[str, Any], thresholds: Thresholds,
+               hysteresis: float) -> list[Reading] | None:
+    """Nagios plugin results: WARNING and CRITICAL are problems, UNKNOWN a warning."""
+    checks = _section(sample, "checks")
+    if checks is None:
+        return None
+    readings = []
+    level = Level(1.0, 2.0, CHECK_FOR_PASSES)
+    for name, result in list(checks.items())[:MAX_ITEMS_PER_FAMILY]:
+        state = result.get("state") if isinstance(result, Mapping) else None
+        if not isinstance(name, str) or isinstance(state, bool) or state not in _CHECK_SCORE:
+            continue
+        output = result.get("output")
+        lines = output.strip().splitlines() if isinstance(output, str) else []
+        first_line = lines[0] if lines else ""
+        readings.append(Reading("check", _clean(name), float(state), _CHECK_SCORE[state], level,
+                                "", 0.0, detail=_clean(first_line)))
+    return readings
+
+
+#: metric family -> rule.  Order is the order of notifications within a host.
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("cpu", _percent_rule("cpu")),
+    ("memory", _percent_rule("memory")),
+    ("swap", _percent_rule("swap")),
+    ("load", load_rule),
+    ("disk", disk_rule),
+    ("check", check_rule),
+)
+
+
+# -- state ----------------------------------------------------------------------------------------
+def empty_state() -> dict[str, Any]:
+    return {"version": STATE_VERSION, "hosts": {}}
+
+
+def normalize_state(state: Any) -> dict[str, Any]:
+    """A deep copy of ``state`` with anything malformed dropped (a hand-edited file must not
+    crash a pass; losing one alert's memory only means it is re-confirmed)."""
+    if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+        return empty_state()
+    hosts = state.get("hosts")
+    clean = empty_state()
+    if not isinstance(hosts, Mapping):
+        return clean
+    for name, hs in hosts.items():
+        if not isinstance(name, str) or not isinstance(hs, Mapping):
+            continue
+        alerts = hs.get("alerts") if isinstance(hs.get("alerts"), Mapping) else {}
+        clean["hosts"][name] = {
+            "first_seen": _ts_or_none(hs.get("first_seen")),
+            "last_ok": _ts_or_none(hs.get("last_ok")),
+            "fail_count": hs["fail_count"] if _is_count(hs.get("fail_count")) else 0,
+            "last_error": (copy.deepcopy(dict(hs["last_error"]))
+                           if isinstance(hs.get("last_error"), Mapping) else None),
+            "alerts": {k: copy.deepcopy(dict(a)) for k, a in alerts.items()
+                       if isinstance(k, str) and _valid_alert(a)},
+        }
+    return clean
+
+
+def _valid_alert(a: Any) -> bool:
+    return (isinstance(a, Mapping) and isinstance(a.get("metric"), str)
+            and a.get("level") in (None, "warning", "critical")
+            and _ts_or_none(a.get("since")) is not None
+            and _is_count(a.get("warn_run", 0)) and _is_count(a.get("crit_run", 0))
+            and a.get("notified_level") in (None, "warning", "critical")
+            and (a.get("last_notified") is None or _ts_or_none(a["last_notified"]) is not None))
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _ts_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parse_ts(value)
+    except ValueError:
+        return None
+    return value
+
+
+def alert_key(metric: str, item: str | None) -> str:
+    return metric if item is None else f"{metric}:{item}"
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def evaluate(config: Config, state: Any, samples: Mapping[str, Mapping[str, Any]],
+             now: datetime) -> tuple[dict[str, Any], list[Notification]]:
+    """Judge one pass.  ``state`` is not modified; the new state is returned."""
+    new_state = normalize_state(state)
+    hosts_state = new_state["hosts"]
+    configured = {h.name: h for h in config.enabled_hosts}
+    for name in list(hosts_state):
+        if name not in configured and name not in samples:
+            del hosts_state[name]  # removed or disabled: forget it, without mail
+    notes: list[Notification] = []
+    now_s = format_ts(now)
+    for name in sorted(set(configured) | set(samples)):
+        host = configured.get(name)
+        hs = hosts_state.get(name)
+        if hs is None:
+            hs = hosts_state[name] = {"first_seen": now_s, "last_ok": None, "fail_count": 0,
+                                      "last_error": None, "alerts": {}}
+        thresholds = config.thresholds_for(host) if host is not None else config.thresholds
+        sample = samples.get(name)
+        if not isinstance(sample, Mapping):
+            sample = None
+        notes.extend(_HostPass(name, hs, sample, thresholds, config.alerts, now).run())
+    return new_state, notes
+
+
+class _HostPass:
+    """The evaluation of one host in one pass (a class only to avoid long argument lists)."""
+
+    def __init__(self, host: str, hs: dict[str, Any], sample: Mapping[str, Any] | None,
+                 thresholds: Thresholds, settings: AlertSettings, now: datetime) -> None:
+        self.host, self.hs, self.sample = host, hs, sample
+        self.thresholds, self.settings, self.now = thresholds, settings, now
+        self.now_s = format_ts(now)
+        self.ok = isinstance(sample, Mapping) and sample.get("ok") is True
+        self.notes: list[Notification] = []
+
+    def run(self) -> list[Notification]:
+        if self.sample is not None:
+            if self.ok:
+                self.hs.update(last_ok=self.now_s, fail_count=0, last_error=None)
+            else:
+                self.hs["fail_count"] += 1
+                self.hs["last_error"] = _error_of(self.sample)
+        if not self.ok:
+            self.break_runs()
+        self.host_rules()
+        if self.ok:
+            for family, rule in RULES:
+                readings = rule(self.sample, self.thresholds, self.settings.hysteresis)
+                if readings is not None:
+                    self.metric_family(family, readings)
+        return self.notes
+
+    # -- host-level: hostkey > down > silent ------------------------------------------------------
+    def host_rules(self) -> None:
+        alerts = self.hs["alerts"]
+        current = next((r for r in HOST_RULES if r in alerts), None)
+        wanted = self.wanted_host_rule(current)
+        if current is not None and current != wanted:
+            old = alerts.pop(current)
+            if wanted is None and old.get("notified"):
+                self.notify("recovery", old, "ok", self.recovery_message(current, old))
+        if wanted is None:
+            return
+        level, value, threshold, message = self.host_problem(wanted)
+        alert = alerts.get(wanted)
+        if alert is None:
+            alert = alerts[wanted] = _new_alert(wanted, None, self.now_s)
+            alert.update(level=level, value=value, threshold=threshold, message=message)
+            self.notify("problem", alert, level, message)
+            return
+        alert.update(level=level, value=value, threshold=threshold, message=message)
+        self.maybe_remind(alert)
+
+    def wanted_host_rule(self, current: str | None) -> str | None:
+        if self.ok:
+            return None
+        kind = (self.hs.get("last_error") or {}).get("kind")
+        if self.sample is None:  # no news from this host this pass: keep what we know
+            return current or ("silent" if self.silent_for() is not None else None)
+        if kind == "hostkey" or current == "hostkey":
+            return "hostkey"  # stays until a good sample proves the key was sorted out
+        if self.hs["fail_count"] >= self.settings.down_after:
+            return "down"
+        if current == "silent" or self.silent_for() is not None:
+            return "silent"
+        return None
+
+    def silent_for(self) -> float | None:
+        """Seconds without a good sample, if that is over ``silent_after_s``."""
+        reference = self.hs.get("last_ok") or self.hs.get("first_seen")
+        if reference is None:
+            return None
+        elapsed = (self.now - parse_ts(reference)).total_seconds()
+        return elapsed if elapsed >= self.settings.silent_after_s else None
+
+    def host_problem(self, rule: str) -> tuple[str, float | None, float | None, str]:
+        error = self.hs.get("last_error") or {}
+        detail = f"{error.get('kind', 'error')}: {error.get('message', '')}".rstrip(": ")
+        if rule == "hostkey":
+            return ("critical", None, None,
+                    f"{self.host}: the host key does not match the known one (possible attack); "
+                    f"not collected until the key is checked ({detail})")
+        if rule == "down":
+            count = self.hs["fail_count"]
+            return ("critical", float(count), float(self.settings.down_after),
+                    f"{self.host} is down: {detail} ({count} failed passes in a row)")
+        seconds = self.silent_for() or float(self.settings.silent_after_s)
+        last_ok = self.hs.get("last_ok")
+        since = f"since {last_ok}" if last_ok else "ever"
+        return ("critical", round(seconds), float(self.settings.silent_after_s),
+                f"{self.host} is silent: no successful sample {since} "
+                f"({int(seconds // 60)} min)")
+
+    def recovery_message(self, rule: str, old: Mapping[str, Any]) -> str:
+        what = {"hostkey": "its host key is accepted again", "down": "it answers again",
+                "silent": "a successful sample arrived"}[rule]
+        return f"{self.host} is back: {what} (problem since {old['since']})"
+
+    # -- metric families --------------------------------------------------------------------------
+    def break_runs(self) -> None:
+        """No good sample this pass: ``for`` counts consecutive passes, so the counts start
+        again; pending alerts are dropped, confirmed ones keep their level (and stay held back
+        while the host is down)."""
+        alerts = self.hs["alerts"]
+        for key, alert in list(alerts.items()):
+            if alert["metric"] in HOST_RULES:
+                continue
+            if alert.get("level") is None:
+                del alerts[key]
+            else:
+                alert["warn_run"] = alert["crit_run"] = 0
+
+    def metric_family(self, family: str, readings: list[Reading]) -> None:
+        alerts = self.hs["alerts"]
+        seen = set()
+        for reading in readings:
+            key = alert_key(reading.metric, reading.item)
+            seen.add(key)
+            self.metric(key, reading)
+        for key in [k for k, a in alerts.items() if a["metric"] == family and k not in seen]:
+            gone = alerts.pop(key)
+            if gone.get("level") and gone.get("notified"):
+                self.notify("recovery", gone, "ok",
+                            f"{_label(gone['metric'], gone['item'])} on {self.host} is no "
+                            f"longer reported")
+
+    def metric(self, key: str, reading: Reading) -> None:
+        alerts = self.hs["alerts"]
+        alert = alerts.get(key)
+        confirmed = alert["level"] if alert is not None else None
+        effective = classify(reading, confirmed)
+        if alert is None:
+            if effective is None:
+                return
+            alert = alerts[key] = _new_alert(reading.metric, reading.item, self.now_s)
+        if effective is None:
+            alert["warn_run"] = alert["crit_run"] = 0
+        else:
+            alert["warn_run"] = alert.get("warn_run", 0) + 1
+            alert["crit_run"] = alert.get("crit_run", 0) + 1 if effective == "critical" else 0
+        new = _confirmed_level(alert, effective, confirmed, max(1, reading.level.for_passes))
+        shown = new or effective or confirmed
+        alert["value"] = reading.value
+        alert["unit"] = reading.unit
+        alert["threshold"] = _threshold(reading.level, shown)
+        alert["message"] = _metric_message(self.host, reading, shown, alert["threshold"])
+        if new is None:
+            if confirmed is None and effective is not None:
+                return  # pending: not confirmed yet
+            del alerts[key]
+            if confirmed is not None and alert.get("notified"):
+                self.notify("recovery", alert, "ok", _recovery_message(self.host, reading))
+            return
+        alert["level"] = new
+        told = alert.get("notified_level") or confirmed
+        if confirmed is None:
+            self.notify("problem", alert, new, alert["message"])
+        elif new == "critical" and told != "critical":
+            self.notify("escalation", alert, new, alert["message"])
+        else:  # same level, a silent de-escalation, or back to a level already mailed
+            self.maybe_remind(alert)
+
+    # -- notifications ----------------------------------------------------------------------------
+    def maybe_remind(self, alert: dict[str, Any]) -> None:
+        repeat = self.settings.repeat_interval_s
+        last = alert.get("last_notified")
+        if repeat <= 0 or not alert.get("notified") or last is None:
+            return
+        if (self.now - parse_ts(last)).total_seconds() >= repeat:
+            self.notify("reminder", alert, alert["level"], alert["message"])
+
+    def notify(self, event: str, alert: dict[str, Any], level: str, message: str) -> None:
+        if event != "recovery":
+            alert["notified"] = True
+            alert["last_notified"] = self.now_s
+            alert["notified_level"] = level
+        self.notes.append(Notification(
+            event=event, level=level, host=self.host, metric=alert["metric"],
+            item=alert.get("item"), value=alert.get("value"), threshold=alert.get("threshold"),
+            since=alert["since"], message=message, unit=alert.get("unit", "")))
+
+
+def _confirmed_level(alert: Mapping[str, Any], effective: str | None, confirmed: str | None,
+                     for_passes: int) -> str | None:
+    """The level an alert holds after this pass (``None``: clear, or still pending).
+
+    Going up needs ``for_passes`` in a row at the new level; staying at a confirmed level
+    needs only that the value has not crossed the margin (``effective``); going down is
+    immediate (and silent)."""
+    if effective is None:
+        return None
+    if alert["crit_run"] >= for_passes or (confirmed == effective == "critical"):
+        return "critical"
+    if alert["warn_run"] >= for_passes or confirmed is not None:
+        return "warning"
+    return None
+
+
+def classify(reading: Reading, confirmed: str | None) -> str | None:
+    """The level this reading is at, keeping a confirmed level until the margin is crossed."""
+    score, warning, critical = reading.score, reading.level.warning, reading.level.critical
+    if critical is not None and score >= critical:
+        return "critical"
+    if (confirmed == "critical" and critical is not None
+            and score >= critical - reading.margin_at(critical)):
+        return "critical"
+    if warning is not None and score >= warning:
+        return "warning"
+    if confirmed is not None and warning is not None and score >= warning - reading.margin_at(
+            warning):
+        return "warning"
+    return None
+
+
+def _new_alert(metric: str, item: str | None, now_s: str) -> dict[str, Any]:
+    return {"metric": metric, "item": item, "level": None, "since": now_s, "warn_run": 0,
+            "crit_run": 0, "notified": False, "last_notified": None, "notified_level": None,
+            "value": None, "threshold": None, "unit": "", "message": ""}
+
+
+def _threshold(level: Level, at: str | None) -> float | None:
+    if at == "critical" and level.critical is not None:
+        return level.critical
+    return level.warning if level.warning is not None else level.critical
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    text = f"{round(value, 2):g}" if unit == "/core" else f"{round(value, 1):g}"
+    return f"{text}{unit}"
+
+
+def _label(metric: str, item: str | None) -> str:
+    return metric if item is None else f"{metric} {item}"
+
+
+def _metric_message(host: str, reading: Reading, level: str | None,
+                    threshold: float | None) -> str:
+    if reading.metric == "check":
+        state = CHECK_STATE_NAMES.get(int(reading.value), "?")
+        return f"check {reading.item} on {host} is {state}: {reading.detail}".rstrip(": ")
+    limit = f" ({level} at {format_value(threshold, reading.unit)})" if level else ""
+    return f"{_label(reading.metric, reading.item)} on {host} is at " \
+           f"{format_value(reading.value, reading.unit)}{limit}"
+
+
+def _recovery_message(host: str, reading: Reading) -> str:
+    if reading.metric == "check":
+        return f"check {reading.item} on {host} is OK again: {reading.detail}".rstrip(": ")
+    return (f"{_label(reading.metric, reading.item)} on {host} is back to "
+            f"{format_value(reading.value, reading.unit)}")
+
+
+def _error_of(sample: Mapping[str, Any]) -> dict[str, str]:
+    error = sample.get("error")
+    if not isinstance(error, Mapping):
+        return {"kind": "unknown", "message": "failed sample without an error"}
+    kind = error.get("kind")
+    message = error.get("message")
+    return {"kind": _clean(kind) if isinstance(kind, str) else "unknown",
+            "message": _clean(message) if isinstance(message, str) else ""}
+
+
+def _clean(text: str) -> str:
+    """Untrusted text from a host: one line, no control characters, bounded."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(flat.split())[:_MAX_TEXT]

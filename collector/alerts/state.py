@@ -1,0 +1,130 @@
+"""Alert state and history on disk, and the read API the dashboard uses.
+
+* ``<data_dir>/state/alerts.json``: the rules' memory between passes (versioned, written
+  atomically).  A corrupt file is set aside as ``alerts.json.corrupt`` for inspection and the
+  state rebuilt from nothing: the worst outcome is that current problems are confirmed and
+  mailed again, never a crashed pass.
+* ``<data_dir>/state/alert-history.jsonl``: every event, one JSON line each, append-only.
+  When it passes :data:`HISTORY_MAX_BYTES` it is renamed to ``alert-history.jsonl.1``
+  (replacing the older one), so the history is bounded without a cleanup job.
+
+The readers (:func:`active_alerts`, :func:`history`) never write and never raise on damage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from collector.alerts import rules as alert_rules
+from collector.store.samples import append_whole_lines
+from collector.store.statefile import atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "alerts.json"
+HISTORY_FILE = "alert-history.jsonl"
+HISTORY_MAX_BYTES = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def load_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """The saved state, or an empty one and the reason it could not be used."""
+    path = Path(state_dir) / STATE_FILE
+    value, problem = read_json(path, alert_rules.STATE_VERSION)
+    if problem is not None:
+        with contextlib.suppress(OSError):
+            os.replace(path, path.with_name(STATE_FILE + ".corrupt"))
+        return alert_rules.empty_state(), problem
+    return alert_rules.normalize_state(value), None
+
+
+def save_state(state_dir: Path, state: dict[str, Any]) -> None:
+    atomic_write_json(Path(state_dir) / STATE_FILE, state)
+
+
+def append_history(state_dir: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append whole lines in one ``write``: a crash leaves at worst a torn last line."""
+    data = b"".join(json.dumps(r, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
+                    for r in records)
+    if not data:
+        return
+    path = Path(state_dir) / HISTORY_FILE
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > HISTORY_MAX_BYTES:
+            os.replace(path, path.with_name(HISTORY_FILE + ".1"))
+    append_whole_lines(path, data)
+
+
+def active_alerts(state_dir: Path) -> list[dict[str, Any]]:
+    """Confirmed problems, worst first: ``{"host","metric","item","level","value",
+    "threshold","since","message"}``."""
+    value, _problem = read_json(Path(state_dir) / STATE_FILE, alert_rules.STATE_VERSION)
+    state = alert_rules.normalize_state(value)
+    rows = []
+    for host, hs in state["hosts"].items():
+        for alert in hs["alerts"].values():
+            if alert.get("level") not in ("warning", "critical"):
+                continue
+            rows.append({"host": host, "metric": alert["metric"], "item": alert.get("item"),
+                         "level": alert["level"], "value": alert.get("value"),
+                         "threshold": alert.get("threshold"), "since": alert["since"],
+                         "message": alert.get("message", "")})
+    rows.sort(key=lambda r: (alert_rules.LEVEL_RANK[r["level"]], r["since"], r["host"],
+                             r["metric"], r["item"] or ""))
+    return rows
+
+
+def history(state_dir: Path, limit: int = 200, host: str | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` events (of ``host`` only, if given), newest first."""
+    rows: list[dict[str, Any]] = []
+    if limit <= 0:
+        return rows
+    base = Path(state_dir) / HISTORY_FILE
+    for path in (base, base.with_name(HISTORY_FILE + ".1")):
+        for line in _lines_backwards(path):
+            record = _decode(line)
+            if record is None or (host is not None and record.get("host") != host):
+                continue
+            rows.append(record)
+            if len(rows) >= limit:
+                return rows
+    return rows
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None  # a torn line
+    return value if isinstance(value, dict) and isinstance(value.get("ts"), str) else None
+
+
+def _lines_backwards(path: Path) -> Iterator[bytes]:
+    """Lines of a file from the last one up, reading only as much of the end as needed."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+    except FileNotFoundError:
+        return
+    try:
+        position = fh.seek(0, os.SEEK_END)
+        rest = b""
+        while position > 0:
+            step = min(_CHUNK, position)
+            position -= step
+            fh.seek(position)
+            block = fh.read(step) + rest
+            lines = block.split(b"\n")
+            rest = lines[0]  # may be the end of a line that starts in the previous block
+            for line in reversed(lines[1:]):
+                if line.strip():
+                    yield line
+        if rest.strip():
+            yield rest
+    finally:
+        fh.close()

@@ -1,0 +1,1 @@
+"""One module per `osmon` command: `configure(parser)` and `run(args)`."""

@@ -1,0 +1,39 @@
+"""``osmon collect``: one pass, what cron runs every minute.
+
+Under cron (stderr not a terminal) it prints nothing when every host answered and one line per
+failed host otherwise (``web1: timeout: no answer within 10 s (connect)``), because cron mails
+whatever a job prints: the mail should be news, never noise.  On a terminal it also shows
+progress and a summary.  Exit 0 when the pass ran, even if hosts failed; 2 for a bad config or
+a data directory it cannot write; 3 when another pass holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from collector.cli import load_config
+from collector.passes import collect
+from collector.views.progress import TerminalProgress
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show progress on stderr (default: only on a terminal)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = TerminalProgress(sys.stderr, "osmon collect") if show else None
+    try:
+        result = collect.run_pass(config, progress=progress)
+    finally:
+        if progress is not None:
+            progress.clear()
+    for outcome in result.failures():
+        print(outcome.describe())
+    if show:
+        print(f"osmon collect: {len(result.outcomes)} hosts, {result.ok} ok, {result.failed} "
+              f"failed in {result.duration_s:.1f} s", file=sys.stderr)
+    return 0

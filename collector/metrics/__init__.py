@@ -1,0 +1,1 @@
+"""Metric families: the schema gate, derived rates, chart series, checks."""

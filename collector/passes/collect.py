@@ -1,0 +1,523 @@
+"""One collection pass: every enabled host once, in parallel, bounded in time, one line each.
+
+The pass is a coordinator and at most ``settings.concurrency`` daemon worker threads, one per
+host being collected.  Workers only gather and build the host's sample; the coordinator alone
+decides each host's outcome and appends it, which is what makes "exactly one line per enabled
+host" hold even when a worker hangs: at the host deadline (or the pass deadline) the
+coordinator records ``timeout``, closes the host's socket from its own thread and stops waiting;
+a late answer from that worker is dropped.  Threads are daemons, so an abandoned one cannot keep
+the process alive once the pass is over.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import queue
+import shlex
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import remote_probe
+from collector import SCHEMA_VERSION
+from collector.config import Config, Host
+from collector.errors import LockHeld
+from collector.metrics.checks import check_params, derive_checks
+from collector.metrics.rates import cpu_params_for, derive_sample
+from collector.metrics.schema import InvalidProbeOutput, validate_probe_output
+from collector.passes.hooks import POST_PASS_HOOKS
+from collector.store import passlog
+from collector.store import proc_counters as proc_state
+from collector.store.lock import DataLock
+from collector.store.samples import MAX_LINE_BYTES, Store, encode_line, format_ts, utc_now
+from collector.transport import ssh
+
+log = logging.getLogger(__name__)
+
+#: Hooks (alerts) get what is left of the pass deadline, but never less than this.
+MIN_HOOK_BUDGET_S = 5.0
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    """What one host gave this pass: the sample as stored (failures are samples too)."""
+
+    host: str
+    sample: dict[str, Any]
+    #: The sample already encoded as its log line, when the worker did it (to measure it).
+    line: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.sample.get("ok"))
+
+    @property
+    def error(self) -> dict[str, str] | None:
+        return self.sample.get("error")
+
+    def describe_error(self) -> str:
+        """``kind: message``, the words printed for a failed host."""
+        error = self.error or {}
+        return f"{error.get('kind', '?')}: {error.get('message', '')}"
+
+    def describe(self) -> str:
+        """``host: kind: message`` (or ``host: ok``): one line for cron mail and logs."""
+        return f"{self.host}: {self.describe_error() if not self.ok else 'ok'}"
+
+
+@dataclass(frozen=True)
+class PassResult:
+    started: datetime
+    duration_s: float
+    outcomes: tuple[HostOutcome, ...]
+
+    @property
+    def ok(self) -> int:
+        return sum(1 for o in self.outcomes if o.ok)
+
+    @property
+    def failed(self) -> int:
+        return len(self.outcomes) - self.ok
+
+    def failures(self) -> tuple[HostOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+
+#: ``progress(outcome, done, total, failed)``, called as each host's outcome becomes final.
+Progress = Callable[[HostOutcome, int, int, int], None]
+
+
+# -- the pass ----------------------------------------------------------------------------------
+def run_pass(config: Config, *, now: datetime | None = None,
+             progress: Progress | None = None) -> PassResult:
+    """Collect every enabled host once, append one sample each, run the post-pass hooks.
+
+    Raises :class:`LockHeld` (after recording the skip) when another pass holds the lock.
+    """
+    started = now or utc_now()
+    t0 = time.monotonic()
+    settings = config.settings
+    hosts = config.enabled_hosts
+    if not settings.data_dir.exists():
+        # A restore killed between its two fallback renames leaves the data aside and no data
+        # directory; the lock would create an empty one and the pass would hide the old data.
+        from collector.backup.swap import recover
+
+        recover(settings.data_dir)
+    lock = DataLock(settings.data_dir, "collect")
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        _record_pass(config, {
+            "ts": format_ts(started), "duration_s": 0.0, "hosts": len(hosts), "ok": 0,
+            "failed": 0, "skipped": True, "reason": str(exc)})
+        raise
+    try:
+        store = Store(settings.data_dir)
+
+        def store_outcome(outcome: HostOutcome, done: int, total: int, failed: int) -> None:
+            # Appended as soon as known: a pass killed midway keeps what it had collected.
+            try:
+                store.append(outcome.host, outcome.sample, line=outcome.line)
+            except (OSError, ValueError) as exc:  # ValueError: not encodable, or too large
+                log.error("cannot store the sample of %s: %s", outcome.host, exc)
+            if progress is not None:
+                progress(outcome, done, total, failed)
+
+        outcomes = collect_hosts(config, hosts, store=store, started=started,
+                                 deadline=t0 + settings.pass_deadline_s,
+                                 on_outcome=store_outcome)
+        samples = {o.host: o.sample for o in outcomes}
+        _run_hooks(config, store, samples, started,
+                   max(t0 + settings.pass_deadline_s, time.monotonic() + MIN_HOOK_BUDGET_S))
+        result = PassResult(started, round(time.monotonic() - t0, 3), tuple(outcomes))
+        _record_pass(config, {
+            "ts": format_ts(started), "duration_s": result.duration_s, "hosts": len(hosts),
+            "ok": result.ok, "failed": result.failed, "skipped": False})
+        return result
+    finally:
+        lock.release()
+
+
+def _record_pass(config: Config, entry: dict[str, Any]) -> None:
+    """The pass log is a convenience: failing to write it must not turn a pass into a crash."""
+    try:
+        passlog.record(config.state_dir, entry)
+    except OSError as exc:
+        log.error("cannot record the pass in %s: %s", config.state_dir, exc)
+
+
+def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
+               now: datetime, deadline: float) -> None:
+    for spec in POST_PASS_HOOKS:
+        try:
+            module_name, _, function_name = spec.partition(":")
+            hook = getattr(importlib.import_module(module_name), function_name)
+            hook(config, store, samples, now, deadline)
+        except Exception:
+            log.warning("post-pass hook %s failed; the samples are stored", spec, exc_info=True)
+
+
+# -- fan-out -----------------------------------------------------------------------------------
+def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
+                  started: datetime, deadline: float,
+                  on_outcome: Progress | None = None) -> list[HostOutcome]:
+    """Collect ``hosts`` in parallel; one outcome per host, in config order.
+
+    Nothing is written here: ``on_outcome`` is called (in this thread) with each outcome as
+    soon as it is final, which is where :func:`run_pass` appends it.  ``store`` gives each
+    host's previous sample (for rates); ``None`` (``osmon check``) means none.  ``deadline``
+    is a ``time.monotonic()`` value: hosts not done by then are recorded as ``timeout``.
+    """
+    settings = config.settings
+    ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts))
+    pending = deque(hosts)
+    running: list[_Job] = []
+    answers: queue.SimpleQueue[tuple[_Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
+    samples: dict[str, dict[str, Any]] = {}
+    failed = 0
+
+    def finish(job: _Job, sample: dict[str, Any], line: bytes | None = None) -> None:
+        nonlocal failed
+        running.remove(job)
+        samples[job.host.name] = sample
+        failed += not sample["ok"]
+        if on_outcome is not None:
+            on_outcome(HostOutcome(job.host.name, sample, line), len(samples), len(hosts),
+                       failed)
+
+    while pending or running:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        while pending and len(running) < settings.concurrency:
+            job = _Job(pending.popleft(), now)
+            running.append(job)
+            threading.Thread(target=_work, args=(ctx, job, answers), daemon=True,
+                             name=f"osmon-{job.host.name}").start()
+        wake = min([deadline] + [j.started + settings.host_deadline_s for j in running])
+        try:
+            job, sample, line = answers.get(timeout=max(0.0, wake - now))
+            if job in running:  # else: already recorded as timeout, the answer is too late
+                finish(job, sample, line)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for job in [j for j in running if now >= j.started + settings.host_deadline_s]:
+            step = job.abandon()
+            finish(job, failure_sample(
+                ctx.ts, job.host, ssh.TIMEOUT,
+                f"no answer within {settings.host_deadline_s:g} s (host deadline, during "
+                f"{step})", now - job.started))
+    now = time.monotonic()
+    for job in list(running):
+        step = job.abandon()
+        finish(job, failure_sample(
+            ctx.ts, job.host, ssh.TIMEOUT,
+            f"pass deadline of {settings.pass_deadline_s:g} s reached (during {step})",
+            now - job.started))
+    for host in pending:
+        job = _Job(host, now)
+        running.append(job)
+        finish(job, failure_sample(
+            ctx.ts, host, ssh.TIMEOUT,
+            f"not tried: pass deadline of {settings.pass_deadline_s:g} s reached first "
+            f"(raise concurrency or pass_deadline_s)", 0.0))
+    return [HostOutcome(h.name, samples[h.name]) for h in hosts]
+
+
+class _Context:
+    """What every worker of one pass shares: read once, not once per host."""
+
+    def __init__(self, config: Config, ts: str, store: Store | None, remote: bool) -> None:
+        self.config = config
+        self.ts = ts
+        self.store = store
+        self.credentials = ssh.Credentials()
+        self.probe = load_probe() if remote else b""
+        self.host_keys: ssh.HostKeyChecker | None = None
+        self.host_keys_failure: ssh.SshFailure | None = None
+        if remote:
+            try:
+                self.host_keys = ssh.HostKeyChecker(config.settings)
+            except ssh.SshFailure as exc:
+                self.host_keys_failure = exc
+
+
+class _Job:
+    """One host being collected; the coordinator may abandon it, closing its connection."""
+
+    def __init__(self, host: Host, started: float) -> None:
+        self.host = host
+        self.started = started
+        self._session: ssh.Session | None = None
+        self._abandoned = False
+        self._lock = threading.Lock()
+
+    @property
+    def step(self) -> str:
+        if self._session is not None:
+            return self._session.step
+        return "local collection" if self.host.local else "start"
+
+    def attach(self, session: ssh.Session) -> None:
+        with self._lock:
+            self._session = session
+            abandoned = self._abandoned
+        if abandoned:
+            session.abort()
+
+    def abandon(self) -> str:
+        """Stop waiting for this host; return the step it was stuck in, for the message."""
+        step = self.step
+        with self._lock:
+            self._abandoned = True
+            session = self._session
+        if session is not None:
+            session.abort()
+        return step
+
+
+def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
+    start = time.monotonic()
+    try:
+        sample = _collect(ctx, job)
+    except Exception as exc:  # a bug of ours must cost one host, not the pass
+        log.exception("collecting %s failed unexpectedly", job.host.name)
+        sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
+                                time.monotonic() - start)
+    # Encoded here, once: the size is judged before the alerts see the sample, and the line is
+    # what the coordinator appends.
+    line, unstorable = _as_line(sample)
+    if unstorable is not None:
+        sample = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
+                                time.monotonic() - start)
+    answers.put((job, sample, line))
+
+
+def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """``sample``'s log line, or None and why it cannot be one (the line of a failure)."""
+    try:
+        line = encode_line(sample)
+    except ValueError as exc:  # a string the validation let through that UTF-8 cannot hold
+        return None, f"a sample that cannot be stored ({type(exc).__name__})"
+    if len(line) > MAX_LINE_BYTES:
+        return None, (f"a sample of {len(line) >> 10} KiB, over the {MAX_LINE_BYTES >> 10} KiB "
+                      "a line may hold")
+    return line, None
+
+
+# -- one host ----------------------------------------------------------------------------------
+def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
+    host = job.host
+    start = time.monotonic()
+    previous = ctx.store.latest(host.name) if ctx.store is not None else None
+    state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
+    params = probe_params(ctx.config, host, previous, proc_prev=(
+        proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
+    connect_s: float | None = None
+    try:
+        if host.local:
+            raw, epoch = _run_local(params)
+            connect_s = 0.0
+        else:
+            session = _session(ctx, host)
+            job.attach(session)
+            result = session.run(remote_command(host), probe_stdin(params, ctx.probe),
+                                 extra_s=params.get("checks_budget_s", 0.0))
+            connect_s = result.connect_s
+            raw, epoch = _decode(host, result), result.reading_epoch
+        counters = proc_state.take_counters(raw)  # for the next pass, never for the log
+        derived = _derive(raw, previous, epoch, params["checks"])
+    except ssh.SshFailure as exc:
+        return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
+                              connect_s)
+    sample: dict[str, Any] = {
+        "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
+        "collect": {"transport": _transport(host), "duration_s": _r(time.monotonic() - start),
+                    "connect_s": _r(connect_s or 0.0), "epoch": round(epoch, 3)},
+    }
+    for key, value in derived.items():
+        sample.setdefault(key, value)
+    if state_dir is not None and counters is not None:
+        _keep_counters(state_dir, host, counters, epoch)
+    return sample
+
+
+def _keep_counters(state_dir: Path, host: Host, counters: dict[str, Any], epoch: float) -> None:
+    """Save the process counters for the next pass; failing costs interval percentages only."""
+    try:
+        proc_state.save(state_dir, host.name, counters, epoch)
+    except (OSError, ValueError) as exc:
+        log.error("cannot keep the process counters of %s: %s", host.name, exc)
+
+
+def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
+                 proc_prev: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters the probe receives: what to measure on ``host`` this pass.
+
+    The probe sleeps ``cpu_sample_s`` to measure CPU only when the previous sample cannot
+    serve as the first reading (first pass, failure, long gap): the steady state never sleeps.
+    ``proc_prev`` is the previous pass's process counters (collector.proc_state), from which
+    the probe computes per-process CPU percent over the interval between passes.
+    """
+    params: dict[str, Any] = cpu_params_for(previous, time.time(), _previous_epoch(previous))
+    if proc_prev is not None:
+        params["proc_prev"] = proc_prev
+    params["network_fs"] = host.network_fs
+    params["checks"] = check_params(config, host)
+    if params["checks"]:
+        params["checks_budget_s"] = checks_budget(config, params["checks"])
+    return params
+
+
+def remote_command(host: Host) -> str:
+    """The command run on a host: its interpreter reading the probe from stdin.
+
+    ``host.python`` is validated by the config (absolute path or plain name); it is quoted
+    anyway, so no value from the config can ever reach the remote shell as syntax.
+
+    ``-I -S``: the probe is stdlib-only, so ``site`` (and Debian's .pth files) is pure cost,
+    about half the probe's CPU on every host every minute (bench/bench_probe.py: 51 -> 25 ms);
+    isolated mode also keeps the account's home directory and PYTHON* variables out of
+    ``sys.path``, so a stray ``json.py`` in that home cannot replace a module of the probe.
+    Both flags exist since Python 3.4.
+    """
+    return f"{shlex.quote(host.python)} -I -S -"
+
+
+#: The probe runs this many checks side by side (``remote_probe.probe.CHECK_WORKERS``).
+CHECKS_SIDE_BY_SIDE = 8
+
+
+def checks_budget(config: Config, checks: list[dict[str, Any]]) -> float:
+    """Wall time for all of a host's checks together: sent to the probe, and added to the
+    command step's timeout, so both sides agree on when a check is late.
+
+    Checks run in waves of :data:`CHECKS_SIDE_BY_SIDE`, each as long as the slowest timeout;
+    never more than the host's deadline leaves after the SSH steps (the room each check's
+    ``timeout_s`` is validated against): a last wave that would not fit is cut short in the
+    probe and reported per check, instead of turning the whole host into a ``timeout``.
+    """
+    if not checks:
+        return 0.0
+    waves = -(-len(checks) // CHECKS_SIDE_BY_SIDE)
+    longest = max(float(c["timeout_s"]) for c in checks)
+    settings = config.settings
+    room = settings.host_deadline_s - settings.ssh_timeout_s
+    return round(max(0.1, min(room, waves * longest + 1.0)), 3)
+
+
+def probe_stdin(params: dict[str, Any], probe: bytes) -> bytes:
+    """The probe's stdin: one line binding ``OSMON_PARAMS``, then the probe source.
+
+    ``json.dumps`` escapes to ASCII and ``repr`` makes it a Python string literal, so nothing in
+    the parameters can break out of that line.
+    """
+    return b"OSMON_PARAMS = " + repr(json.dumps(params)).encode("ascii") + b"\n" + probe
+
+
+def load_probe() -> bytes:
+    """The probe's source, read once per pass and piped to every host."""
+    return (Path(remote_probe.__file__).resolve().parent / "probe.py").read_bytes()
+
+
+def _session(ctx: _Context, host: Host) -> ssh.Session:
+    if ctx.host_keys is None:
+        assert ctx.host_keys_failure is not None
+        raise ctx.host_keys_failure
+    return ssh.Session(host, ctx.config.settings, ctx.host_keys, ctx.credentials)
+
+
+def _run_local(params: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    from collector.transport.local import (
+        collect_local,  # psutil only when a local host is collected
+    )
+
+    raw = collect_local(params)
+    epoch = time.time()
+    try:
+        return validate_probe_output(raw), epoch
+    except InvalidProbeOutput as exc:
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"local collection: {exc}") from None
+
+
+def _decode(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
+    """Exit status, then JSON, then shape: nothing of a bad answer goes further than a reason."""
+    if result.exit_status != 0:
+        line = ssh.first_line(result.stderr)
+        if result.exit_status == 127:
+            message = f"{host.python} not found on the host (exit 127)"
+        elif result.exit_status == -1:
+            message = "the probe ended without an exit status (killed by a signal?)"
+        else:
+            message = f"the probe failed with exit status {result.exit_status}"
+        raise ssh.SshFailure(ssh.PROBE, f"{message}: {line}" if line else message)
+    if not result.stdout.strip():
+        line = ssh.first_line(result.stderr)
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT, "no output" + (f" ({line})" if line else ""))
+    try:
+        obj = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT,
+                             f"not JSON: {exc.msg} at byte {exc.pos}") from None
+    except (ValueError, RecursionError):  # bad UTF-8; absurd nesting
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT, "not JSON (bad encoding or nesting)") from None
+    try:
+        return validate_probe_output(obj)
+    except InvalidProbeOutput as exc:
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT,
+                             f"wrong shape: {ssh.first_line(str(exc).encode())}") from None
+
+
+def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
+            expected_checks: list[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        derived = derive_sample(raw, previous, epoch, _previous_epoch(previous))
+    except Exception as exc:  # validated but still unusable values: the host's fault
+        # Debug only: the host's line says it already, and a traceback each minute in cron
+        # mail would be noise quoting the host's values.
+        log.debug("derived values failed", exc_info=True)
+        # The type only: the exception's text may quote values the host sent.
+        raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"values the collector cannot use "
+                                                 f"({type(exc).__name__})") from None
+    derived.pop("checks", None)  # raw answers; stored as interpreted results, if any expected
+    if expected_checks:
+        derived["checks"] = derive_checks(raw.get("checks"), expected_checks)
+    return derived
+
+
+def _previous_epoch(previous: dict[str, Any] | None) -> float | None:
+    """When the previous sample was read (failed samples have no reading)."""
+    if not isinstance(previous, dict) or not previous.get("ok"):
+        return None
+    collect = previous.get("collect")
+    epoch = collect.get("epoch") if isinstance(collect, dict) else None
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
+        return None
+    return float(epoch)
+
+
+def failure_sample(ts: str, host: Host, kind: str, message: str, duration_s: float,
+                   connect_s: float | None = None) -> dict[str, Any]:
+    """The line of a host that gave no sample, so the gap is visible and alerts can fire."""
+    collect: dict[str, Any] = {"transport": _transport(host), "duration_s": _r(duration_s)}
+    if connect_s is not None:
+        collect["connect_s"] = _r(connect_s)
+    return {"v": SCHEMA_VERSION, "ts": ts, "host": host.name, "ok": False,
+            "error": {"kind": kind, "message": message}, "collect": collect}
+
+
+def _transport(host: Host) -> str:
+    return "local" if host.local else "ssh"
+
+
+def _r(seconds: float) -> float:
+    return round(seconds, 3)

@@ -1,0 +1,1 @@
+"""The data directory: samples, rollups, retention, state files, the pass lock and log."""

@@ -1,0 +1,1 @@
+"""What people read: SVG charts and the host verdicts shared by the dashboard and `osmon status`."""

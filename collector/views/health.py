@@ -1,0 +1,273 @@
+"""Is a host fine? One answer, shared by the dashboard, its JSON API and ``osmon status``.
+
+A host is, from worst to best:
+
+* ``down``: its newest sample is a failed collection (unreachable, timeout, auth, ...);
+* ``critical`` / ``warning``: an active alert of that level, a check in that state, or a value
+  over its threshold right now (alerts wait ``for`` passes before they fire; the dashboard
+  shows "now", so a disk at 97 % is critical on the page before the e-mail goes out);
+* ``stale``: no sample yet, or the newest one is older than three intervals: we do not know,
+  and saying "ok" would hide a stopped collector or a host dropped from the passes;
+* ``ok``.
+
+Why stale wins over down/critical: an old failure says nothing about now.  Everything here is
+a pure function of (samples, alerts, thresholds, now) so it is tested without a clock or Flask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from collector.config import Config, Level, Thresholds
+from collector.store.samples import parse_ts
+
+#: Status names in rising order of severity (the overview sorts worst first).
+STATUSES = ("ok", "stale", "warning", "critical", "down")
+SEVERITY = {name: rank for rank, name in enumerate(STATUSES)}
+#: A host (or the collector) is stale after this many missed intervals.
+STALE_AFTER_INTERVALS = 3
+#: Nagios plugin states, as stored in ``sample["checks"][name]["state"]``.
+CHECK_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+_CHECK_LEVEL = {1: "warning", 2: "critical", 3: "warning"}
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What the overview shows for one host; ``None`` where the sample does not say."""
+
+    name: str
+    status: str
+    reasons: tuple[str, ...]
+    tags: tuple[str, ...]
+    ts: str | None
+    age_s: float | None
+    cpu: float | None
+    memory: float | None
+    swap: float | None
+    load: float | None
+    disk: float | None
+    disk_mount: str | None
+    alerts: int
+    error: str | None
+    levels: Mapping[str, str]
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY[self.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        data["tags"] = list(self.tags)
+        data["levels"] = dict(self.levels)
+        return data
+
+
+@dataclass(frozen=True)
+class CollectorState:
+    """When the collector last ran a pass (``ts`` None: never), and whether that is too long ago."""
+
+    ts: str | None
+    age_s: float | None
+    stale: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_age(sample: Mapping[str, Any] | None, now: datetime) -> float | None:
+    ts = sample.get("ts") if sample else None
+    if not isinstance(ts, str):
+        return None
+    try:
+        return max(0.0, (now - parse_ts(ts)).total_seconds())
+    except ValueError:
+        return None
+
+
+def format_age(seconds: float | None) -> str:
+    """"42 s ago", "5 min ago", "3 h ago", "2 d ago"; "never" when there is no sample."""
+    if seconds is None:
+        return "never"
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s ago"
+    if s < 7200:
+        return f"{s // 60} min ago"
+    if s < 172800:
+        return f"{s // 3600} h ago"
+    return f"{s // 86400} d ago"
+
+
+def level_of(value: float | None, level: Level) -> str:
+    """"ok", "warning" or "critical" for one value against one metric's thresholds."""
+    if value is None:
+        return "ok"
+    if level.critical is not None and value >= level.critical:
+        return "critical"
+    if level.warning is not None and value >= level.warning:
+        return "warning"
+    return "ok"
+
+
+def worst_disk(sample: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """The fullest mount point of a sample, as (mount, percent)."""
+    best: tuple[str | None, float | None] = (None, None)
+    for disk in _dicts(sample.get("disks")):
+        percent = _number(disk.get("percent"))
+        if percent is not None and (best[1] is None or percent > best[1]):
+            mount = disk.get("mount")
+            best = (mount if isinstance(mount, str) else None, percent)
+    return best
+
+
+def load_per_core(sample: Mapping[str, Any]) -> float | None:
+    """The 1-minute load divided by the CPU count: thresholds on load are per core."""
+    cpu = _dict(sample.get("cpu"))
+    load = cpu.get("load")
+    one = _number(load[0]) if isinstance(load, list) and load else None
+    count = _number(cpu.get("count"))
+    if one is None:
+        return None
+    return one / count if count else one
+
+
+def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Mapping[str, Any]],
+                thresholds: Thresholds, now: datetime, interval_s: float,
+                tags: Iterable[str] = ()) -> HostStatus:
+    """The status of one host from its newest sample and its active alerts."""
+    alerts = list(alerts)
+    sample = sample or {}
+    cpu = _dict(sample.get("cpu"))
+    mount, disk = worst_disk(sample)
+    values = {
+        "cpu": _number(cpu.get("percent")),
+        "memory": _number(_dict(sample.get("memory")).get("percent")),
+        "swap": _number(_dict(sample.get("swap")).get("percent")),
+        "load": load_per_core(sample),
+    }
+    levels: dict[str, str] = {}
+    findings: list[tuple[str, str]] = []
+    for metric, value in values.items():
+        levels[metric] = level_of(value, thresholds.for_metric(metric))
+        if levels[metric] != "ok" and value is not None:
+            unit = " per core" if metric == "load" else " %"
+            findings.append((levels[metric], f"{metric} {value:.3g}{unit}"))
+    levels["disk"], disk_finding = _disk_level(sample, thresholds)
+    if disk_finding:
+        findings.append((levels["disk"], disk_finding))
+    age = sample_age(sample, now) if sample else None
+    status, reasons, error = _decide(sample, age, alerts, findings, interval_s)
+    load = cpu.get("load")
+    return HostStatus(
+        name=name, status=status, reasons=tuple(reasons), tags=tuple(tags),
+        ts=sample.get("ts") if isinstance(sample.get("ts"), str) else None, age_s=age,
+        cpu=values["cpu"], memory=values["memory"], swap=values["swap"],
+        load=_number(load[0]) if isinstance(load, list) and load else None,
+        disk=disk, disk_mount=mount, alerts=len(alerts), error=error, levels=levels)
+
+
+def fleet_status(config: Config, latest: Mapping[str, Mapping[str, Any] | None],
+                 active_alerts: Iterable[Mapping[str, Any]], now: datetime) -> list[HostStatus]:
+    """Every enabled host of the config, worst first, then by name."""
+    by_host: dict[str, list[Mapping[str, Any]]] = {}
+    for alert in active_alerts:
+        by_host.setdefault(str(alert.get("host")), []).append(alert)
+    result = [host_status(h.name, latest.get(h.name), by_host.get(h.name, ()),
+                          config.thresholds_for(h), now, config.settings.interval_s, h.tags)
+              for h in config.enabled_hosts]
+    result.sort(key=lambda s: (-s.severity, s.name))
+    return result
+
+
+def collector_state(last_pass: Mapping[str, Any] | None, now: datetime,
+                    interval_s: float) -> CollectorState:
+    """Is the collector still running?  Stale once its last pass is three intervals old, or
+    when no pass was ever recorded (cron not set up yet: the page says so)."""
+    age = sample_age(last_pass, now)
+    ts = last_pass.get("ts") if last_pass else None
+    stale = age is None or age > STALE_AFTER_INTERVALS * interval_s
+    return CollectorState(ts=ts if isinstance(ts, str) else None, age_s=age, stale=stale)
+
+
+def check_label(state: Any) -> str:
+    return CHECK_STATES[state] if isinstance(state, int) and 0 <= state < 4 else "UNKNOWN"
+
+
+def failing_checks(sample: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(name, state label) of every check of a sample that is not OK, worst first, then by
+    name.  UNKNOWN counts: the check is broken, which an admin must hear about too."""
+    rows = []
+    for name, check in _dict(sample.get("checks") if sample else None).items():
+        state = _dict(check).get("state")
+        if state != 0 or isinstance(state, bool):
+            rows.append((str(name), check_label(state)))
+    rank = {"CRITICAL": 0, "WARNING": 1, "UNKNOWN": 2}
+    return sorted(rows, key=lambda r: (rank.get(r[1], 2), r[0]))
+
+
+def _decide(sample: Mapping[str, Any], age: float | None, alerts: list[Mapping[str, Any]],
+            findings: list[tuple[str, str]], interval_s: float
+            ) -> tuple[str, list[str], str | None]:
+    error = _error_text(sample.get("error"))
+    if not sample:
+        return "stale", ["no data yet"], None
+    if age is None or age > STALE_AFTER_INTERVALS * interval_s:
+        return "stale", [f"last sample {format_age(age)}"], error
+    if sample.get("ok") is False:
+        return "down", [error or "collection failed"], error
+    findings = list(findings)
+    for alert in alerts:
+        level = "critical" if alert.get("level") == "critical" else "warning"
+        findings.append((level, f"alert: {alert.get('message') or alert.get('metric')}"))
+    for check_name, check in sorted(_dict(sample.get("checks")).items()):
+        state = _dict(check).get("state")
+        level = _CHECK_LEVEL.get(state) if isinstance(state, int) else None
+        if level:
+            findings.append((level, f"check {check_name} {check_label(state)}"))
+    status = "ok"
+    for level, _text in findings:
+        status = _worse(status, level)
+    findings.sort(key=lambda f: -SEVERITY[f[0]])
+    return status, [f"{level}: {text}" for level, text in findings], error
+
+
+def _disk_level(sample: Mapping[str, Any], thresholds: Thresholds) -> tuple[str, str | None]:
+    """The worst level over all mounts (each may have its own thresholds), and why."""
+    worst, finding = "ok", None
+    for disk in _dicts(sample.get("disks")):
+        mount = disk.get("mount") if isinstance(disk.get("mount"), str) else None
+        percent = _number(disk.get("percent"))
+        level = level_of(percent, thresholds.for_metric("disk", mount))
+        if SEVERITY[level] > SEVERITY[worst] and percent is not None:
+            worst, finding = level, f"disk {mount} {percent:.3g} %"
+    return worst, finding
+
+
+def _worse(a: str, b: str) -> str:
+    return a if SEVERITY[a] >= SEVERITY[b] else b
+
+
+def _error_text(error: Any) -> str | None:
+    if not isinstance(error, Mapping):
+        return None
+    kind, message = error.get("kind"), error.get("message")
+    parts = [str(p) for p in (kind, message) if p]
+    return ": ".join(parts) or None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []

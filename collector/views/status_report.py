@@ -1,0 +1,189 @@
+"""What ``osmon status`` shows: the fleet from the store, as aligned text lines or as JSON.
+
+:func:`build_report` reads the store, the alert state and the pass log (never a host) and
+applies the same rules as the dashboard (:mod:`collector.status`), so the terminal and the web
+page agree on every host's word and order.  Rendering is a pure function of the report, so
+tests pin ``now`` and need no terminal.
+
+Mounts, check names and error messages come from hosts or files we do not trust.  Every one
+goes through :func:`terminal_safe` before it is printed: control and format characters are
+replaced by ``?``, so an ANSI or OSC escape planted by a hostile host shows up as harmless text
+and never recolours, retitles or clears the admin's terminal.  JSON output needs no such step:
+``json.dumps`` escapes every control character (``\\u001b``).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from collector.alerts import state as alert_store
+from collector.config import Config
+from collector.redact import Redactor
+from collector.store import passlog
+from collector.store.samples import Store, format_ts
+from collector.views.health import (
+    STATUSES,
+    CollectorState,
+    HostStatus,
+    collector_state,
+    failing_checks,
+    fleet_status,
+    format_age,
+)
+
+#: SGR colour of each status word (and of a value at that level).
+COLOURS = {"ok": "32", "stale": "35", "warning": "33", "critical": "31", "down": "1;31"}
+RESET = "\x1b[0m"
+DASH = "-"
+#: Column caps: a host may name a mount with thousands of characters; a line stays a line.
+MAX_MOUNT = 32
+MAX_CHECKS = 60
+MAX_NOTE = 80
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_RIGHT_ALIGNED = (3, 4, 6)  # CPU, MEM, ALERTS
+
+
+@dataclass(frozen=True)
+class HostLine:
+    status: HostStatus
+    failing_checks: tuple[tuple[str, str], ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = self.status.as_dict()
+        data["failing_checks"] = [{"name": n, "state": s} for n, s in self.failing_checks]
+        return data
+
+
+@dataclass(frozen=True)
+class Report:
+    now: datetime
+    collector: CollectorState
+    last_pass: Mapping[str, Any] | None
+    hosts: list[HostLine]
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for line in self.hosts:
+            counts[line.status.status] += 1
+        return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
+                "counts": counts, "hosts": [line.as_dict() for line in self.hosts]}
+
+
+def build_report(config: Config, now: datetime, tag: str | None = None) -> Report:
+    """Every enabled host (or those with ``tag``), worst first, as the dashboard orders them.
+
+    Error messages and reasons are redacted like the dashboard's (:class:`Redactor`), so the
+    JSON a script forwards reveals no key or data path."""
+    store = Store(config.settings.data_dir)
+    latest = store.latest_all(h.name for h in config.enabled_hosts)
+    redact = Redactor(config)
+    lines = []
+    for status in fleet_status(config, latest, alert_store.active_alerts(config.state_dir), now):
+        if tag is not None and tag not in status.tags:
+            continue
+        clean = replace(status, error=redact(status.error),
+                        reasons=tuple(redact(r) or "" for r in status.reasons))
+        lines.append(HostLine(clean, tuple(failing_checks(latest.get(status.name)))))
+    last = passlog.last_pass(config.state_dir)
+    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines)
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def terminal_safe(text: Any, limit: int | None = None) -> str:
+    """``text`` with every control, format or separator character replaced by ``?``, cut to
+    ``limit`` characters ("..." marks the cut)."""
+    text = "".join("?" if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch
+                   for ch in str(text))
+    if limit is not None and len(text) > limit:
+        text = text[:max(0, limit - 3)] + "..."
+    return text
+
+
+def render(report: Report, colour: bool = False) -> str:
+    """The collector line, a header line and one aligned line per host."""
+    rows = [("STATUS", "HOST", "LAST SEEN", "CPU", "MEM", "DISK", "ALERTS", "CHECKS", "NOTE")]
+    levels: list[tuple[str, ...]] = [("",) * len(rows[0])]
+    for line in report.hosts:
+        rows.append(_cells(line))
+        s = line.status
+        levels.append((s.status, "", "", _hot(s.levels.get("cpu")), _hot(s.levels.get("memory")),
+                       _hot(s.levels.get("disk")), "", _worst_check(line),
+                       "" if s.status == "ok" else s.status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = [collector_line(report, colour)]
+    for row, row_levels in zip(rows, levels):
+        cells = []
+        for i, cell in enumerate(row):
+            pad = " " * (widths[i] - len(cell))
+            painted = _paint(cell, row_levels[i], colour)
+            cells.append(pad + painted if i in _RIGHT_ALIGNED else painted + pad)
+        out.append("  ".join(cells).rstrip())
+    if not report.hosts:
+        out.append("(no enabled host in the config)")
+    return "\n".join(out) + "\n"
+
+
+def collector_line(report: Report, colour: bool = False) -> str:
+    """When the collector last ran, and whether it looks stopped (the dashboard's banner)."""
+    state, last = report.collector, report.last_pass or {}
+    if state.ts is None:
+        return ("collector: " + _paint("stale", "stale", colour)
+                + ", no pass recorded yet (is `osmon collect` in cron? see `osmon cron`)")
+    when = terminal_safe(state.ts).replace("T", " ").replace("Z", " UTC")
+    text = f"last pass {when} ({format_age(state.age_s)})"
+    if last.get("skipped"):
+        text += ", skipped"
+    elif isinstance(last.get("hosts"), int):
+        text += f", {last['hosts']} hosts, {_int(last.get('failed'))} failed"
+    if isinstance(last.get("duration_s"), (int, float)):
+        text += f", {last['duration_s']:.1f} s"
+    if state.stale:
+        return ("collector: " + _paint("stale", "stale", colour) + f", {text}: "
+                "it has stopped (is `osmon collect` in cron? see `osmon cron`)")
+    return "collector: " + _paint("ok", "ok", colour) + f", {text}"
+
+
+def _cells(line: HostLine) -> tuple[str, ...]:
+    s = line.status
+    disk = DASH if s.disk is None else (
+        f"{terminal_safe(s.disk_mount or '?', MAX_MOUNT)} {_percent(s.disk)}")
+    checks = ", ".join(f"{terminal_safe(n)} {state}" for n, state in line.failing_checks)
+    note = terminal_safe(s.error, MAX_NOTE) if s.error else ""
+    if not note and s.status == "stale" and s.ts is None:
+        note = "no data yet"
+    return (s.status, terminal_safe(s.name), format_age(s.age_s), _percent(s.cpu),
+            _percent(s.memory), disk, str(s.alerts), terminal_safe(checks, MAX_CHECKS) or DASH,
+            note)
+
+
+def _worst_check(line: HostLine) -> str:
+    labels = [state for _name, state in line.failing_checks]
+    if "CRITICAL" in labels:
+        return "critical"
+    return "warning" if labels else ""
+
+
+def _hot(level: str | None) -> str:
+    """A value's level worth colouring ("ok" values stay plain, only the status word is green)."""
+    return level if level in ("warning", "critical") else ""
+
+
+def _paint(text: str, level: str, colour: bool) -> str:
+    code = COLOURS.get(level)
+    return f"\x1b[{code}m{text}{RESET}" if colour and code and text and text != DASH else text
+
+
+def _percent(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1f} %"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
