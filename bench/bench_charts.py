@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gen_samples import BENCH_HOST  # noqa: E402
 from collector.store import rollup  # noqa: E402
-from collector.store.samples import Store, parse_ts  # noqa: E402
+from collector.store.samples import Store  # noqa: E402
+from collector.times import parse_ts
 from collector.views import charts  # noqa: E402
 from collector.views.chart_cache import ChartCache  # noqa: E402
 

@@ -40,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-#: What collector.collect.remote_command runs: the baselines must pay the same probe start-up.
+#: What collector.passes.probe_call.remote_command runs: the baselines must pay the same
+#: probe start-up.
 REMOTE_COMMAND = "python3 -I -S -"
 
 CONTENDERS = ("osmon", "bare", "ssh")

@@ -3,7 +3,7 @@
     python3 bench/gen_samples.py DATA_DIR [--days 30] [--hosts 0] [--seed 1]
 
 * one host, ``bench-30d``, with ``--days`` days of one sample a minute (30 days = 43,200
-  lines, a few KiB each, like the sample in DESIGN.md: two disks, two interfaces, top
+  lines, a few KiB each, like the sample in docs/architecture.md: two disks, two interfaces, top
   processes, logged-in users), a failed pass now and then and a ten-minute outage a day;
   then its rollups are built with ``collector.rollup.rebuild``;
 * ``--hosts N`` more hosts (``host-0001`` ...) with the last 15 minutes of samples, for the
@@ -27,7 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from collector.store import rollup  # noqa: E402
-from collector.store.samples import Store, encode_line, format_ts  # noqa: E402
+from collector.store.samples import Store, encode_line  # noqa: E402
+from collector.times import format_ts
 
 BENCH_HOST = "bench-30d"
 _PROCS = ("systemd", "sshd", "postgres", "nginx", "python3", "cron", "rsyslogd", "java",

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from collector.errors import OsmonError
 
@@ -92,11 +93,12 @@ def _sub_parser(parser: argparse.ArgumentParser, name: str) -> argparse.Argument
     raise AssertionError("no sub-commands")
 
 
-def load_config(args: argparse.Namespace):  # -> collector.config.Config
-    """Every command loads the config the same way (--config, $OSMON_CONFIG, ./hosts.toml)."""
-    from collector import config
+def dashboard_server(config: Any, host: str | None, port: int | None) -> Any:
+    """The dashboard of ``osmon run``, bound and ready to ``run()``.  Like the command table
+    above, the one reach from ``collector`` into ``web`` (docs/architecture.md)."""
+    from web.cmd_serve import serve
 
-    return config.load(args.config)
+    return serve(config, host, port)
 
 
 if __name__ == "__main__":  # pragma: no cover

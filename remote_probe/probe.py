@@ -29,10 +29,10 @@ together; 0 = automatic, see CHECKS_DEFAULT_BUDGET_S), proc_prev (the previous p
 `processes.counters`, kept by the collector, so per-process CPU percent covers the interval
 between passes without a sleep).
 Output: {"probe": 1, "system", "cpu", "memory", "swap", "disks", "disk_io", "net",
-"processes", "users", "errors"}, plus "checks" ({name: {exit, output, duration_s, [stderr],
-[error], [truncated]}}) when checks were asked for; a failed family is absent and named in
-`errors`. A list cut to its cap (LIST_CAPS) is still there, and `errors["<family>:truncated"]`
-says how much was left out.
+"processes", "users", "pressure" (kernels with PSI only), "errors"}, plus "checks" ({name:
+{exit, output, duration_s, [stderr], [error], [truncated]}}) when checks were asked for; a
+failed family is absent and named in `errors`. A list cut to its cap (LIST_CAPS) is still
+there, and `errors["<family>:truncated"]` says how much was left out.
 """
 
 import os
@@ -1203,6 +1203,62 @@ def parse_utmp(data: bytes) -> "list[dict]":
     return users
 
 
+PRESSURE_RESOURCES = ("cpu", "memory", "io")
+PRESSURE_AVERAGES = ("avg10", "avg60", "avg300")
+# EOPNOTSUPP: a kernel built with PSI but booted with psi=0 keeps the files and refuses reads.
+_NO_PSI_ERRNOS = (95,)
+
+
+def parse_pressure(text: str) -> dict:
+    """One /proc/pressure/<resource> file as {"some": {...}, "full": {...}}.
+
+    Lines look like `some avg10=1.53 avg60=0.87 avg300=0.25 total=1234567`: the share of the
+    last 10, 60 and 300 s in which tasks stalled, in percent, and the cumulative stall time
+    in microseconds. A line missing one of those four is left out (a truncated read).
+    """
+    result = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0] not in ("some", "full"):
+            continue
+        values = {}
+        for field in fields[1:]:
+            key, sep, value = field.partition("=")
+            if sep and key in PRESSURE_AVERAGES:
+                values[key] = min(100.0, max(0.0, float(value)))
+            elif sep and key == "total":
+                values[key] = max(0, int(value))
+        if len(values) == len(PRESSURE_AVERAGES) + 1:
+            result[fields[0]] = values
+    return result
+
+
+def collect_pressure(ctx: Context) -> "dict | None":
+    """Pressure stall information (kernel 4.20+); None, not an error, where the kernel has none.
+
+    cpu keeps only "some": its system-wide "full" (added in 5.13) is always zero.
+    """
+    base = ctx.proc_path("pressure")
+    if not os.path.isdir(base):
+        return None
+    result = {}
+    for resource in PRESSURE_RESOURCES:
+        try:
+            text = read_text(os.path.join(base, resource), SMALL_FILE_LIMIT)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno in _NO_PSI_ERRNOS:
+                continue
+            raise
+        lines = parse_pressure(text)
+        if resource == "cpu":
+            lines.pop("full", None)
+        if "some" in lines:
+            result[resource] = lines
+    return result or None
+
+
 def collect_users(ctx: Context) -> list:
     """Logged-in users from utmp, as `who` lists them.
 
@@ -1582,6 +1638,7 @@ FAMILIES = (
     ("net", collect_net),
     ("processes", collect_processes),
     ("users", collect_users),
+    ("pressure", collect_pressure),
 )
 # Families that run after those, only when their parameter asks for something (a non-empty
 # list): a probe without checks pays nothing for them. (family, function, parameter)
@@ -1618,7 +1675,9 @@ def run(ctx: Context, platform: str = sys.platform) -> dict:
                                  if ctx.params.get(key)]
     for name, family in families:
         try:
-            result[name] = family(ctx)
+            value = family(ctx)
+            if value is not None:  # None: the host has no such thing (no PSI), not an error
+                result[name] = value
         except Exception as exc:  # noqa: BLE001 - one family's failure must not stop others
             ctx.errors[name] = describe(exc)
     result["errors"] = ctx.errors

@@ -14,7 +14,8 @@ from typing import Any
 
 from collector import config as config_mod
 from collector.config import Config
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 

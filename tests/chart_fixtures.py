@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from collector.store.samples import Store, encode_line, format_ts
+from collector.store.samples import Store, encode_line
+from collector.times import format_ts
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
@@ -23,7 +24,8 @@ def sample(moment: datetime, *, host: str = "web1", cpu: float = 10.0, memory: f
            swap: float = 0.0, disks: Iterable[tuple[str, float]] = (("/", 50.0),),
            net: Iterable[tuple[str, float | None, float | None]] = (("eth0", 1000.0, 2000.0),),
            load: tuple[float, float, float] = (0.1, 0.2, 0.3), ok: bool = True,
-           checks: dict[str, Any] | None = None) -> dict[str, Any]:
+           checks: dict[str, Any] | None = None, pressure: float | None = 2.0
+           ) -> dict[str, Any]:
     ts = format_ts(moment)
     if not ok:
         return {"v": 1, "ts": ts, "host": host, "ok": False,
@@ -42,6 +44,12 @@ def sample(moment: datetime, *, host: str = "web1", cpu: float = 10.0, memory: f
     }
     if checks is not None:
         out["checks"] = checks
+    if pressure is not None:  # "some" at ``pressure`` percent, "full" at half of it
+        def line(value: float) -> dict[str, float]:
+            return {"avg10": value, "avg60": value, "avg300": value, "total": 1000}
+        out["pressure"] = {"cpu": {"some": line(pressure)},
+                           "memory": {"some": line(pressure), "full": line(pressure / 2)},
+                           "io": {"some": line(pressure), "full": line(pressure / 2)}}
     return out
 
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from collector import config as config_mod
 from collector.alerts import hook as alerting
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "certfr"
 FEED_XML = (FIXTURES / "alerte-feed.xml").read_bytes()

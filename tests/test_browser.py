@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 from web_fixtures import XSS_MOUNT, XSS_PROCESS, XSS_USER, Site, hostile_sample, make_site, sample
 
 from collector.store import passlog
-from collector.store.samples import format_ts, utc_now
+from collector.times import format_ts, utc_now
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",

@@ -48,7 +48,7 @@ def _hour(store: Store, host: str = "web1", **kw) -> datetime:
 
 
 def test_public_names() -> None:
-    assert charts.METRICS == ("cpu", "memory", "swap", "disk", "load", "net")
+    assert charts.METRICS == ("cpu", "memory", "swap", "disk", "load", "net", "pressure")
     assert list(charts.RANGES) == ["1h", "6h", "24h", "7d", "30d"]
     assert charts.RANGES["30d"] == timedelta(days=30)
 

@@ -11,7 +11,8 @@ from chart_fixtures import every, parse_svg, runs, sample, write_fast
 
 from collector import cli
 from collector.commands import charts as cmd_charts
-from collector.store.samples import Store, utc_now
+from collector.store.samples import Store
+from collector.times import utc_now
 from collector.views import charts
 
 CONFIG = """\

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from process_fixtures import is_dead, wait_for
 
-from collector.metrics.checks import derive_checks
+from collector.metrics.families.checks import CHECKS_MAX_BYTES, derive_checks
+from collector.metrics.gate import validate_probe_output
 from collector.metrics.nagios import CRITICAL, OK, UNKNOWN, WARNING
-from collector.metrics.schema import CHECKS_MAX_BYTES, validate_probe_output
 from collector.passes.collect import probe_stdin
 from remote_probe import probe
 

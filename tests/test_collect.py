@@ -25,7 +25,7 @@ from collector import cli
 from collector import config as config_mod
 from collector.config import Config
 from collector.errors import LockHeld
-from collector.passes import collect
+from collector.passes import collect, probe_call
 from collector.passes.collect import HostOutcome
 from collector.store import passlog
 from collector.store.lock import DataLock
@@ -342,17 +342,17 @@ def test_checks_share_what_the_host_deadline_leaves(tmp_path: Path) -> None:
         '[[hosts]]\nname = "a"\nlocal = true\n[[hosts]]\nname = "b"\nlocal = true\n'
         '[[checks]]\nname = "x"\ncommand = ["/bin/true"]\nhosts = ["a"]\n', encoding="utf-8")
     config = config_mod.load(tmp_path / "hosts.toml")
-    with_checks = collect.probe_params(config, config.hosts[0], None)
+    with_checks = probe_call.probe_params(config, config.hosts[0], None)
     assert with_checks["checks_budget_s"] == 11.0  # one wave of 10 s checks, plus a second
     assert [c["name"] for c in with_checks["checks"]] == ["x"]
-    assert "checks_budget_s" not in collect.probe_params(config, config.hosts[1], None)
+    assert "checks_budget_s" not in probe_call.probe_params(config, config.hosts[1], None)
     many = [{"name": f"c{i}", "timeout_s": 4.0} for i in range(17)]  # three waves of 8
-    assert collect.checks_budget(config, many) == 13.0
+    assert probe_call.checks_budget(config, many) == 13.0
     slow = [{"name": f"c{i}", "timeout_s": 10.0} for i in range(9)]  # 2 waves: 21 s > 20 s room
-    assert collect.checks_budget(config, slow) == 20.0
+    assert probe_call.checks_budget(config, slow) == 20.0
 
 
 def test_the_collector_knows_how_many_checks_the_probe_runs_at_once() -> None:
     from remote_probe import probe
 
-    assert collect.CHECKS_SIDE_BY_SIDE == probe.CHECK_WORKERS
+    assert probe_call.CHECKS_SIDE_BY_SIDE == probe.CHECK_WORKERS

@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from collector.metrics.gate import validate_probe_output
 from collector.metrics.rates import derive_sample
-from collector.metrics.schema import validate_probe_output
 from collector.transport import local
 from collector.transport.local import collect_local
 from remote_probe import probe

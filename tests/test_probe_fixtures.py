@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from collector.metrics.gate import validate_probe_output
 from collector.metrics.rates import derive_sample
-from collector.metrics.schema import MAX_ITEMS, validate_probe_output
+from collector.metrics.schema import MAX_ITEMS
 from remote_probe import probe
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
@@ -92,7 +93,7 @@ def test_fixture_matches_expected(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_fixture_output_is_strict_json(case: str) -> None:
     """What main() prints is strict ASCII JSON that passes the collector's validation."""
-    from collector.metrics.schema import validate_probe_output
+    from collector.metrics.gate import validate_probe_output
 
     text = probe.json_dumps(probe.json_safe(run_case(FIXTURES / case)))
     text.encode("ascii")

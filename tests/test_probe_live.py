@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from collector.metrics.rates import busy_percent
+from collector.metrics.families.cpu import busy_percent
 from remote_probe import probe
 
 PROBE = Path(probe.__file__)
@@ -127,7 +127,7 @@ def test_in_probe_cpu_percent_close_to_psutil(one_busy_core) -> None:
 
 
 def test_cpu_counters_give_psutil_percent_over_same_interval(one_busy_core) -> None:
-    """The steady-state path: two probe runs, percent from their counters (collector.rates)."""
+    """The steady-state path: two probe runs, percent from their counters (metrics.rates)."""
     psutil_before = psutil.cpu_times()
     first = run_piped({"cpu_sample_s": 0})
     time.sleep(1.0)

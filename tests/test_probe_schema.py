@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from collector.metrics.schema import InvalidProbeOutput, validate_probe_output
+from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 
 FIXTURE = Path(__file__).parent / "fixtures" / "proc" / "normal-multicore" / "expected.json"
 

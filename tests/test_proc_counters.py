@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from test_probe_fixtures import FIXTURES, case_params, fake_statvfs
 
-from collector.metrics.rates import MAX_INTERVAL_S, derive_sample
-from collector.metrics.schema import InvalidProbeOutput, validate_probe_output
+from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
+from collector.metrics.rates import derive_sample
+from collector.metrics.values import MAX_INTERVAL_S
 from collector.store import proc_counters as proc_state
 from remote_probe import probe
 

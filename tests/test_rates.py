@@ -8,14 +8,10 @@ from typing import Any
 
 import pytest
 
-from collector.metrics.rates import (
-    DEFAULT_CPU_SAMPLE_S,
-    MAX_INTERVAL_S,
-    busy_percent,
-    cpu_params_for,
-    derive_sample,
-    merge_top,
-)
+from collector.metrics.families.cpu import DEFAULT_CPU_SAMPLE_S, busy_percent, cpu_params_for
+from collector.metrics.families.processes import merge_top
+from collector.metrics.rates import derive_sample
+from collector.metrics.values import MAX_INTERVAL_S
 
 FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 

@@ -13,7 +13,8 @@ from chart_fixtures import T0, every, rollup_files, sample, write_fast
 
 from collector.metrics import series
 from collector.store import rollup
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 
 
 def _deadline() -> float:

@@ -22,12 +22,15 @@ def _lines(samples, metric, width=60, step=60.0, span=timedelta(hours=1)):
 
 def test_every_metric_extracts_from_a_full_sample() -> None:
     s = sample(T0, cpu=12.5, memory=40.0, swap=1.5, disks=[("/", 50.0), ("/var", 80.0)],
-               net=[("eth0", 1000.0, 2000.0), ("eth1", 10.0, 20.0)], load=(0.5, 0.4, 0.3))
+               net=[("eth0", 1000.0, 2000.0), ("eth1", 10.0, 20.0)], load=(0.5, 0.4, 0.3),
+               pressure=4.0)
     assert series.extract_all(s) == {
         "cpu": {"cpu": 12.5}, "memory": {"memory": 40.0}, "swap": {"swap": 1.5},
         "disk": {"/": 50.0, "/var": 80.0},
         "load": {"load1": 0.5, "load5": 0.4, "load15": 0.3},
         "net": {"rx": 1010.0, "tx": 2020.0},
+        "pressure": {"cpu some": 4.0, "memory some": 4.0, "memory full": 2.0, "io some": 4.0,
+                     "io full": 2.0},
     }
 
 

@@ -21,7 +21,7 @@ import paramiko
 import sshd as harness
 
 from collector.config import Config, Host
-from collector.passes import collect
+from collector.passes import collect, probe_call
 
 NOW = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def test_second_pass_rates_over_the_interval_between_passes(inventory: Inventory
     config = inventory(["web1"])
     collect.run_pass(config, now=NOW)
     first = only_line(config, "web1")
-    params = collect.probe_params(config, config.hosts[0], first)
+    params = probe_call.probe_params(config, config.hosts[0], first)
     assert params["cpu_sample_s"] == 0  # the stored counters serve as the first reading
     collect.run_pass(config, now=NOW.replace(second=30))
     second = stored(config, "web1")[1]
@@ -148,9 +148,9 @@ def test_hard_host_deadline_applies_while_the_command_runs(inventory: Inventory,
 
 def test_remote_command_quotes_the_interpreter() -> None:
     """Config validation refuses such a value; the quoting is the second line of defence."""
-    assert collect.remote_command(Host(name="a", python="/usr/bin/python3")) == \
+    assert probe_call.remote_command(Host(name="a", python="/usr/bin/python3")) == \
         "/usr/bin/python3 -I -S -"
-    assert collect.remote_command(Host(name="a", python="python3; reboot")) == \
+    assert probe_call.remote_command(Host(name="a", python="python3; reboot")) == \
         "'python3; reboot' -I -S -"
 
 

@@ -26,7 +26,7 @@ from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
 from collector.commands.status import CLEAR, wants_colour
 from collector.store import passlog
-from collector.store.samples import format_ts, utc_now
+from collector.times import format_ts, utc_now
 from collector.views.status_report import terminal_safe
 
 OSMON = Path(sys.executable).with_name("osmon")

@@ -19,7 +19,8 @@ import pytest
 from collector.errors import LockHeld
 from collector.store import samples as store_mod
 from collector.store.lock import DataLock
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 
 T0 = datetime(2026, 11, 21, 22, 41, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +128,8 @@ def test_unsafe_host_names_never_become_paths(tmp_path: Path) -> None:
 _APPENDER = """
 import sys
 from datetime import datetime, timedelta, timezone
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 store = Store(sys.argv[1])
 t = datetime(2026, 11, 21, tzinfo=timezone.utc)
 blob = "y" * 200_000

@@ -15,7 +15,8 @@ from collector.alerts import hook as alerting
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
 from collector.store import passlog
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 
 CHECKS = """
 [[checks]]

@@ -40,7 +40,7 @@ from web_fixtures import (
 from collector import cli
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
-from collector.store.samples import format_ts
+from collector.times import format_ts
 from web.auth import ADMIN_FILE, SECRET_FILE, read_admin_hash
 from web.security import CSP, SVG_CSP
 

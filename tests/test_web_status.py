@@ -7,23 +7,23 @@ from pathlib import Path
 
 from web_fixtures import NOW, failed_sample, make_site, sample
 
-from collector.config import BUILTIN_THRESHOLDS, Level, Thresholds
+from collector.config import Level, Thresholds
+from collector.metrics.families.disks import fullest
+from collector.metrics.families.load import per_core
+from collector.metrics.registry import builtin_levels
 from collector.views.health import (
     HostStatus,
     collector_state,
     fleet_status,
     format_age,
     host_status,
-    load_per_core,
-    worst_disk,
 )
 
 
 def _defaults(**overrides: Level) -> Thresholds:
-    levels = {m: Level(v["warning"], v["critical"], int(v["for"]))
-              for m, v in BUILTIN_THRESHOLDS.items()}
+    levels, items = builtin_levels()
     levels.update(overrides)
-    return Thresholds(**levels)
+    return Thresholds(levels, items)
 
 
 def status_of(s: dict | None, alerts: list[dict] | None = None,
@@ -36,7 +36,9 @@ def test_a_fresh_quiet_sample_is_ok() -> None:
     assert result.status == "ok"
     assert result.reasons == ()
     assert result.age_s == 42
-    assert (result.cpu, result.memory, result.disk, result.disk_mount) == (12.5, 40.0, 50.0, "/")
+    data = result.as_dict()
+    assert (data["cpu"], data["memory"], data["disk"], data["disk_mount"]) == (12.5, 40.0, 50.0,
+                                                                               "/")
 
 
 def test_no_sample_at_all_is_stale_not_ok() -> None:
@@ -74,10 +76,8 @@ def test_values_over_thresholds_warn_before_the_alert_fires() -> None:
 
 
 def test_a_mount_with_its_own_threshold_uses_it() -> None:
-    thresholds = _defaults()
-    thresholds = Thresholds(cpu=thresholds.cpu, memory=thresholds.memory, swap=thresholds.swap,
-                            disk=thresholds.disk, load=thresholds.load,
-                            disk_mounts={"/backup": Level(98, 99, 1)})
+    defaults = _defaults()
+    thresholds = Thresholds(defaults.levels, {"disk": {"/backup": Level(98, 99, 1)}})
     s = sample("web1", NOW, disk=96.0, mount="/backup")
     assert status_of(s).status == "critical"
     assert status_of(s, thresholds=thresholds).status == "ok"
@@ -85,7 +85,7 @@ def test_a_mount_with_its_own_threshold_uses_it() -> None:
 
 def test_load_thresholds_are_per_core() -> None:
     s = sample("web1", NOW, load1=6.0)  # 4 cores: 1.5 per core, below the 2.0 warning
-    assert load_per_core(s) == 1.5
+    assert per_core(s) == [(None, 1.5, 1.5, "")]
     assert status_of(s).status == "ok"
     assert status_of(sample("web1", NOW, load1=17.0)).status == "critical"
 
@@ -105,8 +105,8 @@ def test_odd_samples_never_crash() -> None:
            "memory": [], "checks": {"x": "nonsense"}}
     result = status_of(odd)
     assert result.status == "ok"
-    assert result.cpu is None and result.disk is None
-    assert worst_disk({"disks": "none"}) == (None, None)
+    assert result.values["cpu"] is None and result.values["disk"] is None
+    assert fullest({"disks": "none"}) == (None, None)
     assert status_of({"ts": "yesterday"}).status == "stale"
 
 

@@ -1,7 +1,7 @@
 """Data folders for the dashboard's tests and benchmark: a hosts.toml and samples in the store.
 
-Samples follow DESIGN.md's schema and are written with the real ``Store.append``, so the web
-app reads exactly what a collection pass would have left.
+Samples follow the sample schema (docs/architecture.md) and are written with the real
+``Store.append``, so the web app reads exactly what a collection pass would have left.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 
 from collector import config as config_mod
 from collector.config import Config
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 from web import create_app
 from web.auth import write_admin_password
 
@@ -40,7 +41,7 @@ def sample(host: str, ts: datetime, *, cpu: float = 12.5, memory: float = 40.0,
            processes: list[dict[str, Any]] | None = None,
            users: list[dict[str, Any]] | None = None, hostname: str | None = None,
            checks: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A successful sample shaped like DESIGN.md's example."""
+    """A successful sample shaped like the example of docs/architecture.md."""
     result: dict[str, Any] = {
         "v": 1, "ts": format_ts(ts), "host": host, "ok": True, "error": None,
         "collect": {"transport": "ssh", "duration_s": 0.41, "connect_s": 0.12},

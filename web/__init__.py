@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from collector.config import Config
-from collector.store.samples import utc_now
+from collector.times import utc_now
 
 
 def create_app(config: Config, *, test_config: Mapping[str, Any] | None = None) -> Flask:

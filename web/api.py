@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 
 from collector.config import Host
 from collector.metrics import series
-from collector.store.samples import format_ts
+from collector.times import format_ts
 from collector.views import charts
 from collector.views.health import HostStatus
 from web.charts_bp import requested_range

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from collector.backup import backups as backup
 from collector.config import Config
 from collector.errors import LockHeld, OsmonError
-from collector.store.samples import format_ts
+from collector.times import format_ts
 from web.auth import action_refusal
 from web.fleet import current_fleet
 

@@ -14,10 +14,12 @@ from typing import Any
 from flask import url_for
 from markupsafe import Markup, escape
 
+from collector.metrics.registry import SUMMARIZED
+from collector.metrics.values import at_path
 from web import formats
 
 #: Formats shown right-aligned with tabular figures (numbers).
-NUMERIC = frozenset(("percent", "size", "rate", "number", "integer", "ago", "duration", "disk"))
+NUMERIC = frozenset(("percent", "size", "rate", "number", "integer", "ago", "duration"))
 _BADGES = frozenset(("status", "level", "check"))
 
 
@@ -40,9 +42,10 @@ def badge(value: Any, kind: str = "status") -> Markup:
 
 
 def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
-         sortable: bool = False, sort: Any = None) -> Markup:
+         sortable: bool = False, sort: Any = None, item: str | None = None) -> Markup:
     """One ``<td>``: ``fmt`` names a format of :mod:`web.formats`, or status/level/check (a
-    text badge), hostlink (a link to the host's page) or disk (percent and mount point)."""
+    text badge) or hostlink (a link to the host's page); ``item`` (a mount point) follows the
+    value as a label."""
     classes = (["num"] if fmt in NUMERIC else []) + ([f"level-{level}"] if level else [])
     attrs = f' class="{escape(" ".join(classes))}"' if classes else ""
     if sortable:
@@ -56,46 +59,80 @@ def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
     elif fmt == "hostlink":
         content = (Markup(f'<a href="{escape(url_for("pages.host", name=value))}">'
                           f"{escape(_text(value))}</a>") if value else Markup(formats.DASH))
-    elif fmt == "disk":
-        disk = _field(row, "disk") if row is not None else None
-        mount = _field(row, "disk_mount") if row is not None else None
-        content = escape(formats.percent(disk))
-        if mount:
-            content += Markup(f' <span class="mount">{escape(_text(mount))}</span>')
     else:
-        content = escape(formats.FILTERS[fmt](value))
+        content = formatted(fmt, value, item)
     return Markup(f"<td{attrs}>{content}</td>")
 
 
+def formatted(fmt: str, value: Any, item: str | None = None) -> Markup:
+    """``value`` in a format of :mod:`web.formats`, its item (a mount) after it as a label."""
+    content = escape(formats.FILTERS[fmt](value))
+    if item and value is not None:
+        content += Markup(f' <span class="mount">{escape(_text(item))}</span>')
+    return content
+
+
 def header(key: str, label: str, fmt: str = "text", level: str | None = None,
-           sortable: bool = False) -> Markup:
+           sortable: bool = False, item: str | None = None) -> Markup:
     """A column heading; ``data-*`` tell ``app.js`` how to rebuild the column's cells."""
     attrs = ' class="num"' if fmt in NUMERIC else ""
     attrs += f' data-key="{escape(key)}" data-format="{escape(fmt)}"'
     if level:
         attrs += f' data-level="{escape(level)}"'
+    if item:
+        attrs += f' data-item="{escape(item)}"'
     text = escape(label)
     if sortable:
         text = Markup(f'<button type="button" class="sort">{text}</button>')
     return Markup(f'<th scope="col"{attrs}>{text}</th>')
 
 
+#: The families with an overview column (``Summary.overview``), in registry order.
+OVERVIEW = tuple(f for f in SUMMARIZED if f.summary is not None and f.summary.overview)
+
+
+def overview_head() -> Markup:
+    """The overview's column headings: status, host, last seen, a column per family that asks
+    for one, alerts, why and tags."""
+    heads = [header("status", "Status", "status", sortable=True),
+             header("name", "Host", "hostlink", sortable=True),
+             header("age_s", "Last seen", "ago", sortable=True)]
+    for family in OVERVIEW:
+        summary = family.summary
+        assert summary is not None
+        heads.append(header(family.name, summary.label, summary.format, f"levels.{family.name}",
+                            sortable=True, item=summary.item_field))
+    heads += [header("alerts", "Alerts", "integer", sortable=True),
+              header("reasons", "Why", "items"),
+              header("tags", "Tags", "items", sortable=True)]
+    return Markup("".join(heads))
+
+
+OVERVIEW_COLUMNS = 6 + len(OVERVIEW)
+
+
 def host_row(h: Any) -> Markup:
     """The overview's row of one host (a ``HostStatus``): one call from the template, not ten,
-    since a call from Jinja costs more than the cell itself.  Columns as overview.html's head."""
+    since a call from Jinja costs more than the cell itself.  Columns as :func:`overview_head`."""
     levels = h.levels
+    family_cells = []
+    for family in OVERVIEW:
+        summary = family.summary
+        assert summary is not None
+        family_cells.append(cell(summary.format, h.values.get(family.name),
+                                 level=levels.get(family.name), sortable=True,
+                                 item=h.items.get(family.name) if summary.item_field else None))
     return Markup("<tr>" + "".join((
         cell("status", h.status, sortable=True, sort=h.severity),
         cell("hostlink", h.name, sortable=True),
         cell("ago", h.age_s, h, sortable=True),
-        cell("percent", h.cpu, level=levels.get("cpu"), sortable=True),
-        cell("percent", h.memory, level=levels.get("memory"), sortable=True),
-        cell("disk", h.disk, h, level=levels.get("disk"), sortable=True),
-        cell("number", h.load, level=levels.get("load"), sortable=True),
+        *family_cells,
         cell("integer", h.alerts, sortable=True),
         cell("items", list(h.reasons)),
         cell("items", list(h.tags), sortable=True, sort=" ".join(h.tags)),
     )) + "</tr>")
 
 
-GLOBALS = {"badge": badge, "cell": cell, "header": header, "host_row": host_row}
+GLOBALS = {"badge": badge, "cell": cell, "header": header, "host_row": host_row,
+           "overview_head": overview_head, "overview_columns": OVERVIEW_COLUMNS,
+           "cell_content": formatted, "sample_value": at_path}

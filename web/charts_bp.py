@@ -1,6 +1,6 @@
 """Chart URLs: one SVG per host and metric, and one per metric for all hosts together.
 
-Rendering is :mod:`collector.charts`' job (shared with ``osmon charts``); this blueprint maps
+Rendering is :mod:`collector.views.charts`' job (shared with ``osmon charts``); this blueprint maps
 URLs to it and makes reloads cheap: the chart cache answers repeated requests, the ETag (or,
 for clients that only keep dates, ``Last-Modified``) lets a browser revalidate with a 304,
 and ``max-age`` of one collection interval stops refetches of

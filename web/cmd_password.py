@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collector.cli import load_config
+    from collector.config import load_config
     from web.auth import write_admin_password
 
     config = load_config(args)

@@ -105,7 +105,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collector.cli import load_config
+    from collector.config import load_config
 
     config = load_config(args)
     server = serve(config, args.host, args.port)

@@ -22,7 +22,8 @@ from collector.config import Config, Host
 from collector.metrics import series
 from collector.redact import Redactor
 from collector.store import passlog
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 from collector.views import charts
 from collector.views.health import (
     STATUSES,

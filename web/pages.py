@@ -13,8 +13,9 @@ from flask import Blueprint, abort, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from collector.metrics.registry import CHARTS, FAMILIES
 from collector.metrics.series import CHECK_PREFIX
-from collector.store.samples import format_ts
+from collector.times import format_ts
 from collector.views import charts
 from web import cells, formats
 from web.charts_bp import requested_range
@@ -24,8 +25,10 @@ bp = Blueprint("pages", __name__)
 
 RANGE_LABELS = {"1h": "1 hour", "6h": "6 hours", "24h": "24 hours", "7d": "7 days",
                 "30d": "30 days"}
-METRIC_LABELS = {"cpu": "CPU", "memory": "Memory", "swap": "Swap", "disk": "Disk usage",
-                 "load": "Load average", "net": "Network"}
+#: What the host page shows of each family, in registry order.
+SUMMARIES = tuple(f for f in FAMILIES if f.summary is not None)
+FACTS = tuple(fact for f in FAMILIES for fact in f.facts)
+TABLES = tuple(f.table for f in FAMILIES if f.table is not None)
 
 for _name, _filter in formats.FILTERS.items():
     bp.add_app_template_filter(_filter, _name)
@@ -58,12 +61,13 @@ def host(name: str) -> ResponseReturnValue:
     range_name = requested_range()
     now = fleet.clock()
     sample = fleet.latest(name)
-    metrics = chart_metrics(fleet.chart_checks([host]))
+    metrics = chart_metrics(fleet.chart_checks([host]), [sample])
     return render_template(
         "host.html", host=host, status=fleet.host_status(host, sample, now), sample=sample or {},
         checks=checks_list(sample), history=fleet.alert_history(limit=50, host=name),
         range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS,
-        metrics=list(metrics), metric_labels=metrics)
+        metrics=list(metrics), metric_labels=metrics, summaries=SUMMARIES, facts=FACTS,
+        tables=TABLES)
 
 
 @bp.get("/alerts")
@@ -84,17 +88,20 @@ def fleet_charts() -> ResponseReturnValue:
     tag = request.args.get("tag") or None
     tags = sorted({t for h in fleet.config.enabled_hosts for t in h.tags})
     hosts = [h for h in fleet.config.enabled_hosts if tag is None or tag in h.tags]
-    metrics = chart_metrics(fleet.chart_checks(hosts))
+    metrics = chart_metrics(fleet.chart_checks(hosts), [fleet.latest(h.name) for h in hosts])
     return render_template("charts.html", range_name=requested_range(), ranges=list(charts.RANGES),
                            range_labels=RANGE_LABELS, metrics=list(metrics),
                            metric_labels=metrics, tag=tag, tags=tags,
                            newest=fleet.newest(hosts))
 
 
-def chart_metrics(checks: list[str]) -> dict[str, str]:
+def chart_metrics(checks: list[str], samples: list[dict[str, Any] | None]) -> dict[str, str]:
     """Metric name -> caption of the charts a page shows: the built-in ones, then one per
-    check that reports numbers (``check.<name>``)."""
-    metrics = dict(METRIC_LABELS)
+    check that reports numbers (``check.<name>``).  A family that only some kernels have
+    (``Family.optional``) is shown when one of ``samples`` (the hosts' newest) holds it."""
+    metrics = {name: family.chart.title for name, family in CHARTS.items()
+               if family.chart is not None and (not family.optional or any(
+                   isinstance(s, dict) and family.section in s for s in samples))}
     metrics.update((f"{CHECK_PREFIX}{name}", f"Check {name}") for name in checks)
     return metrics
 

@@ -9,7 +9,7 @@ Order matters for "nothing lost, nothing sent twice":
    event too).
 
 A crash between 2 and 3 makes the next pass notify the same changes again (a duplicate,
-never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.notify`).
+never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.alerts.mail`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
 from collector.alerts.rules import Notification, severity_key
 from collector.config import Config
-from collector.store.samples import format_ts
+from collector.times import format_ts
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ CERTFR_SHARE = 0.5
 
 def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
             deadline: float) -> None:
-    """Judge this pass's samples and mail what changed (the ``collector.hooks`` contract)."""
+    """Judge this pass's samples and mail what changed (the ``collector.passes.hooks`` contract)."""
     state_dir = config.state_dir
     state, problem = alert_store.load_state(state_dir)
     events: list[dict[str, Any]] = []

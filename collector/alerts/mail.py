@@ -41,10 +41,11 @@ from typing import Any
 from urllib.parse import quote
 
 from collector.alerts.certfr import short_id
-from collector.alerts.rules import CHECK_STATE_NAMES, Notification, format_value, severity_key
+from collector.alerts.rules import Notification, format_value, severity_key, state_names
 from collector.config import Config, SmtpSettings
-from collector.store.samples import format_ts
+from collector.metrics.registry import CHART_NAMES
 from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json
+from collector.times import format_ts
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ STATUS_FILE = "smtp-status.json"
 #: Oldest messages are dropped beyond this, so a mail server gone for weeks cannot fill the disk.
 MAX_OUTBOX = 500
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-CHART_METRICS = ("cpu", "memory", "swap", "disk", "load")
+#: A notification about one of these links to its chart.
+CHART_METRICS = frozenset(CHART_NAMES)
 _LABELS = {"problem": "", "escalation": "", "reminder": "STILL ", "recovery": "RESOLVED",
            "certfr": "CERT-FR"}
 _EVENT_TEXT = {"problem": "new problem", "escalation": "escalated to critical",
@@ -179,9 +181,10 @@ def _headline(note: Notification) -> str:
         return f"{host} host key changed"
     if note.metric == "silent":
         return f"{host} silent"
-    if note.metric == "check":
-        state = CHECK_STATE_NAMES.get(int(note.value), "?") if note.value is not None else "?"
-        return f"{host} check {note.item} {state}"
+    states = state_names(note.metric)
+    if states:
+        state = states.get(int(note.value), "?") if note.value is not None else "?"
+        return f"{host} {note.metric} {note.item} {state}"
     item = f" {note.item}" if note.item else ""
     return f"{host} {note.metric}{item} {format_value(note.value, note.unit)}".rstrip()
 

@@ -22,32 +22,29 @@ The model is Nagios' soft/hard states with Prometheus' ``for:`` and Netdata's hy
   has no good sample, its metric alerts are neither evaluated nor reminded, so a dead host is
   one mail, not one per metric.
 
-Metric rules are a table (:data:`RULES`) of functions turning a sample into
-:class:`Reading` objects, so a new family (the Nagios ``check`` rule is one) is one function.
+What is judged comes from the metric registry: every family with thresholds
+(:data:`collector.metrics.registry.JUDGED`) turns a sample into judged values, each compared
+with the host's level for that family and item; this module names no family.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from collector.config import AlertSettings, Config, Level, Thresholds
-from collector.store.samples import format_ts, parse_ts
+from collector.metrics.family import Family
+from collector.metrics.registry import BY_NAME, JUDGED
+from collector.times import format_ts, parse_ts
 
 STATE_VERSION = 1
 
 #: Host-level rules, strongest first; at most one is active per host.  Every failure kind
 #: but ``hostkey`` (unreachable, timeout, auth, probe, invalid-output) counts towards "down".
 HOST_RULES = ("hostkey", "down", "silent")
-#: [[checks]] have no ``for`` key: a plugin must say WARNING/CRITICAL twice in a row.
-CHECK_FOR_PASSES = 2
-CHECK_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
-#: UNKNOWN is reported at warning level: the check is broken, the service may be fine.
-_CHECK_SCORE = {0: 0.0, 1: 1.0, 2: 2.0, 3: 1.0}
 #: A hostile or broken host must not grow the state without bound.
 MAX_ITEMS_PER_FAMILY = 256
 _MAX_TEXT = 300
@@ -108,94 +105,24 @@ class Reading:
         return threshold * self.margin / 100.0 if self.relative else self.margin
 
 
-Rule = Callable[[Mapping[str, Any], Thresholds, float], "list[Reading] | None"]
-
-
-# -- rules: sample -> readings (None: the section is missing, leave that family alone) ------------
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _section(sample: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    value = sample.get(name)
-    return value if isinstance(value, Mapping) else None
-
-
-def _percent_rule(metric: str) -> Rule:
-    def rule(sample: Mapping[str, Any], thresholds: Thresholds,
+# -- readings: what the registry's families judge in a sample ------------------------------------
+def readings(family: Family, sample: Mapping[str, Any], thresholds: Thresholds,
              hysteresis: float) -> list[Reading] | None:
-        section = _section(sample, metric)
-        value = _number(section.get("percent")) if section is not None else None
-        if value is None:
-            return None
-        return [Reading(metric, None, value, value, thresholds.for_metric(metric), "%",
-                        hysteresis)]
-    return rule
-
-
-def disk_rule(sample: Mapping[str, Any], thresholds: Thresholds,
-              hysteresis: float) -> list[Reading] | None:
-    disks = sample.get("disks")
-    if not isinstance(disks, list):
+    """The family's judged values as readings against this host's levels (``None``: the
+    section is missing, leave that family's alerts alone).  Items and details are host text:
+    cleaned, and at most :data:`MAX_ITEMS_PER_FAMILY` of them."""
+    spec = family.thresholds
+    judged = spec.judge(sample) if spec is not None else None
+    if spec is None or judged is None:
         return None
-    readings = []
-    for disk in disks[:MAX_ITEMS_PER_FAMILY]:
-        if not isinstance(disk, Mapping) or not isinstance(disk.get("mount"), str):
-            continue
-        value = _number(disk.get("percent"))
-        if value is None:
-            continue
-        mount = _clean(disk["mount"])
-        readings.append(Reading("disk", mount, value, value,
-                                thresholds.for_metric("disk", mount), "%", hysteresis))
-    return readings
-
-
-def load_rule(sample: Mapping[str, Any], thresholds: Thresholds,
-              hysteresis: float) -> list[Reading] | None:
-    cpu = _section(sample, "cpu")
-    if cpu is None:
-        return None
-    count, load = _number(cpu.get("count")), cpu.get("load")
-    load1 = _number(load[0]) if isinstance(load, list) and load else None
-    if not count or count < 1 or load1 is None:
-        return None
-    per_core = round(load1 / count, 2)
-    return [Reading("load", None, per_core, per_core, thresholds.load, "/core", hysteresis,
-                    relative=True)]
-
-
-def check_rule(sample: Mapping[str, Any], thresholds: Thresholds,
-               hysteresis: float) -> list[Reading] | None:
-    """Nagios plugin results: WARNING and CRITICAL are problems, UNKNOWN a warning."""
-    checks = _section(sample, "checks")
-    if checks is None:
-        return None
-    readings = []
-    level = Level(1.0, 2.0, CHECK_FOR_PASSES)
-    for name, result in list(checks.items())[:MAX_ITEMS_PER_FAMILY]:
-        state = result.get("state") if isinstance(result, Mapping) else None
-        if not isinstance(name, str) or isinstance(state, bool) or state not in _CHECK_SCORE:
-            continue
-        output = result.get("output")
-        lines = output.strip().splitlines() if isinstance(output, str) else []
-        first_line = lines[0] if lines else ""
-        readings.append(Reading("check", _clean(name), float(state), _CHECK_SCORE[state], level,
-                                "", 0.0, detail=_clean(first_line)))
-    return readings
-
-
-#: metric family -> rule.  Order is the order of notifications within a host.
-RULES: tuple[tuple[str, Rule], ...] = (
-    ("cpu", _percent_rule("cpu")),
-    ("memory", _percent_rule("memory")),
-    ("swap", _percent_rule("swap")),
-    ("load", load_rule),
-    ("disk", disk_rule),
-    ("check", check_rule),
-)
+    out = []
+    for item, value, score, detail in judged[:MAX_ITEMS_PER_FAMILY]:
+        name = _clean(item) if item is not None else None
+        out.append(Reading(family.name, name, value, score,
+                           thresholds.for_metric(family.name, name) if spec.configurable
+                           else spec.default, spec.unit, 0.0 if spec.states else hysteresis,
+                           relative=spec.relative_margin, detail=_clean(detail)))
+    return out
 
 
 # -- state ----------------------------------------------------------------------------------------
@@ -303,10 +230,10 @@ class _HostPass:
             self.break_runs()
         self.host_rules()
         if self.ok:
-            for family, rule in RULES:
-                readings = rule(self.sample, self.thresholds, self.settings.hysteresis)
-                if readings is not None:
-                    self.metric_family(family, readings)
+            for family in JUDGED:
+                found = readings(family, self.sample, self.thresholds, self.settings.hysteresis)
+                if found is not None:
+                    self.metric_family(family.name, found)
         return self.notes
 
     # -- host-level: hostkey > down > silent ------------------------------------------------------
@@ -510,23 +437,34 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{text}{unit}"
 
 
+def state_names(metric: str) -> Mapping[int, str]:
+    """value -> word for a family whose values are states (checks), else empty."""
+    family = BY_NAME.get(metric)
+    spec = family.thresholds if family is not None else None
+    return spec.states if spec is not None else {}
+
+
 def _label(metric: str, item: str | None) -> str:
     return metric if item is None else f"{metric} {item}"
 
 
 def _metric_message(host: str, reading: Reading, level: str | None,
                     threshold: float | None) -> str:
-    if reading.metric == "check":
-        state = CHECK_STATE_NAMES.get(int(reading.value), "?")
-        return f"check {reading.item} on {host} is {state}: {reading.detail}".rstrip(": ")
+    states = state_names(reading.metric)
+    if states:
+        state = states.get(int(reading.value), "?")
+        return f"{_label(reading.metric, reading.item)} on {host} is {state}: " \
+               f"{reading.detail}".rstrip(": ")
     limit = f" ({level} at {format_value(threshold, reading.unit)})" if level else ""
     return f"{_label(reading.metric, reading.item)} on {host} is at " \
            f"{format_value(reading.value, reading.unit)}{limit}"
 
 
 def _recovery_message(host: str, reading: Reading) -> str:
-    if reading.metric == "check":
-        return f"check {reading.item} on {host} is OK again: {reading.detail}".rstrip(": ")
+    states = state_names(reading.metric)
+    if states:
+        return f"{_label(reading.metric, reading.item)} on {host} is {states.get(0, 'OK')} " \
+               f"again: {reading.detail}".rstrip(": ")
     return (f"{_label(reading.metric, reading.item)} on {host} is back to "
             f"{format_value(reading.value, reading.unit)}")
 

@@ -1,7 +1,7 @@
 """Backups of the data directory that can never destroy data (``osmon backup``, ``/backups``).
 
 An archive ``<backup_dir>/osmon-<YYYYmmdd-HHMMSS>.tar.gz`` holds a manifest and every file of
-the data directory (format and checks: :mod:`collector.backup_archive`).  Why it is safe:
+the data directory (format and checks: :mod:`collector.backup.archive`).  Why it is safe:
 
 * It is taken while holding the data lock, so no pass is half-way through a line; every file is
   read twice (once for the manifest, once into the archive) and the second read is checked
@@ -12,7 +12,7 @@ the data directory (format and checks: :mod:`collector.backup_archive`).  Why it
 * A restore trusts nothing: the name must be one we list; the archive is verified byte for byte
   against its manifest while it is extracted into a temporary directory next to the data; the
   data it replaces is archived and that archive read back; only then is the copy swapped in
-  (:mod:`collector.backup_swap`: one atomic exchange, so a crash leaves the old data or the new,
+  (:mod:`collector.backup.swap`: one atomic exchange, so a crash leaves the old data or the new,
   whole).  Until the swap the data directory is not touched.
 """
 

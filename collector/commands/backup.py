@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from collector.backup import backups as backup
-from collector.cli import load_config
-from collector.config import Config
-from collector.store.samples import utc_now
+from collector.config import Config, load_config
+from collector.times import utc_now
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

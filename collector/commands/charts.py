@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from collector.cli import load_config
-from collector.store.samples import Store, utc_now
+from collector.config import load_config
+from collector.store.samples import Store
 from collector.store.statefile import atomic_write_bytes
+from collector.times import utc_now
 from collector.views import charts
 from collector.views.chart_cache import ChartCache
 

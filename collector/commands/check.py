@@ -13,11 +13,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from collector.cli import load_config
-from collector.config import Config, Host
+from collector.config import Config, Host, load_config
 from collector.errors import ConfigError
 from collector.passes import collect
-from collector.store.samples import utc_now
+from collector.times import utc_now
 from collector.views.progress import TerminalProgress
 
 

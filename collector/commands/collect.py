@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from collector.cli import load_config
+from collector.config import load_config
 from collector.passes import collect
 from collector.views.progress import TerminalProgress
 

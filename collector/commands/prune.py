@@ -1,13 +1,13 @@
-"""``osmon prune``: apply retention (see :mod:`collector.retention`); quiet under cron."""
+"""``osmon prune``: apply retention (see :mod:`collector.store.retention`); quiet under cron."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from collector.cli import load_config
+from collector.config import load_config
 from collector.store.retention import prune
-from collector.store.samples import utc_now
+from collector.times import utc_now
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collector.cli import load_config
+    from collector.config import load_config
     from collector.passes.collect import run_pass
 
     config = load_config(args)
@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     server = None
     if not args.no_web:
-        from web.cmd_serve import serve
+        from collector.cli import dashboard_server
 
-        server = serve(config, args.host, args.port)  # binds now: a busy port fails at once
+        # Binds now: a busy port fails at once.
+        server = dashboard_server(config, args.host, args.port)
         threading.Thread(target=server.run, name="osmon-web", daemon=True).start()
         print(f"osmon: dashboard on {server.url}", file=sys.stderr, flush=True)
     interval = config.settings.interval_s

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from collector.cli import load_config
-from collector.store.samples import format_ts, utc_now
+from collector.config import load_config
+from collector.times import format_ts, utc_now
 from collector.views.status_report import build_report, render, to_json
 
 #: Cursor home and clear screen: a watch redraws in place, like watch(1).

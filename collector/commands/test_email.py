@@ -11,9 +11,9 @@ import argparse
 import smtplib
 import sys
 
-from collector import cli
 from collector.alerts import mail as notify
-from collector.store.samples import utc_now
+from collector.config import load_config
+from collector.times import utc_now
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = cli.load_config(args)
+    config = load_config(args)
     smtp = config.smtp
     recipients = tuple(args.to or smtp.to)
     if not recipients:

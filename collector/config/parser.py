@@ -1,4 +1,4 @@
-"""Parse and validate ``hosts.toml`` once, into frozen dataclasses.
+"""Parse and validate ``hosts.toml`` once, into the frozen dataclasses of :mod:`.model`.
 
 Every other module receives a :class:`Config` and never looks at TOML again, so a typo is caught
 in one place, before any host is contacted, and is reported with the file, the table (or host)
@@ -8,13 +8,11 @@ inventory should not have to run ``osmon check`` once per typo.
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +22,26 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
+from collector.config.model import (
+    AlertSettings,
+    BackupSettings,
+    CertFrSettings,
+    Check,
+    Config,
+    Host,
+    Level,
+    Settings,
+    SmtpSettings,
+    Thresholds,
+    WebSettings,
+    default_config_path,
+)
+from collector.config.reader import TableReader, type_name
+from collector.config.ssh_config import SshConfig
 from collector.errors import ConfigError
+from collector.metrics.family import ThresholdSpec
+from collector.metrics.registry import CONFIGURABLE, builtin_levels
+from collector.names import SAFE_NAME
 
 #: An SMTP server on this machine may take a password without TLS; no other may.
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -33,197 +50,12 @@ _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _MAIL_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\Z")
 #: The probe caps a check's output at this (1 MiB): a larger max_output would be a silent lie.
 MAX_CHECK_OUTPUT = 1 << 20
-#: Host and check names become directory names and URL segments: keep them boring.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")  # \Z: "$" lets "web1\n" through
 #: A host's ``python``: an absolute path or a bare command name, of characters no shell treats
 #: specially.  The remote command is still quoted, but a value that needs quoting is a mistake.
 SAFE_INTERPRETER = re.compile(
     r"^(/[A-Za-z0-9._+/-]{1,255}|[A-Za-z0-9_][A-Za-z0-9._+-]{0,63})\Z")
 MAX_PORT = 65535
 
-METRICS = ("cpu", "memory", "swap", "disk", "load")
-
-#: Built-in thresholds, the most general level of the resolution chain
-#: (per mount > per host > [thresholds] > these).  Load is per core.
-BUILTIN_THRESHOLDS: dict[str, dict[str, float]] = {
-    "cpu": {"warning": 80, "critical": 95, "for": 3},
-    "memory": {"warning": 85, "critical": 95, "for": 3},
-    "swap": {"warning": 50, "critical": 80, "for": 3},
-    "disk": {"warning": 85, "critical": 95, "for": 1},
-    "load": {"warning": 2.0, "critical": 4.0, "for": 3},
-}
-
-
-@dataclass(frozen=True)
-class Level:
-    """Thresholds of one metric: a value >= warning (critical) for ``for_passes`` passes alerts."""
-
-    warning: float | None
-    critical: float | None
-    for_passes: int = 1
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Resolved thresholds of one host; ``disk_mounts`` overrides ``disk`` for single mounts."""
-
-    cpu: Level
-    memory: Level
-    swap: Level
-    disk: Level
-    load: Level
-    disk_mounts: Mapping[str, Level] = field(default_factory=dict)
-
-    def for_metric(self, metric: str, item: str | None = None) -> Level:
-        if metric == "disk" and item is not None and item in self.disk_mounts:
-            return self.disk_mounts[item]
-        return getattr(self, metric)
-
-
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    backup_dir: Path
-    interval_s: int = 60
-    concurrency: int = 32
-    ssh_timeout_s: float = 10.0
-    #: Hard wall-clock budget of one host, enforced outside paramiko.
-    host_deadline_s: float = 30.0
-    #: Budget of the whole pass; below the cron interval so passes never pile up.
-    pass_deadline_s: float = 50.0
-    known_hosts: Path | None = None
-    #: osmon's own known_hosts, where ``accept-new`` records first-seen keys.
-    osmon_known_hosts: Path | None = None
-    host_key_policy: str = "strict"
-    ssh_config: Path | None = None
-    retention_days: int = 90
-    retention_max_mb: int = 2048
-    compress_after_days: int = 2
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    enabled: bool = False
-    host: str = "localhost"
-    port: int = 25
-    security: str = "none"
-    user: str = ""
-    password_env: str = "OSMON_SMTP_PASSWORD"
-    password_file: Path | None = None
-    from_addr: str = "osmon@localhost"
-    to: tuple[str, ...] = ()
-    timeout_s: float = 10.0
-    template: Path | None = None
-
-    def password(self) -> str | None:
-        """Read the secret when needed, so it never sits in the config object or its repr."""
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        if self.password_env:
-            return os.environ.get(self.password_env) or None
-        return None
-
-
-@dataclass(frozen=True)
-class CertFrSettings:
-    enabled: bool = True
-    feed_url: str = "https://www.cert.ssi.gouv.fr/alerte/feed/"
-    interval_s: int = 1800
-    timeout_s: float = 10.0
-    max_bytes: int = 2_000_000
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    repeat_interval_s: int = 4 * 3600
-    #: Consecutive failed passes before a host is declared down.
-    down_after: int = 2
-    #: No successful sample for this long is an alert of its own (the collector may be dead).
-    silent_after_s: int = 1800
-    #: A problem clears only once the value is this many points below the threshold.
-    hysteresis: float = 5.0
-
-
-@dataclass(frozen=True)
-class WebSettings:
-    public_url: str = "http://localhost:5000"
-    host: str = "127.0.0.1"
-    port: int = 5000
-    require_login: bool = False
-
-
-@dataclass(frozen=True)
-class BackupSettings:
-    keep: int = 14
-    keep_days: int = 30
-
-
-@dataclass(frozen=True)
-class Host:
-    name: str
-    local: bool = False
-    enabled: bool = True
-    address: str = ""
-    user: str = ""
-    port: int = 22
-    identity_file: Path | None = None
-    #: Interpreter started on the host; a path, never passed through a shell.
-    python: str = "python3"
-    tags: tuple[str, ...] = ()
-    network_fs: bool = False
-    thresholds: Thresholds | None = None
-
-
-@dataclass(frozen=True)
-class Check:
-    """A Nagios-plugin-API check; ``command`` is an argv list, run without a shell."""
-
-    name: str
-    command: tuple[str, ...]
-    timeout_s: float = 10.0
-    max_output: int = 65536
-    hosts: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-
-    def applies_to(self, host: Host) -> bool:
-        if not self.hosts and not self.tags:
-            return True
-        return host.name in self.hosts or bool(set(self.tags) & set(host.tags))
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    settings: Settings
-    thresholds: Thresholds
-    smtp: SmtpSettings
-    certfr: CertFrSettings
-    alerts: AlertSettings
-    web: WebSettings
-    backup: BackupSettings
-    hosts: tuple[Host, ...]
-    checks: tuple[Check, ...] = ()
-
-    @property
-    def enabled_hosts(self) -> tuple[Host, ...]:
-        return tuple(h for h in self.hosts if h.enabled)
-
-    @property
-    def state_dir(self) -> Path:
-        return self.settings.data_dir / "state"
-
-    def host(self, name: str) -> Host | None:
-        return next((h for h in self.hosts if h.name == name), None)
-
-    def thresholds_for(self, host: Host) -> Thresholds:
-        return host.thresholds or self.thresholds
-
-    def checks_for(self, host: Host) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if c.applies_to(host))
-
-
-def default_config_path() -> Path:
-    return Path(os.environ.get("OSMON_CONFIG") or "hosts.toml")
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -266,84 +98,8 @@ _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
 _LEVEL_KEYS = ("warning", "critical", "for")
 
 
-class _Parser:
-    """Collects problems instead of stopping at the first; each names file, table and key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.base = path.resolve().parent
-        self.problems: list[str] = []
-
-    # -- helpers -------------------------------------------------------------------------------
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {message}")
-
-    def table(self, doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-        value = doc.get(key, {})
-        if not isinstance(value, Mapping):
-            self.problem(where, f"'{key}' must be a table, not {_type_name(value)}")
-            return {}
-        return value
-
-    def unknown_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                guess = difflib.get_close_matches(key, allowed, n=1)
-                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-                self.problem(where, f"unknown key '{key}'{hint}")
-
-    def get(self, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
-            default: Any, where: str, *, minimum: float | None = None,
-            maximum: float | None = None) -> Any:
-        if key not in table:
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are ints in Python: do not accept `port = true`.
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        elif float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-            value = float(value)
-        else:
-            ok = isinstance(value, kinds)
-        if not ok:
-            expected = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
-            self.problem(where, f"'{key}' must be {expected}, not {_type_name(value)} "
-                                f"({value!r})")
-            return default
-        if minimum is not None and value < minimum:
-            self.problem(where, f"'{key}' must be at least {_number(minimum)}, not {value!r}")
-            return default
-        if maximum is not None and value > maximum:
-            self.problem(where, f"'{key}' must be at most {_number(maximum)}, not {value!r}")
-            return default
-        return value
-
-    def path_value(self, table: Mapping[str, Any], key: str, default: str | None,
-                   where: str) -> Path | None:
-        value = self.get(table, key, str, default, where)
-        if value is None or value == "":
-            return None
-        expanded = Path(os.path.expanduser(value))
-        return expanded if expanded.is_absolute() else self.base / expanded
-
-    def str_list(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-        value = table.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(where, f"'{key}' must be a list of strings")
-            return ()
-        return tuple(value)
-
-    def choice(self, table: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str,
-               where: str) -> str:
-        value = self.get(table, key, str, default, where)
-        if value not in choices:
-            self.problem(where, f"'{key}' must be one of {', '.join(choices)}, not {value!r}")
-            return default
-        return value
+class _Parser(TableReader):
+    """Builds a :class:`Config`; problems are collected, not raised (see :class:`TableReader`)."""
 
     # -- sections ------------------------------------------------------------------------------
     def config(self, doc: Mapping[str, Any]) -> Config | None:
@@ -407,44 +163,75 @@ class _Parser:
             compress_after_days=self.get(t, "compress_after_days", int, 2, w, minimum=1),
         )
 
-    def level(self, t: Any, metric: str, inherited: Level, where: str) -> Level:
+    def level(self, t: Any, name: str, inherited: Level, where: str,
+              extra: tuple[str, ...] = ()) -> Level:
+        """One ``{ warning, critical, for }`` table; ``false`` switches a level off."""
         if not isinstance(t, Mapping):
-            self.problem(where, f"'{metric}' must be a table like "
-                                f"{{ warning = 80, critical = 95 }}, not {_type_name(t)}")
+            self.problem(where, f"'{name}' must be a table like "
+                                f"{{ warning = 80, critical = 95 }}, not {type_name(t)}")
             return inherited
-        allowed = _LEVEL_KEYS + (("mounts",) if metric == "disk" else ())
-        self.unknown_keys(t, allowed, f"{where}.{metric}")
-        w = f"{where}.{metric}"
-        warning = self.get(t, "warning", float, inherited.warning, w, minimum=0)
-        critical = self.get(t, "critical", float, inherited.critical, w, minimum=0)
+        w = f"{where}.{name}"
+        self.unknown_keys(t, _LEVEL_KEYS + extra, w)
+        warning, critical = (self.limit(t, key, getattr(inherited, key), w)
+                             for key in ("warning", "critical"))
         for_passes = self.get(t, "for", int, inherited.for_passes, w, minimum=1)
         if warning is not None and critical is not None and warning >= critical:
             self.problem(w, f"warning ({warning:g}) must be below critical ({critical:g})")
         return Level(warning, critical, for_passes)
 
+    def limit(self, t: Mapping[str, Any], key: str, inherited: float | None,
+              where: str) -> float | None:
+        if t.get(key) is False:
+            return None  # "warning = false": this level is off
+        if t.get(key) is True:
+            self.problem(where, f"'{key}' must be a number, or false to switch it off")
+            return inherited
+        return self.get(t, key, float, inherited, where, minimum=0)
+
     def thresholds(self, t: Mapping[str, Any], parent: Thresholds | None,
                    where: str) -> Thresholds:
-        self.unknown_keys(t, METRICS, where)
-        levels: dict[str, Level] = {}
-        for metric in METRICS:
-            if parent is not None:
-                inherited = getattr(parent, metric)
-            else:
-                b = BUILTIN_THRESHOLDS[metric]
-                inherited = Level(b["warning"], b["critical"], int(b["for"]))
-            levels[metric] = (self.level(t[metric], metric, inherited, where)
-                              if metric in t else inherited)
-        mounts: dict[str, Level] = dict(parent.disk_mounts) if parent else {}
-        disk_t = t.get("disk")
-        if isinstance(disk_t, Mapping) and "mounts" in disk_t:
-            raw_mounts = disk_t["mounts"]
-            if not isinstance(raw_mounts, Mapping):
-                self.problem(f"{where}.disk", "'mounts' must be a table of mount = { ... }")
-            else:
-                for mount, lt in raw_mounts.items():
-                    mounts[mount] = self.level(lt, "disk", levels["disk"],
-                                               f"{where}.disk.mounts[{mount!r}]")
-        return Thresholds(disk_mounts=mounts, **levels)
+        """Levels of every configurable family (:mod:`collector.metrics.registry`), each
+        inherited from ``parent`` (a host's from ``[thresholds]``), else the built-in ones."""
+        self.unknown_keys(t, tuple(f.name for f in CONFIGURABLE), where)
+        if parent is None:
+            levels, items = builtin_levels()
+        else:
+            levels = dict(parent.levels)
+            items = {name: dict(per_item) for name, per_item in parent.items.items()}
+        for family in CONFIGURABLE:
+            spec = family.thresholds
+            if family.name in t and spec is not None:
+                self.family_levels(t[family.name], family.name, spec, where, levels, items)
+        return Thresholds(levels, items)
+
+    def family_levels(self, t: Any, name: str, spec: ThresholdSpec, where: str,
+                      levels: dict[str, Level], items: dict[str, dict[str, Level]]) -> None:
+        """One family's table: its level and per-item ones (``mounts``), or, for a family of
+        fixed items, a level table per item."""
+        w = f"{where}.{name}"
+        if spec.fixed_items:
+            if not isinstance(t, Mapping):
+                self.problem(where, f"'{name}' must be a table of "
+                                    f"{', '.join(spec.fixed_items)} = {{ warning = ..., "
+                                    f"critical = ... }}, not {type_name(t)}")
+                return
+            self.unknown_keys(t, tuple(spec.fixed_items), w)
+            own = items.setdefault(name, {})
+            for item in spec.fixed_items:
+                if item in t:
+                    own[item] = self.level(t[item], item, own.get(item, spec.default), w)
+            return
+        extra = (spec.item_key,) if spec.item_key else ()
+        levels[name] = self.level(t, name, levels.get(name, spec.default), where, extra)
+        if not spec.item_key or not isinstance(t, Mapping) or spec.item_key not in t:
+            return
+        raw_items = t[spec.item_key]
+        if not isinstance(raw_items, Mapping):
+            self.problem(w, f"'{spec.item_key}' must be a table of item = {{ ... }}")
+            return
+        own = items.setdefault(name, {})
+        for item, lt in raw_items.items():
+            own[item] = self.level(lt, name, levels[name], f"{w}.{spec.item_key}[{item!r}]")
 
     def smtp(self, t: Mapping[str, Any]) -> SmtpSettings:
         w = "[smtp]"
@@ -497,7 +284,7 @@ class _Parser:
                   for k, kind in kinds.items()}
         return cls(**values)
 
-    def hosts(self, raw: Any, defaults: Thresholds, ssh_config: _SshConfig) -> tuple[Host, ...]:
+    def hosts(self, raw: Any, defaults: Thresholds, ssh_config: SshConfig) -> tuple[Host, ...]:
         if not isinstance(raw, list):
             self.problem("top level", "'hosts' must be an array of tables: [[hosts]]")
             return ()
@@ -520,7 +307,7 @@ class _Parser:
         return tuple(hosts)
 
     def host(self, t: Mapping[str, Any], where: str, defaults: Thresholds,
-             ssh_config: _SshConfig) -> Host | None:
+             ssh_config: SshConfig) -> Host | None:
         self.unknown_keys(t, _HOST_KEYS, where)
         name = t.get("name")
         if not isinstance(name, str) or not name:
@@ -599,7 +386,7 @@ class _Parser:
                 hosts=for_hosts, tags=self.str_list(t, "tags", where)))
         return tuple(checks)
 
-    def ssh_config(self, settings: Settings, doc: Mapping[str, Any]) -> _SshConfig:
+    def ssh_config(self, settings: Settings, doc: Mapping[str, Any]) -> SshConfig:
         """``settings.ssh_config``, parsed once for all hosts (only if a remote host needs it).
 
         The default ``~/.ssh/config`` may be absent; a file named in ``[settings]`` must exist.
@@ -610,7 +397,7 @@ class _Parser:
         if path is not None and named and not path.is_file():
             self.problem("[settings]", f"'ssh_config' names {path}, which is not a file")
             path = None
-        return _SshConfig(path, self)
+        return SshConfig(path, self)
 
     def check_timeout(self, t: Mapping[str, Any], where: str, settings: Settings) -> float:
         """A check runs inside the probe, within its host's deadline: leave room for the rest.
@@ -629,7 +416,7 @@ class _Parser:
                                 f"{room:g}); lower it or raise host_deadline_s")
         return timeout
 
-    def resolve_ssh(self, ssh_config: _SshConfig, name: str, address: str, user: str,
+    def resolve_ssh(self, ssh_config: SshConfig, name: str, address: str, user: str,
                     port: int, identity: Path | None, where: str
                     ) -> tuple[str, str, int, Path | None]:
         """Fill what the inventory omits from the ssh config file, as ``ssh name`` would."""
@@ -655,68 +442,3 @@ class _Parser:
         if identity is None and ssh_cfg.get("identityfile"):
             identity = Path(os.path.expanduser(ssh_cfg["identityfile"][0]))
         return address, user, port, identity
-
-
-class _SshConfig:
-    """An OpenSSH client config read with ``paramiko.SSHConfig``, parsed at most once.
-
-    paramiko is imported only when a host needs a lookup and the file exists, so a config of
-    fully described hosts (or of the local host alone) never pays for it.
-    """
-
-    def __init__(self, path: Path | None, parser: _Parser) -> None:
-        self.path = path
-        self._parser = parser
-        self._parsed: Any = None
-        self._loaded = False
-
-    def lookup(self, name: str) -> dict[str, Any]:
-        if not self._loaded:
-            self._loaded = True
-            self._parsed = self._load()
-        if self._parsed is None:
-            return {"hostname": name}
-        return dict(self._parsed.lookup(name))
-
-    def _load(self) -> Any:
-        if self.path is None or not self.path.is_file():
-            return None
-        import paramiko
-
-        class FastSSHConfig(paramiko.SSHConfig):
-            """paramiko's own, minus a ``getpass.getuser()`` (a passwd lookup) for every
-            ``Host`` block that does not match: with a few hundred hosts in the file that
-            made loading hosts.toml cost seconds of CPU on every pass."""
-
-            def _does_match(self, match_list: Any, *args: Any) -> Any:
-                if not match_list:  # a Host block: paramiko would return [] all the same
-                    return []
-                return super()._does_match(match_list, *args)
-
-        try:
-            return FastSSHConfig.from_path(str(self.path))
-        except Exception as exc:  # paramiko raises several kinds, and OSError
-            # Reported, not fatal for the other hosts: their values may be complete.
-            self._parser.problem("[settings]", f"cannot read the ssh config {self.path}: "
-                                               f"{_first_line(str(exc))}")
-            return None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().split("\n", 1)[0][:200]
-
-
-_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _type_name(value: Any) -> str:
-    for kind, label in ((bool, "a boolean"), (str, "a string"), (int, "an integer"),
-                        (float, "a number"), (list, "an array"), (Mapping, "a table")):
-        if isinstance(value, kind):
-            return label
-    return type(value).__name__
-
-
-def _number(value: float) -> str:
-    """``1048576``, not ``1.04858e+06``: a limit is quoted so the admin can copy it."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"

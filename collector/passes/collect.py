@@ -12,10 +12,8 @@ the process alive once the pass is over.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import queue
-import shlex
 import threading
 import time
 from collections import deque
@@ -25,18 +23,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import remote_probe
 from collector import SCHEMA_VERSION
 from collector.config import Config, Host
 from collector.errors import LockHeld
-from collector.metrics.checks import check_params, derive_checks
-from collector.metrics.rates import cpu_params_for, derive_sample
-from collector.metrics.schema import InvalidProbeOutput, validate_probe_output
+from collector.metrics.families.checks import derive_checks
+from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
+from collector.metrics.rates import derive_sample
 from collector.passes.hooks import POST_PASS_HOOKS
+from collector.passes.probe_call import (
+    decode_answer,
+    load_probe,
+    previous_epoch,
+    probe_params,
+    probe_stdin,
+    remote_command,
+)
 from collector.store import passlog
 from collector.store import proc_counters as proc_state
 from collector.store.lock import DataLock
-from collector.store.samples import MAX_LINE_BYTES, Store, encode_line, format_ts, utc_now
+from collector.store.samples import MAX_LINE_BYTES, Store, encode_line
+from collector.times import format_ts, utc_now
 from collector.transport import ssh
 
 log = logging.getLogger(__name__)
@@ -333,7 +339,7 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
             result = session.run(remote_command(host), probe_stdin(params, ctx.probe),
                                  extra_s=params.get("checks_budget_s", 0.0))
             connect_s = result.connect_s
-            raw, epoch = _decode(host, result), result.reading_epoch
+            raw, epoch = decode_answer(host, result), result.reading_epoch
         counters = proc_state.take_counters(raw)  # for the next pass, never for the log
         derived = _derive(raw, previous, epoch, params["checks"])
     except ssh.SshFailure as exc:
@@ -359,76 +365,6 @@ def _keep_counters(state_dir: Path, host: Host, counters: dict[str, Any], epoch:
         log.error("cannot keep the process counters of %s: %s", host.name, exc)
 
 
-def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
-                 proc_prev: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The parameters the probe receives: what to measure on ``host`` this pass.
-
-    The probe sleeps ``cpu_sample_s`` to measure CPU only when the previous sample cannot
-    serve as the first reading (first pass, failure, long gap): the steady state never sleeps.
-    ``proc_prev`` is the previous pass's process counters (collector.proc_state), from which
-    the probe computes per-process CPU percent over the interval between passes.
-    """
-    params: dict[str, Any] = cpu_params_for(previous, time.time(), _previous_epoch(previous))
-    if proc_prev is not None:
-        params["proc_prev"] = proc_prev
-    params["network_fs"] = host.network_fs
-    params["checks"] = check_params(config, host)
-    if params["checks"]:
-        params["checks_budget_s"] = checks_budget(config, params["checks"])
-    return params
-
-
-def remote_command(host: Host) -> str:
-    """The command run on a host: its interpreter reading the probe from stdin.
-
-    ``host.python`` is validated by the config (absolute path or plain name); it is quoted
-    anyway, so no value from the config can ever reach the remote shell as syntax.
-
-    ``-I -S``: the probe is stdlib-only, so ``site`` (and Debian's .pth files) is pure cost,
-    about half the probe's CPU on every host every minute (bench/bench_probe.py: 51 -> 25 ms);
-    isolated mode also keeps the account's home directory and PYTHON* variables out of
-    ``sys.path``, so a stray ``json.py`` in that home cannot replace a module of the probe.
-    Both flags exist since Python 3.4.
-    """
-    return f"{shlex.quote(host.python)} -I -S -"
-
-
-#: The probe runs this many checks side by side (``remote_probe.probe.CHECK_WORKERS``).
-CHECKS_SIDE_BY_SIDE = 8
-
-
-def checks_budget(config: Config, checks: list[dict[str, Any]]) -> float:
-    """Wall time for all of a host's checks together: sent to the probe, and added to the
-    command step's timeout, so both sides agree on when a check is late.
-
-    Checks run in waves of :data:`CHECKS_SIDE_BY_SIDE`, each as long as the slowest timeout;
-    never more than the host's deadline leaves after the SSH steps (the room each check's
-    ``timeout_s`` is validated against): a last wave that would not fit is cut short in the
-    probe and reported per check, instead of turning the whole host into a ``timeout``.
-    """
-    if not checks:
-        return 0.0
-    waves = -(-len(checks) // CHECKS_SIDE_BY_SIDE)
-    longest = max(float(c["timeout_s"]) for c in checks)
-    settings = config.settings
-    room = settings.host_deadline_s - settings.ssh_timeout_s
-    return round(max(0.1, min(room, waves * longest + 1.0)), 3)
-
-
-def probe_stdin(params: dict[str, Any], probe: bytes) -> bytes:
-    """The probe's stdin: one line binding ``OSMON_PARAMS``, then the probe source.
-
-    ``json.dumps`` escapes to ASCII and ``repr`` makes it a Python string literal, so nothing in
-    the parameters can break out of that line.
-    """
-    return b"OSMON_PARAMS = " + repr(json.dumps(params)).encode("ascii") + b"\n" + probe
-
-
-def load_probe() -> bytes:
-    """The probe's source, read once per pass and piped to every host."""
-    return (Path(remote_probe.__file__).resolve().parent / "probe.py").read_bytes()
-
-
 def _session(ctx: _Context, host: Host) -> ssh.Session:
     if ctx.host_keys is None:
         assert ctx.host_keys_failure is not None
@@ -449,38 +385,10 @@ def _run_local(params: dict[str, Any]) -> tuple[dict[str, Any], float]:
         raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"local collection: {exc}") from None
 
 
-def _decode(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
-    """Exit status, then JSON, then shape: nothing of a bad answer goes further than a reason."""
-    if result.exit_status != 0:
-        line = ssh.first_line(result.stderr)
-        if result.exit_status == 127:
-            message = f"{host.python} not found on the host (exit 127)"
-        elif result.exit_status == -1:
-            message = "the probe ended without an exit status (killed by a signal?)"
-        else:
-            message = f"the probe failed with exit status {result.exit_status}"
-        raise ssh.SshFailure(ssh.PROBE, f"{message}: {line}" if line else message)
-    if not result.stdout.strip():
-        line = ssh.first_line(result.stderr)
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT, "no output" + (f" ({line})" if line else ""))
-    try:
-        obj = json.loads(result.stdout)
-    except json.JSONDecodeError as exc:
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT,
-                             f"not JSON: {exc.msg} at byte {exc.pos}") from None
-    except (ValueError, RecursionError):  # bad UTF-8; absurd nesting
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT, "not JSON (bad encoding or nesting)") from None
-    try:
-        return validate_probe_output(obj)
-    except InvalidProbeOutput as exc:
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT,
-                             f"wrong shape: {ssh.first_line(str(exc).encode())}") from None
-
-
 def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
             expected_checks: list[dict[str, Any]]) -> dict[str, Any]:
     try:
-        derived = derive_sample(raw, previous, epoch, _previous_epoch(previous))
+        derived = derive_sample(raw, previous, epoch, previous_epoch(previous))
     except Exception as exc:  # validated but still unusable values: the host's fault
         # Debug only: the host's line says it already, and a traceback each minute in cron
         # mail would be noise quoting the host's values.
@@ -492,17 +400,6 @@ def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
     if expected_checks:
         derived["checks"] = derive_checks(raw.get("checks"), expected_checks)
     return derived
-
-
-def _previous_epoch(previous: dict[str, Any] | None) -> float | None:
-    """When the previous sample was read (failed samples have no reading)."""
-    if not isinstance(previous, dict) or not previous.get("ok"):
-        return None
-    collect = previous.get("collect")
-    epoch = collect.get("epoch") if isinstance(collect, dict) else None
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
-        return None
-    return float(epoch)
 
 
 def failure_sample(ts: str, host: Host, kind: str, message: str, duration_s: float,

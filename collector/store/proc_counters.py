@@ -7,7 +7,7 @@ minute), and sent back as the probe's `proc_prev` parameter on the next pass, so
 computes CPU percent over the interval between passes without sleeping. `osmon collect` is a
 new process every minute, hence a file rather than memory.
 
-The file is written atomically (collector.statefile) and carries the collector's epoch of
+The file is written atomically (collector.store.statefile) and carries the collector's epoch of
 the reading: counters older than rates.MAX_INTERVAL_S are not sent back (a percentage over
 hours is no "current" figure), and then the probe falls back to the lifetime average. Host
 names are path-safe (config.SAFE_NAME), so they name the files directly.
@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from collector.metrics.rates import MAX_INTERVAL_S
+from collector.metrics.values import MAX_INTERVAL_S
 from collector.store.statefile import atomic_write_bytes, read_json
 
 log = logging.getLogger(__name__)

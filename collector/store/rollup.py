@@ -2,7 +2,7 @@
 
 Why: a 30-day chart must not parse 43,200 raw samples of a few KiB each.  A rollup record
 holds, for one host and one time bucket, ``[min, avg, max, count]`` of every series of
-every metric (see :mod:`collector.series`), plus the same for the one number per host of the
+every metric (see :mod:`collector.metrics.series`), plus the same for the one number per host of the
 combined charts::
 
     {"v":1,"t":"2026-11-21T22:40:00Z","n":5,"f":0,
@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from collector.metrics import series
-from collector.store.samples import Store, append_whole_lines, encode_line, format_ts, tail_lines
+from collector.store.samples import Store, append_whole_lines, encode_line, tail_lines
 from collector.store.statefile import atomic_write_bytes
+from collector.times import format_ts
 
 log = logging.getLogger(__name__)
 

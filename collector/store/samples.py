@@ -19,24 +19,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from collector.config import SAFE_NAME
+from collector.names import SAFE_NAME
+from collector.times import format_ts, parse_ts
 
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl(\.gz)?$")
 #: How much of a file's end is read to find its last line; doubled until a line is found.
 _TAIL_CHUNK = 64 * 1024
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def format_ts(moment: datetime) -> str:
-    """Samples carry UTC second-precision ISO times: sortable as text, readable by people."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 #: A normal sample is 5 to 50 KiB.  A host that sends more (thousands of long mount or process

@@ -9,7 +9,7 @@ Semantics match the probe: with `cpu_sample_s` > 0 system CPU percent is measure
 in-process interval; with 0 (steady state, the collector has the previous counters) nothing
 sleeps and it is left to collector.rates. Process CPU percent comes, like the probe's, from
 `processes.counters` of the previous pass sent back as `proc_prev` (kept by
-collector.proc_state: `osmon collect` is a new process every minute, so memory would not
+collector.store.proc_counters: `osmon collect` is a new process every minute, so memory would not
 do), computed by the probe's own process_cpu_percent on the same units (clock ticks, the
 boot clock); else from the in-process interval; else the lifetime average like `ps`. Lists
 are capped like the probe's (LIST_CAPS). Each section fails alone into `errors`.
@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from collector.metrics.registry import SECTIONS
 from remote_probe.probe import (
     CPU_FIELDS,
     busy_percent,
@@ -39,6 +40,8 @@ from remote_probe.probe import (
     statvfs_with_timeout,
 )
 from remote_probe.probe import DEFAULTS as PROBE_DEFAULTS
+from remote_probe.probe import FAMILIES as PROBE_FAMILIES
+from remote_probe.probe import Context as ProbeContext
 
 #: The probe's parameters that mean something here, with the probe's own defaults: the two
 #: must give the same sample for the same settings.
@@ -59,6 +62,13 @@ class _State:
         self.cpu_total_before: Any = None
         self.procs_before: dict[int, tuple[float, float]] | None = None  # pid -> (start, cpu)
         self.procs_before_at = 0.0
+        self._probe: ProbeContext | None = None
+
+    def probe_context(self) -> ProbeContext:
+        """A probe context on this machine's /proc, for the families read by the probe's code."""
+        if self._probe is None:
+            self._probe = ProbeContext(dict(PROBE_DEFAULTS, checks=None, proc_prev=None))
+        return self._probe
 
 
 def _describe(exc: BaseException) -> str:
@@ -269,6 +279,32 @@ def _users(state: _State, errors: dict[str, str]) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- driver
 
+#: psutil's reading of each section this module measures itself.
+PSUTIL_READERS: dict[str, Callable[[_State, dict[str, str]], Any]] = {
+    "system": lambda state, errors: _system(state),
+    "cpu": lambda state, errors: _cpu(state),
+    "memory": lambda state, errors: _memory(state),
+    "swap": lambda state, errors: _swap(state),
+    "disks": _disks,
+    "disk_io": _disk_io,
+    "net": _net,
+    "processes": _processes,
+    "users": _users,
+}
+#: The probe's own readers, for sections psutil cannot give (``Family.local == "probe"``).
+PROBE_READERS = dict(PROBE_FAMILIES)
+WIRE_ORDER = tuple(name for name, _reader in PROBE_FAMILIES if name in SECTIONS)
+
+
+def _reader(section: str, source: str, state: _State,
+            errors: dict[str, str]) -> Callable[[], Any] | None:
+    """How the central host reads ``section``: psutil, or the probe's parser on /proc."""
+    if source == "psutil" and section in PSUTIL_READERS:
+        return lambda: PSUTIL_READERS[section](state, errors)
+    if source == "probe" and section in PROBE_READERS:
+        return lambda: PROBE_READERS[section](state.probe_context())
+    return None
+
 
 def _start_interval(state: _State, sleep: Callable[[float], None]) -> None:
     """First half of the in-process interval (first pass only), shared by CPU and processes
@@ -298,20 +334,14 @@ def collect_local(params: dict[str, Any] | None = None,
         _start_interval(state, sleep)
     except Exception as exc:  # noqa: BLE001 - the sections below still run without it
         errors["interval"] = _describe(exc)
-    sections: list[tuple[str, Callable[[], Any]]] = [
-        ("system", lambda: _system(state)),
-        ("cpu", lambda: _cpu(state)),
-        ("memory", lambda: _memory(state)),
-        ("swap", lambda: _swap(state)),
-        ("disks", lambda: _disks(state, errors)),
-        ("disk_io", lambda: _disk_io(state, errors)),
-        ("net", lambda: _net(state, errors)),
-        ("processes", lambda: _processes(state, errors)),
-        ("users", lambda: _users(state, errors)),
-    ]
-    for name, section in sections:
+    for name in WIRE_ORDER:  # the probe's output order, so both answers read alike
+        reader = _reader(name, SECTIONS[name].local, state, errors)
+        if reader is None:
+            continue
         try:
-            result[name] = section()
+            value = reader()
+            if value is not None:  # None: this machine has no such thing (no PSI)
+                result[name] = value
         except Exception as exc:  # noqa: BLE001 - one section's failure must not stop others
             errors[name] = _describe(exc)
     if (params or {}).get("checks"):

@@ -47,7 +47,7 @@ _DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
-# Error kinds, as in DESIGN.md.
+# Error kinds (docs/architecture.md, "The sample").
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
 AUTH = "auth"
@@ -57,7 +57,8 @@ INVALID_OUTPUT = "invalid-output"
 
 
 class SshFailure(Exception):
-    """One host could not be collected; ``kind`` is a DESIGN error kind, ``message`` is short."""
+    """One host could not be collected; ``kind`` is one of the error kinds above, ``message``
+    is short."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")

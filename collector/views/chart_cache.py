@@ -1,7 +1,7 @@
 """A bounded, thread-safe, in-memory LRU cache of rendered charts.
 
 Why in memory and keyed by data, not by time: a chart only changes when new data arrives or
-its time window moves, both part of the key (see :mod:`collector.charts`), so an entry never
+its time window moves, both part of the key (see :mod:`collector.views.charts`), so an entry never
 needs to expire; a reload of a page of charts costs a dictionary lookup per chart.  Bounded
 so a dashboard open on many hosts and ranges cannot grow without limit; locked because
 waitress serves requests from several threads.

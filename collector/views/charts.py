@@ -2,7 +2,7 @@
 
 Public API (the web layer relies on these exact names)::
 
-    METRICS = ("cpu", "memory", "swap", "disk", "load", "net")
+    METRICS = ("cpu", "memory", "swap", "disk", "load", "net", ...)  # the registry's charts
     RANGES = {"1h": timedelta(hours=1), "6h": ..., "24h": ..., "7d": ..., "30d": ...}
 
     render_host_chart(store, host, metric, range_name, now, *, cache=None, color=None) -> Chart
@@ -26,7 +26,7 @@ How a chart is made:
   24h, 7d: 5-minute rollups; 30d: 1-hour rollups), and it is bucketed to at most 400 points.
 * Each point is the maximum of its bucket, so peaks survive; single-line metrics also show
   the bucket average (dashed) once a point covers several samples.
-* Gaps are breaks in the line (``None``), never interpolated (see :mod:`collector.series`).
+* Gaps are breaks in the line (``None``), never interpolated (see :mod:`collector.metrics.series`).
 * Times are UTC: HH:MM labels up to 24 h, dd/mm beyond, six or seven of them.
 * A host's colour comes from a stable hash of its name into an accessible palette, so the
   host has the same colour in every chart; the lines of one host's chart start with it.
@@ -89,8 +89,6 @@ MAX_LEGEND = 24
 _RAW_STEP = 60
 #: Part of every etag: a change of the drawing invalidates what browsers cached.
 _RENDER_VERSION = "2"
-_LABELS = {"load": {"load1": "1 min", "load5": "5 min", "load15": "15 min"},
-           "net": {"rx": "received", "tx": "sent"}}
 _TICKS = (600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 432000,
           604800)
 _AXIS_TITLES = {series.PERCENT: "percent", series.LOAD: "load", series.RATE: "bytes/s",
@@ -191,7 +189,7 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
     unit = (spec.unit_of(latest) if spec.unit_of and latest else None) or spec.unit
     first = PALETTE.index(color)
     colors = [PALETTE[(first + i) % len(PALETTE)] for i in range(max(1, len(lines)))]
-    names = _LABELS.get(metric, {})
+    names = spec.legend
     # A point covers several samples: say so, and show the average beside the peak when
     # there is room (a single line).
     averaged = window.width > step or window.res is not None

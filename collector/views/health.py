@@ -22,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from collector.config import Config, Level, Thresholds
-from collector.store.samples import parse_ts
+from collector.metrics.family import Family
+from collector.metrics.registry import CONFIGURABLE, SUMMARIZED
+from collector.times import parse_ts
 
 #: Status names in rising order of severity (the overview sorts worst first).
 STATUSES = ("ok", "stale", "warning", "critical", "down")
@@ -36,7 +38,13 @@ _CHECK_LEVEL = {1: "warning", 2: "critical", 3: "warning"}
 
 @dataclass(frozen=True)
 class HostStatus:
-    """What the overview shows for one host; ``None`` where the sample does not say."""
+    """What the overview shows for one host; ``None`` where the sample does not say.
+
+    ``values`` holds each summarized family's headline number (CPU percent, the fullest disk),
+    ``items`` what it is about (the mount), ``levels`` each judged family's worst level now.
+    In JSON (:meth:`as_dict`) they are flat keys, one per family (``cpu``, ``disk``,
+    ``disk_mount``), as the API has always given them.
+    """
 
     name: str
     status: str
@@ -44,12 +52,8 @@ class HostStatus:
     tags: tuple[str, ...]
     ts: str | None
     age_s: float | None
-    cpu: float | None
-    memory: float | None
-    swap: float | None
-    load: float | None
-    disk: float | None
-    disk_mount: str | None
+    values: Mapping[str, float | None]
+    items: Mapping[str, str | None]
     alerts: int
     error: str | None
     levels: Mapping[str, str]
@@ -59,10 +63,15 @@ class HostStatus:
         return SEVERITY[self.status]
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["reasons"] = list(self.reasons)
-        data["tags"] = list(self.tags)
-        data["levels"] = dict(self.levels)
+        data: dict[str, Any] = {
+            "name": self.name, "status": self.status, "reasons": list(self.reasons),
+            "tags": list(self.tags), "ts": self.ts, "age_s": self.age_s}
+        for family in SUMMARIZED:
+            assert family.summary is not None
+            data[family.name] = self.values.get(family.name)
+            if family.summary.item_field:
+                data[family.summary.item_field] = self.items.get(family.name)
+        data.update(alerts=self.alerts, error=self.error, levels=dict(self.levels))
         return data
 
 
@@ -113,26 +122,21 @@ def level_of(value: float | None, level: Level) -> str:
     return "ok"
 
 
-def worst_disk(sample: Mapping[str, Any]) -> tuple[str | None, float | None]:
-    """The fullest mount point of a sample, as (mount, percent)."""
-    best: tuple[str | None, float | None] = (None, None)
-    for disk in _dicts(sample.get("disks")):
-        percent = _number(disk.get("percent"))
-        if percent is not None and (best[1] is None or percent > best[1]):
-            mount = disk.get("mount")
-            best = (mount if isinstance(mount, str) else None, percent)
-    return best
-
-
-def load_per_core(sample: Mapping[str, Any]) -> float | None:
-    """The 1-minute load divided by the CPU count: thresholds on load are per core."""
-    cpu = _dict(sample.get("cpu"))
-    load = cpu.get("load")
-    one = _number(load[0]) if isinstance(load, list) and load else None
-    count = _number(cpu.get("count"))
-    if one is None:
-        return None
-    return one / count if count else one
+def family_level(family: Family, sample: Mapping[str, Any], thresholds: Thresholds
+                 ) -> tuple[str, str | None]:
+    """A judged family's worst level now over its items (each may have its own levels), and
+    why: "disk /var 97 %", "load 4.5 per core"."""
+    spec = family.thresholds
+    worst, finding = "ok", None
+    if spec is None or not spec.configurable:
+        return worst, finding
+    for item, value, score, _detail in spec.judge(sample) or []:
+        level = level_of(score, thresholds.for_metric(family.name, item))
+        if SEVERITY[level] > SEVERITY[worst]:
+            unit = " per core" if spec.unit == "/core" else f" {spec.unit}".rstrip()
+            label = family.name if item is None else f"{family.name} {item}"
+            worst, finding = level, f"{label} {value:.3g}{unit}"
+    return worst, finding
 
 
 def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Mapping[str, Any]],
@@ -141,33 +145,23 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
     """The status of one host from its newest sample and its active alerts."""
     alerts = list(alerts)
     sample = sample or {}
-    cpu = _dict(sample.get("cpu"))
-    mount, disk = worst_disk(sample)
-    values = {
-        "cpu": _number(cpu.get("percent")),
-        "memory": _number(_dict(sample.get("memory")).get("percent")),
-        "swap": _number(_dict(sample.get("swap")).get("percent")),
-        "load": load_per_core(sample),
-    }
     levels: dict[str, str] = {}
     findings: list[tuple[str, str]] = []
-    for metric, value in values.items():
-        levels[metric] = level_of(value, thresholds.for_metric(metric))
-        if levels[metric] != "ok" and value is not None:
-            unit = " per core" if metric == "load" else " %"
-            findings.append((levels[metric], f"{metric} {value:.3g}{unit}"))
-    levels["disk"], disk_finding = _disk_level(sample, thresholds)
-    if disk_finding:
-        findings.append((levels["disk"], disk_finding))
+    for family in CONFIGURABLE:
+        levels[family.name], finding = family_level(family, sample, thresholds)
+        if finding:
+            findings.append((levels[family.name], finding))
+    values: dict[str, float | None] = {}
+    items: dict[str, str | None] = {}
+    for family in SUMMARIZED:
+        assert family.summary is not None
+        values[family.name], items[family.name] = family.summary.value(sample)
     age = sample_age(sample, now) if sample else None
     status, reasons, error = _decide(sample, age, alerts, findings, interval_s)
-    load = cpu.get("load")
     return HostStatus(
         name=name, status=status, reasons=tuple(reasons), tags=tuple(tags),
         ts=sample.get("ts") if isinstance(sample.get("ts"), str) else None, age_s=age,
-        cpu=values["cpu"], memory=values["memory"], swap=values["swap"],
-        load=_number(load[0]) if isinstance(load, list) and load else None,
-        disk=disk, disk_mount=mount, alerts=len(alerts), error=error, levels=levels)
+        values=values, items=items, alerts=len(alerts), error=error, levels=levels)
 
 
 def fleet_status(config: Config, latest: Mapping[str, Mapping[str, Any] | None],
@@ -233,18 +227,6 @@ def _decide(sample: Mapping[str, Any], age: float | None, alerts: list[Mapping[s
         status = _worse(status, level)
     findings.sort(key=lambda f: -SEVERITY[f[0]])
     return status, [f"{level}: {text}" for level, text in findings], error
-
-
-def _disk_level(sample: Mapping[str, Any], thresholds: Thresholds) -> tuple[str, str | None]:
-    """The worst level over all mounts (each may have its own thresholds), and why."""
-    worst, finding = "ok", None
-    for disk in _dicts(sample.get("disks")):
-        mount = disk.get("mount") if isinstance(disk.get("mount"), str) else None
-        percent = _number(disk.get("percent"))
-        level = level_of(percent, thresholds.for_metric("disk", mount))
-        if SEVERITY[level] > SEVERITY[worst] and percent is not None:
-            worst, finding = level, f"disk {mount} {percent:.3g} %"
-    return worst, finding
 
 
 def _worse(a: str, b: str) -> str:

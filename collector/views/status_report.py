@@ -1,7 +1,7 @@
 """What ``osmon status`` shows: the fleet from the store, as aligned text lines or as JSON.
 
 :func:`build_report` reads the store, the alert state and the pass log (never a host) and
-applies the same rules as the dashboard (:mod:`collector.status`), so the terminal and the web
+applies the same rules as the dashboard (:mod:`collector.views.health`), so the terminal and the web
 page agree on every host's word and order.  Rendering is a pure function of the report, so
 tests pin ``now`` and need no terminal.
 
@@ -23,9 +23,11 @@ from typing import Any
 
 from collector.alerts import state as alert_store
 from collector.config import Config
+from collector.metrics.registry import SUMMARIZED
 from collector.redact import Redactor
 from collector.store import passlog
-from collector.store.samples import Store, format_ts
+from collector.store.samples import Store
+from collector.times import format_ts
 from collector.views.health import (
     STATUSES,
     CollectorState,
@@ -45,7 +47,6 @@ MAX_MOUNT = 32
 MAX_CHECKS = 60
 MAX_NOTE = 80
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_RIGHT_ALIGNED = (3, 4, 6)  # CPU, MEM, ALERTS
 
 
 @dataclass(frozen=True)
@@ -107,16 +108,23 @@ def terminal_safe(text: Any, limit: int | None = None) -> str:
     return text
 
 
+#: The families with a column of their own (``Summary.terminal``), in registry order.
+COLUMNS = tuple(f for f in SUMMARIZED if f.summary is not None and f.summary.terminal)
+
+
 def render(report: Report, colour: bool = False) -> str:
     """The collector line, a header line and one aligned line per host."""
-    rows = [("STATUS", "HOST", "LAST SEEN", "CPU", "MEM", "DISK", "ALERTS", "CHECKS", "NOTE")]
+    heads = tuple(f.summary.terminal or "" for f in COLUMNS if f.summary is not None)
+    rows = [("STATUS", "HOST", "LAST SEEN", *heads, "ALERTS", "CHECKS", "NOTE")]
+    # Numbers are right-aligned; a value with its item ("/var 97.0 %") reads from the left.
+    right = {3 + i for i, f in enumerate(COLUMNS) if f.summary and not f.summary.item_field}
+    right.add(3 + len(COLUMNS))  # ALERTS
     levels: list[tuple[str, ...]] = [("",) * len(rows[0])]
     for line in report.hosts:
         rows.append(_cells(line))
         s = line.status
-        levels.append((s.status, "", "", _hot(s.levels.get("cpu")), _hot(s.levels.get("memory")),
-                       _hot(s.levels.get("disk")), "", _worst_check(line),
-                       "" if s.status == "ok" else s.status))
+        levels.append((s.status, "", "", *(_hot(s.levels.get(f.name)) for f in COLUMNS), "",
+                       _worst_check(line), "" if s.status == "ok" else s.status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = [collector_line(report, colour)]
     for row, row_levels in zip(rows, levels):
@@ -124,7 +132,7 @@ def render(report: Report, colour: bool = False) -> str:
         for i, cell in enumerate(row):
             pad = " " * (widths[i] - len(cell))
             painted = _paint(cell, row_levels[i], colour)
-            cells.append(pad + painted if i in _RIGHT_ALIGNED else painted + pad)
+            cells.append(pad + painted if i in right else painted + pad)
         out.append("  ".join(cells).rstrip())
     if not report.hosts:
         out.append("(no enabled host in the config)")
@@ -153,15 +161,20 @@ def collector_line(report: Report, colour: bool = False) -> str:
 
 def _cells(line: HostLine) -> tuple[str, ...]:
     s = line.status
-    disk = DASH if s.disk is None else (
-        f"{terminal_safe(s.disk_mount or '?', MAX_MOUNT)} {_percent(s.disk)}")
+    values = []
+    for family in COLUMNS:
+        value, item = s.values.get(family.name), s.items.get(family.name)
+        text = _percent(value) if family.summary and family.summary.format == "percent" else (
+            DASH if value is None else f"{value:.2f}")
+        if value is not None and family.summary is not None and family.summary.item_field:
+            text = f"{terminal_safe(item or '?', MAX_MOUNT)} {text}"
+        values.append(text)
     checks = ", ".join(f"{terminal_safe(n)} {state}" for n, state in line.failing_checks)
     note = terminal_safe(s.error, MAX_NOTE) if s.error else ""
     if not note and s.status == "stale" and s.ts is None:
         note = "no data yet"
-    return (s.status, terminal_safe(s.name), format_age(s.age_s), _percent(s.cpu),
-            _percent(s.memory), disk, str(s.alerts), terminal_safe(checks, MAX_CHECKS) or DASH,
-            note)
+    return (s.status, terminal_safe(s.name), format_age(s.age_s), *values, str(s.alerts),
+            terminal_safe(checks, MAX_CHECKS) or DASH, note)
 
 
 def _worst_check(line: HostLine) -> str:

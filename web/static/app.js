@@ -5,9 +5,11 @@
  * markup.  Formats mirror web/formats.py so a refreshed value looks like the server's.
  *   body[data-api]          JSON to poll every data-interval seconds
  *   [data-bind=path]        element text = format(value at path), data-format names the format
+ *                           (data-item: the path of the item shown after it, e.g. a mount)
  *   [data-level=path]       element class level-<ok|warning|critical>
  *   [data-show-if=path]     element shown only when the value is true
- *   table[data-rows=path]   tbody rebuilt from an array; th[data-key|data-format|data-level]
+ *   table[data-rows=path]   tbody rebuilt from an array; th[data-key|data-format|data-level|
+ *                           data-item]
  *   img[data-chart]         reloaded (with &v=<newest sample>) when the value at the path
  *                           body[data-chart-key] (the newest sample's ts) moves away from
  *                           body[data-chart-ts] (its value when the page was made)
@@ -88,8 +90,9 @@
     return span;
   }
 
-  /* Put `value` in `el` in the given format; `row` gives formats that need more fields. */
-  function fill(el, format, value, row) {
+  /* Put `value` in `el` in the given format; `row` gives formats that need more fields, and
+   * `item` (a mount point, a resource) follows the value as a label of its own. */
+  function fill(el, format, value, row, item) {
     while (el.firstChild) { el.removeChild(el.firstChild); }
     if (format === "status" || format === "level" || format === "check") {
       el.appendChild(badge(format, value));
@@ -98,17 +101,15 @@
       a.href = row.url || (body.dataset.root || "") + "/hosts/" + encodeURIComponent(String(value));
       a.textContent = String(value);
       el.appendChild(a);
-    } else if (format === "disk") {
-      el.textContent = FORMATS.percent(row.disk);
-      if (row.disk_mount) {
-        var m = document.createElement("span");
-        m.className = "mount";
-        m.textContent = row.disk_mount;
-        el.appendChild(document.createTextNode(" "));
-        el.appendChild(m);
-      }
     } else {
       el.textContent = (FORMATS[format] || FORMATS.text)(value);
+    }
+    if (typeof item === "string" && item && value !== null && value !== undefined) {
+      var m = document.createElement("span");
+      m.className = "mount";
+      m.textContent = item;
+      el.appendChild(document.createTextNode(" "));
+      el.appendChild(m);
     }
   }
 
@@ -120,7 +121,8 @@
   // -- tables ----------------------------------------------------------------------------------
   function columns(table) {
     return Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
-      return {key: th.dataset.key, format: th.dataset.format || "text", level: th.dataset.level};
+      return {key: th.dataset.key, format: th.dataset.format || "text", level: th.dataset.level,
+              item: th.dataset.item};
     });
   }
 
@@ -139,10 +141,9 @@
       cols.forEach(function (col) {
         var td = document.createElement("td");
         var value = get(row, col.key);
-        fill(td, col.format, value, row);
+        fill(td, col.format, value, row, col.item ? get(row, col.item) : null);
         td.dataset.sort = String(sortValue(col.format, value));
-        if (["percent", "size", "rate", "number", "seconds", "integer", "ago", "duration",
-             "disk"]
+        if (["percent", "size", "rate", "number", "seconds", "integer", "ago", "duration"]
             .indexOf(col.format) >= 0) { td.classList.add("num"); }
         if (col.level) { setLevel(td, get(row, col.level)); }
         if (col.format === "ago" && row.ts) { td.dataset.ts = row.ts; }
@@ -240,7 +241,8 @@
     document.querySelectorAll("[data-bind]").forEach(function (el) {
       var value = get(data, el.dataset.bind);
       if (value === undefined) { return; }
-      fill(el, el.dataset.format || "text", value, {});
+      fill(el, el.dataset.format || "text", value, {},
+           el.dataset.item ? get(data, el.dataset.item) : null);
       if (el.dataset.level) { setLevel(el, get(data, el.dataset.level)); }
       if (el.dataset.tsFrom) {
         var stamp = get(data, el.dataset.tsFrom);

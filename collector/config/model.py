@@ -1,0 +1,178 @@
+"""The config as the rest of osmon sees it: frozen dataclasses, built once by the parser.
+
+Every other module receives a :class:`Config` and never looks at TOML again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collector.metrics.family import Level
+
+#: A family with no level set: nothing is ever judged a problem.
+OFF = Level(None, None)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Resolved thresholds of one host: a level per judged family (:mod:`collector.metrics`),
+    and per-item levels (a mount of ``disk``, a fixed item of its family) that win over it."""
+
+    levels: Mapping[str, Level]
+    items: Mapping[str, Mapping[str, Level]] = field(default_factory=dict)
+
+    def for_metric(self, metric: str, item: str | None = None) -> Level:
+        if item is not None:
+            level = self.items.get(metric, {}).get(item)
+            if level is not None:
+                return level
+        return self.levels.get(metric, OFF)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    backup_dir: Path
+    interval_s: int = 60
+    concurrency: int = 32
+    ssh_timeout_s: float = 10.0
+    #: Hard wall-clock budget of one host, enforced outside paramiko.
+    host_deadline_s: float = 30.0
+    #: Budget of the whole pass; below the cron interval so passes never pile up.
+    pass_deadline_s: float = 50.0
+    known_hosts: Path | None = None
+    #: osmon's own known_hosts, where ``accept-new`` records first-seen keys.
+    osmon_known_hosts: Path | None = None
+    host_key_policy: str = "strict"
+    ssh_config: Path | None = None
+    retention_days: int = 90
+    retention_max_mb: int = 2048
+    compress_after_days: int = 2
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"
+    user: str = ""
+    password_env: str = "OSMON_SMTP_PASSWORD"
+    password_file: Path | None = None
+    from_addr: str = "osmon@localhost"
+    to: tuple[str, ...] = ()
+    timeout_s: float = 10.0
+    template: Path | None = None
+
+    def password(self) -> str | None:
+        """Read the secret when needed, so it never sits in the config object or its repr."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        if self.password_env:
+            return os.environ.get(self.password_env) or None
+        return None
+
+
+@dataclass(frozen=True)
+class CertFrSettings:
+    enabled: bool = True
+    feed_url: str = "https://www.cert.ssi.gouv.fr/alerte/feed/"
+    interval_s: int = 1800
+    timeout_s: float = 10.0
+    max_bytes: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    repeat_interval_s: int = 4 * 3600
+    #: Consecutive failed passes before a host is declared down.
+    down_after: int = 2
+    #: No successful sample for this long is an alert of its own (the collector may be dead).
+    silent_after_s: int = 1800
+    #: A problem clears only once the value is this many points below the threshold.
+    hysteresis: float = 5.0
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    public_url: str = "http://localhost:5000"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    require_login: bool = False
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    keep: int = 14
+    keep_days: int = 30
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    local: bool = False
+    enabled: bool = True
+    address: str = ""
+    user: str = ""
+    port: int = 22
+    identity_file: Path | None = None
+    #: Interpreter started on the host; a path, never passed through a shell.
+    python: str = "python3"
+    tags: tuple[str, ...] = ()
+    network_fs: bool = False
+    thresholds: Thresholds | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A Nagios-plugin-API check; ``command`` is an argv list, run without a shell."""
+
+    name: str
+    command: tuple[str, ...]
+    timeout_s: float = 10.0
+    max_output: int = 65536
+    hosts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def applies_to(self, host: Host) -> bool:
+        if not self.hosts and not self.tags:
+            return True
+        return host.name in self.hosts or bool(set(self.tags) & set(host.tags))
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    settings: Settings
+    thresholds: Thresholds
+    smtp: SmtpSettings
+    certfr: CertFrSettings
+    alerts: AlertSettings
+    web: WebSettings
+    backup: BackupSettings
+    hosts: tuple[Host, ...]
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def enabled_hosts(self) -> tuple[Host, ...]:
+        return tuple(h for h in self.hosts if h.enabled)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.data_dir / "state"
+
+    def host(self, name: str) -> Host | None:
+        return next((h for h in self.hosts if h.name == name), None)
+
+    def thresholds_for(self, host: Host) -> Thresholds:
+        return host.thresholds or self.thresholds
+
+    def checks_for(self, host: Host) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.applies_to(host))
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("OSMON_CONFIG") or "hosts.toml")

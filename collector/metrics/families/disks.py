@@ -1,0 +1,69 @@
+"""disk: usage of each real file system, judged per mount (each mount may have its levels)."""
+
+from __future__ import annotations
+
+from collector.metrics.family import (
+    PERCENT,
+    ChartSpec,
+    Column,
+    Family,
+    Judged,
+    Level,
+    Sample,
+    Summary,
+    Table,
+    ThresholdSpec,
+    Values,
+)
+from collector.metrics.schema import array, counter, percent, record, string
+from collector.metrics.values import items, largest, num
+
+
+def mount_percents(sample: Sample) -> list[tuple[str, float]]:
+    """(mount, percent) of every mount that has both, in the sample's order."""
+    out = []
+    for disk in items(sample, "disks"):
+        mount, value = disk.get("mount"), num(disk.get("percent"))
+        if isinstance(mount, str) and value is not None:
+            out.append((mount, value))
+    return out
+
+
+def disk_lines(sample: Sample) -> Values:
+    return dict(mount_percents(sample))
+
+
+def per_mount(sample: Sample) -> list[Judged] | None:
+    if not isinstance(sample.get("disks"), list):
+        return None
+    return [Judged(mount, value, value) for mount, value in mount_percents(sample)]
+
+
+def fullest(sample: Sample) -> tuple[float | None, str | None]:
+    """The fullest mount point of a sample, as (percent, mount)."""
+    best: tuple[float | None, str | None] = (None, None)
+    for mount, value in mount_percents(sample):
+        if best[0] is None or value > best[0]:
+            best = (value, mount)
+    return best
+
+
+FAMILY = Family(
+    name="disk",
+    doc="size, used and free bytes of each real file system (network file systems on request)",
+    section="disks",
+    schema=array(record({
+        "mount": string(4096), "device": string(4096), "fstype": string(64),
+        "total": counter(unit="bytes"), "used": counter(unit="bytes"),
+        "free": counter(unit="bytes"), "percent": percent(nullable=True),
+    })),
+    chart=ChartSpec("Disk usage", PERCENT, disk_lines, largest),
+    thresholds=ThresholdSpec(per_mount, Level(85, 95, 1), item_key="mounts"),
+    summary=Summary("Fullest disk", fullest, item_field="disk_mount", overview=True,
+                    terminal="DISK"),
+    table=Table("Disks", "disks", (
+        Column("mount", "Mount"), Column("device", "Device"), Column("fstype", "Type"),
+        Column("total", "Size", "size"), Column("used", "Used", "size"),
+        Column("free", "Free", "size"), Column("percent", "Use", "percent")),
+        "No disk reported."),
+)
