@@ -27,3 +27,10 @@ class LockHeld(OsmonError):
     """Another pass (or a backup/restore) holds the data directory's lock."""
 
     exit_code = 3
+
+
+class BackupError(OsmonError):
+    """A backup could not be made, found, verified, restored or deleted, or the data directory
+    could not be swapped with a restored one."""
+
+    exit_code = 1

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import collector
-from collector.errors import OsmonError
+from collector.errors import BackupError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ _CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: What a damaged archive raises from ``tarfile`` and ``gzip``.
 CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
-
-
-class BackupError(OsmonError):
-    """A backup could not be made, found, verified, restored or deleted."""
-
-    exit_code = 1
 
 
 class FileChanged(Exception):

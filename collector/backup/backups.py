@@ -43,6 +43,7 @@ from collector.backup.archive import (
 )
 from collector.config import Config
 from collector.store.lock import DataLock
+from collector.store.retention import format_size
 from collector.store.statefile import atomic_write_bytes, fsync_dir
 
 __all__ = ["BackupError", "BackupInfo", "apply_backup_retention", "create_backup",
@@ -217,16 +218,6 @@ def apply_backup_retention(config: Config, now: datetime,
         delete_backup(config, info.name)
         deleted.append(info.name)
     return deleted
-
-
-def format_size(size: int) -> str:
-    """Bytes for people: ``512 B``, ``1.5 KiB``, ``12.0 MiB``."""
-    value, unit = float(size), "B"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 # -- names -------------------------------------------------------------------------------------

@@ -24,8 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from collector.backup.archive import BackupError
-from collector.errors import LockHeld
+from collector.errors import BackupError, LockHeld
 from collector.store.statefile import fsync_dir
 
 log = logging.getLogger(__name__)

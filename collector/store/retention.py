@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import IO
 
 from collector.backup import swap as backup_swap
-from collector.backup.backups import format_size
 from collector.config import Config
 from collector.store.lock import DataLock
 from collector.store.samples import Store
@@ -283,3 +282,11 @@ def _gunzip_digest(path: Path) -> str:
         return ""
 
 
+def format_size(size: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KiB``, ``12.0 MiB``."""
+    value, unit = float(size), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
