@@ -28,9 +28,9 @@ from backup_fixtures import (
     snapshot,
 )
 
-from collector.backup import swap as backup_swap
 from collector.backup.backups import BackupError, create_backup, list_backups, restore_backup
 from collector.config import Config
+from collector.store import swap as backup_swap
 from collector.store.samples import Store
 
 
@@ -98,7 +98,7 @@ KILLER = textwrap.dedent("""
     from collector import config
     from collector.backup import backups as backup
     from collector.backup import archive as backup_archive
-    from collector.backup import swap as backup_swap
+    from collector.store import swap as backup_swap
 
     cfg_path, step, name = sys.argv[1:4]
     calls = []

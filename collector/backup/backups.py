@@ -12,7 +12,7 @@ the data directory (format and checks: :mod:`collector.backup.archive`).  Why it
 * A restore trusts nothing: the name must be one we list; the archive is verified byte for byte
   against its manifest while it is extracted into a temporary directory next to the data; the
   data it replaces is archived and that archive read back; only then is the copy swapped in
-  (:mod:`collector.backup.swap`: one atomic exchange, so a crash leaves the old data or the new,
+  (:mod:`collector.store.swap`: one atomic exchange, so a crash leaves the old data or the new,
   whole).  Until the swap the data directory is not touched.
 """
 
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from collector.backup import swap as backup_swap
 from collector.backup.archive import (
     BackupError,
     FileChanged,
@@ -42,6 +41,7 @@ from collector.backup.archive import (
     write_archive,
 )
 from collector.config import Config
+from collector.store import swap as backup_swap
 from collector.store.lock import DataLock
 from collector.store.retention import format_size
 from collector.store.statefile import atomic_write_bytes, fsync_dir

@@ -114,7 +114,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
     if not settings.data_dir.exists():
         # A restore killed between its two fallback renames leaves the data aside and no data
         # directory; the lock would create an empty one and the pass would hide the old data.
-        from collector.backup.swap import recover
+        from collector.store.swap import recover
 
         recover(settings.data_dir)
     lock = DataLock(settings.data_dir, "collect")

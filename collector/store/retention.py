@@ -33,8 +33,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO
 
-from collector.backup import swap as backup_swap
 from collector.config import Config
+from collector.store import swap as backup_swap
 from collector.store.lock import DataLock
 from collector.store.samples import Store
 from collector.store.statefile import fsync_dir
