@@ -1,1 +1,1 @@
-"""Backups and restore of the data directory, and the atomic swap they rely on."""
+"""Backups and verified restores of the data directory."""
