@@ -9,7 +9,7 @@ not the expected type, never raise.  Shared by the family descriptors
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from collector.metrics.family import Judged, Sample, Values
@@ -63,6 +63,16 @@ def percent_judge(key: str) -> Callable[[Sample], list[Judged] | None]:
 
 def percent_value(key: str) -> Callable[[Sample], tuple[float | None, str | None]]:
     return lambda sample: (num(section(sample, key).get("percent")), None)
+
+
+def highest(pairs: Iterable[tuple[str | None, float]]) -> tuple[float | None, str | None]:
+    """The largest value of (item, value) pairs, as (value, item): a family's headline (the
+    fullest mount); the first one wins a tie."""
+    best: tuple[float | None, str | None] = (None, None)
+    for item, value in pairs:
+        if best[0] is None or value > best[0]:
+            best = (value, item)
+    return best
 
 
 def only(label: str) -> Callable[[Values], float | None]:

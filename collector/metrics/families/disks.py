@@ -16,7 +16,7 @@ from collector.metrics.family import (
     Values,
 )
 from collector.metrics.schema import array, counter, percent, record, string
-from collector.metrics.values import items, largest, num
+from collector.metrics.values import highest, items, largest, num
 
 
 def mount_percents(sample: Sample) -> list[tuple[str, float]]:
@@ -41,11 +41,7 @@ def per_mount(sample: Sample) -> list[Judged] | None:
 
 def fullest(sample: Sample) -> tuple[float | None, str | None]:
     """The fullest mount point of a sample, as (percent, mount)."""
-    best: tuple[float | None, str | None] = (None, None)
-    for mount, value in mount_percents(sample):
-        if best[0] is None or value > best[0]:
-            best = (value, mount)
-    return best
+    return highest(mount_percents(sample))
 
 
 FAMILY = Family(

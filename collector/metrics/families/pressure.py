@@ -27,7 +27,7 @@ from collector.metrics.family import (
     Values,
 )
 from collector.metrics.schema import counter, percent, record
-from collector.metrics.values import largest, num, section
+from collector.metrics.values import highest, largest, num, section
 
 RESOURCES = ("cpu", "memory", "io")
 #: The kernel reports "full" for cpu only since 5.13, and at the system level it is zero.
@@ -65,11 +65,8 @@ def stalls(sample: Sample) -> list[Judged] | None:
 
 
 def worst(sample: Sample) -> tuple[float | None, str | None]:
-    best: tuple[float | None, str | None] = (None, None)
-    for item, value, _score, _detail in stalls(sample) or []:
-        if best[0] is None or value > best[0]:
-            best = (value, item)
-    return best
+    """The resource under the most pressure, as (percent, resource)."""
+    return highest((judged.item, judged.value) for judged in stalls(sample) or [])
 
 
 FAMILY = Family(
