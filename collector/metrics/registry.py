@@ -63,12 +63,15 @@ def chart_spec(metric: str) -> ChartSpec:
     raise ValueError(f"unknown metric {metric!r}")
 
 
+_DYNAMIC = tuple(f for f in FAMILIES if f.chart_prefix and f.chart_names is not None)
+
+
 def dynamic_chart_names(sample: dict) -> Iterator[str]:
     """The per-item charts a sample has (``check.<name>`` for each of its checks)."""
-    for candidate in FAMILIES:
-        if candidate.chart_prefix and candidate.chart_names is not None:
-            for name in candidate.chart_names(sample):
-                yield candidate.chart_prefix + name
+    for candidate in _DYNAMIC:
+        assert candidate.chart_names is not None and candidate.chart_prefix is not None
+        for name in candidate.chart_names(sample):
+            yield candidate.chart_prefix + name
 
 
 def builtin_levels() -> tuple[dict[str, Level], dict[str, dict[str, Level]]]:

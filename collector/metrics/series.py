@@ -36,7 +36,7 @@ from collector.metrics.family import (  # noqa: F401 - unit kinds, re-exported f
     ChartSpec,
     Values,
 )
-from collector.metrics.registry import CHART_NAMES, chart_spec, dynamic_chart_names
+from collector.metrics.registry import CHART_NAMES, CHARTS, chart_spec, dynamic_chart_names
 
 #: Two points further apart than this many expected steps are not joined by a line.
 GAP_FACTOR = 2.5
@@ -86,14 +86,31 @@ def metric_spec(metric: str) -> MetricSpec:
     return MetricSpec(metric, chart_spec(metric))
 
 
+#: (name, lines, fleet number) of every fixed chart, looked up once: this runs for every
+#: sample a chart or a rollup reads.
+_FIXED = tuple((name, f.chart.lines, f.chart.fleet) for name, f in CHARTS.items()
+               if f.chart is not None)
+_FLEET = {name: fleet for name, _lines, fleet in _FIXED}
+
+
 def extract_all(sample: Mapping[str, Any]) -> dict[str, Values]:
     """Every metric of a sample (built-in ones and one per check), empty ones left out."""
     out = {}
-    for name in [*METRIC_NAMES, *dynamic_chart_names(sample)]:
+    for name, lines, _fleet in _FIXED:
+        values = lines(sample)
+        if values:
+            out[name] = values
+    for name in dynamic_chart_names(sample):
         values = chart_spec(name).lines(sample)
         if values:
             out[name] = values
     return out
+
+
+def combine(metric: str, values: Values) -> float | None:
+    """The one number of ``metric`` the fleet chart draws for a host, from its lines."""
+    fleet = _FLEET.get(metric)
+    return fleet(values) if fleet is not None else chart_spec(metric).fleet(values)
 
 
 class Row(NamedTuple):

@@ -196,7 +196,7 @@ def _points(samples: list[Mapping[str, Any]]) -> list[_Point]:
         metrics = series.extract_all(sample)
         combined = {}
         for metric, values in metrics.items():
-            one = series.metric_spec(metric).combine(values)
+            one = series.combine(metric, values)
             if one is not None:
                 combined[metric] = one
         points.append(_Point(t, True, metrics, combined))
