@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,13 @@ import sshd as harness
 
 from collector import config as config_mod
 from collector.config import Config
+
+# Started in the background (`nohup bash .ci/test &`), a shell leaves SIGINT ignored, and an
+# ignored signal stays ignored in every child: `osmon status --watch` would then never see the
+# Ctrl-C its tests send.  A handler of ours is reset to the default in children, so every
+# program a test starts gets default signal handling, however the suite was started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -87,7 +87,8 @@ def test_percent_axis_is_0_to_100_with_units(store: Store) -> None:
     root = parse_svg(charts.render_host_chart(store, "web1", "cpu", "1h", _hour(store)).svg)
     assert [text for _, text in y_axis(root)] == ["0%", "25%", "50%", "75%", "100%"]
     (line,) = runs(root, percent_scale(root))
-    assert all(v == pytest.approx(10.0, abs=0.01) for piece in line for _, v in piece)
+    values = [v for piece in line for _, v in piece]
+    assert len(values) >= 30 and all(v == pytest.approx(10.0, abs=0.01) for v in values)
 
 
 def test_rates_are_in_base_1000_units(store: Store) -> None:

@@ -6,7 +6,8 @@ params, the wall clock to inject, and the statvfs answers per mount. `expected.j
 the probe output to expect, compared whole except what depends on the test machine
 (system.arch, system.python) and error messages (only the exception type is compared).
 Regenerate an expected file after a deliberate change with
-`OSMON_REGEN_FIXTURES=1 pytest tests/test_probe_fixtures.py`, then review its diff.
+`OSMON_REGEN_FIXTURES=1 pytest tests/test_probe_fixtures.py` (which then fails, so that a
+regenerating run never passes), review its diff and run again.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def test_fixture_matches_expected(case: str) -> None:
     expected_path = case_dir / "expected.json"
     if os.environ.get("OSMON_REGEN_FIXTURES"):
         expected_path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        pytest.fail(f"{expected_path} regenerated: review its diff, then run the tests "
+                    "again without OSMON_REGEN_FIXTURES")
     assert got == json.loads(expected_path.read_text())
 
 
