@@ -154,6 +154,8 @@ def run_pass(config: Config, *, now: datetime | None = None,
 
 def _record_pass(config: Config, entry: dict[str, Any]) -> None:
     """The pass log is a convenience: failing to write it must not turn a pass into a crash."""
+    if config.settings.shard is not None:  # which share of the inventory "hosts" counts
+        entry["shard"] = str(config.settings.shard)
     try:
         passlog.record(config.state_dir, entry)
     except OSError as exc:

@@ -32,10 +32,12 @@ from collector.views.health import (
     STATUSES,
     CollectorState,
     HostStatus,
+    ShardInfo,
     collector_state,
     failing_checks,
     fleet_status,
     format_age,
+    shard_info,
 )
 
 #: SGR colour of each status word (and of a value at that level).
@@ -66,12 +68,15 @@ class Report:
     collector: CollectorState
     last_pass: Mapping[str, Any] | None
     hosts: list[HostLine]
+    #: None unless this collector is one shard of several.
+    shard: ShardInfo | None = None
 
     def as_dict(self) -> dict[str, Any]:
         counts = dict.fromkeys(STATUSES, 0)
         for line in self.hosts:
             counts[line.status.status] += 1
         return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
+                "shard": self.shard.as_dict() if self.shard else None,
                 "counts": counts, "hosts": [line.as_dict() for line in self.hosts]}
 
 
@@ -91,7 +96,8 @@ def build_report(config: Config, now: datetime, tag: str | None = None) -> Repor
                         reasons=tuple(redact(r) or "" for r in status.reasons))
         lines.append(HostLine(clean, tuple(failing_checks(latest.get(status.name)))))
     last = passlog.last_pass(config.state_dir)
-    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines)
+    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines,
+                  shard_info(config))
 
 
 def to_json(report: Report) -> str:
@@ -127,6 +133,8 @@ def render(report: Report, colour: bool = False) -> str:
                        _worst_check(line), "" if s.status == "ok" else s.status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = [collector_line(report, colour)]
+    if report.shard is not None:
+        out.append(report.shard.describe())
     for row, row_levels in zip(rows, levels):
         cells = []
         for i, cell in enumerate(row):
