@@ -169,3 +169,9 @@ def test_a_shard_exposes_and_shows_only_its_hosts_and_says_what_the_others_hold(
     overview = client.get("/api/overview").get_json()
     assert overview["shard"] == {"shard": "2/2", "hosts": len(ours), "other_hosts": 10 - len(ours)}
     assert sorted(h["name"] for h in overview["hosts"]) == ours
+    theirs = next(n for n in names if n not in ours)
+    page = client.get(f"/hosts/{theirs}")
+    assert page.status_code == 404
+    assert "belongs to shard 1/2; this is shard 2/2" in page.get_data(as_text=True)
+    assert client.get(f"/api/hosts/{theirs}").status_code == 404
+    assert client.get(f"/hosts/{ours[0]}").status_code == 200

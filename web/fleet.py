@@ -19,7 +19,7 @@ from flask import current_app
 
 from collector.alerts import certfr
 from collector.alerts import state as alert_store
-from collector.config import Config, Host
+from collector.config import Config, Host, shard_of
 from collector.metrics import series
 from collector.redact import Redactor
 from collector.store import passlog
@@ -81,7 +81,18 @@ class Fleet:
         return self.config.settings.interval_s
 
     def host(self, name: str) -> Host | None:
-        return self.config.host(name)
+        """A host of the config that this collector watches (of its shard, if it is one)."""
+        host = self.config.host(name)
+        shard = self.config.settings.shard
+        return None if host is None or (shard is not None and not shard.owns(name)) else host
+
+    def unknown_host(self, name: str) -> str:
+        """Why :meth:`host` found nothing, for the 404."""
+        shard = self.config.settings.shard
+        if shard is not None and self.config.host(name) is not None:
+            return (f"host {name!r} belongs to shard {shard_of(name, shard.count)}/{shard.count}"
+                    f"; this is shard {shard}")
+        return f"no host named {name!r} in the config"
 
     def overview(self, tag: str | None = None) -> Overview:
         now = self.clock()
