@@ -1,21 +1,23 @@
-"""The bytes of ``GET /metrics``, fast enough for 1,000 hosts on every scrape.
+"""The text of ``GET /metrics``, fast enough for 1,000 hosts on every scrape.
 
 ``prometheus_client.generate_latest`` over :class:`collector.views.exposition.OsmonCollector`
 is the reference, but it builds an object per value and formats each line through several
-layers: about 10 microseconds a value, a second for the ~90,000 values of 1,000 hosts, where
-the goal is 300 ms.  This writer produces the same bytes (the tests compare them, in both
-formats) with two shortcuts:
+layers: about 10 microseconds a value, close to a second for the ~90,000 values of 1,000
+hosts, where the goal is 300 ms.  This writer writes the same lines (the tests compare them
+line for line, in both formats) with two shortcuts:
 
-* each host's family series are rendered once per sample: the text of a host whose newest
+* each host's family series are written once per sample: the text of a host whose newest
   sample has not changed since the last scrape is reused (the dashboard's ``LatestCache``
   returns the very same sample object until the host's day file changes);
-* the label part of a line (``{cpu="0",instance="web1",mode="user"}``) is kept per host and
-  label set, so a new sample of the same host formats numbers only.
+* each series of a host is kept as a template of its lines
+  (``node_cpu_seconds_total{cpu="0",instance="web1",mode="user"} %r``...), so a new sample
+  with the same label sets (the same cores, mounts, interfaces) only fills in numbers.
 
-The headers (``# HELP``/``# TYPE``) come from prometheus_client itself, and values are
-formatted by its ``floatToGoString``.  Host-provided text (mount points, interface names,
-check labels) is escaped as prometheus_client escapes label values; text that UTF-8 cannot
-carry becomes ``?``.
+The headers (``# HELP``/``# TYPE``) come from prometheus_client itself.  Numbers are written
+in Python's shortest round-trip form, where prometheus_client writes Go's exponent form for
+large ones: Prometheus reads the same float from both.  Host-provided text (mount points,
+interface names, check labels) is escaped as prometheus_client escapes label values; text
+that UTF-8 cannot carry becomes ``?``.
 """
 
 from __future__ import annotations
@@ -120,7 +122,6 @@ class _Layout:
             return self.sample_name + " "
         pairs = ",".join(f'{self.names[i]}="{escape(values[i])}"' for i in self.order)
         return f"{self.sample_name}{{{pairs}}} "
-
 
 
 def _headers(series: Exported, per_host: bool) -> tuple[str, str]:
