@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"not tried (enabled = false): {', '.join(disabled)}")
     others = len(config.fleet_hosts) - len(config.enabled_hosts)
     if shard is not None and args.host is None and not args.all_shards and others:
-        print(f"not tried: {others} host(s) of the other shards than {shard} "
-              "(--all-shards tries them too)")
+        print(f"not tried: {others} host(s) of the other shards (this is shard {shard}; "
+              "--all-shards tries them too)")
     failed = sum(1 for o in outcomes if not o.ok)
     print(f"{len(outcomes) - failed} ok, {failed} failed")
     return 1 if failed else 0
