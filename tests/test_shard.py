@@ -127,7 +127,8 @@ def test_status_and_check_of_a_shard_say_which_shard_and_what_the_others_hold(
     ours = {n for n in NAMES if shard_of(n, 2) == 1}
     report = build_report(config, utc_now())
     assert {line.status.name for line in report.hosts} == ours
-    assert {line.status.status for line in report.hosts} == {"ok"}
+    # Collected just now: never "stale" nor "down" (a busy machine may be over a threshold).
+    assert not {line.status.status for line in report.hosts} & {"stale", "down"}
     text = render(report)
     assert f"shard 1/2: {len(ours)} host(s) here, {10 - len(ours)} on the other shards" in text
     status = osmon("--config", str(tmp_path / "hosts.toml"), "status", "--json")
