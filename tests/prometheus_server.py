@@ -49,7 +49,8 @@ class Prometheus:
         deadline = time.monotonic() + timeout
         while not condition():
             assert self.process.poll() is None, self.log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, f"Prometheus: timed out waiting for {what}"
+            assert time.monotonic() < deadline, f"Prometheus: timed out waiting for {what}; " \
+                f"its log: {self.log.read_text(errors='replace')[-2000:]}"
             time.sleep(0.2)
 
 
@@ -67,29 +68,50 @@ def scrape_config(target: str, token_file: Path | None = None) -> str:
 
 @contextmanager
 def running_prometheus(workdir: Path, config_text: str) -> Iterator[Prometheus]:
+    """Start Prometheus on a free port (another one if a concurrent test took that port
+    between our probe and its bind), wait until it is ready, stop it afterwards."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: bash .ci/test installs Debian's prometheus package"
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     config.write_text(config_text)
+    for attempt in range(3):
+        server = _start(binary, config, workdir, attempt)
+        try:
+            server.wait_for(lambda s=server: _ready(s) or s.process.poll() is not None,
+                            "its /-/ready")
+            if server.process.poll() is None:
+                break
+            log = server.log.read_text(errors="replace")
+            assert "address already in use" in log and attempt < 2, log[-3000:]
+        except BaseException:
+            _stop(server)
+            raise
+    try:
+        yield server
+    finally:
+        _stop(server)
+
+
+def _start(binary: str, config: Path, workdir: Path, attempt: int) -> Prometheus:
     port = free_port()
-    log = workdir / "prometheus.log"
+    log = workdir / f"prometheus-{attempt}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    server = Prometheus(process, port, log)
-    try:
-        server.wait_for(lambda: _ready(server), "its /-/ready")
-        yield server
-    finally:
-        process.terminate()
+    return Prometheus(process, port, log)
+
+
+def _stop(server: Prometheus) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
         try:
-            process.wait(15)
+            server.process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(15)
+            server.process.kill()
+            server.process.wait(15)
 
 
 def _ready(server: Prometheus) -> bool:
