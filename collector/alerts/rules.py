@@ -35,9 +35,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from collector.alerts.wording import (
+    clean,
+    error_of,
+    label,
+    metric_message,
+    recovery_message,
+)
 from collector.config import AlertSettings, Config, Level, Thresholds
 from collector.metrics.family import Family
-from collector.metrics.registry import BY_NAME, JUDGED
+from collector.metrics.registry import JUDGED
 from collector.times import format_ts, parse_ts
 
 STATE_VERSION = 1
@@ -47,7 +54,6 @@ STATE_VERSION = 1
 HOST_RULES = ("hostkey", "down", "silent")
 #: A hostile or broken host must not grow the state without bound.
 MAX_ITEMS_PER_FAMILY = 256
-_MAX_TEXT = 300
 
 LEVEL_RANK = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
 
@@ -117,11 +123,11 @@ def readings(family: Family, sample: Mapping[str, Any], thresholds: Thresholds,
         return None
     out = []
     for item, value, score, detail in judged[:MAX_ITEMS_PER_FAMILY]:
-        name = _clean(item) if item is not None else None
+        name = clean(item) if item is not None else None
         out.append(Reading(family.name, name, value, score,
                            thresholds.for_metric(family.name, name) if spec.configurable
                            else spec.default, spec.unit, 0.0 if spec.states else hysteresis,
-                           relative=spec.relative_margin, detail=_clean(detail)))
+                           relative=spec.relative_margin, detail=clean(detail)))
     return out
 
 
@@ -136,14 +142,14 @@ def normalize_state(state: Any) -> dict[str, Any]:
     if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
         return empty_state()
     hosts = state.get("hosts")
-    clean = empty_state()
+    result = empty_state()
     if not isinstance(hosts, Mapping):
-        return clean
+        return result
     for name, hs in hosts.items():
         if not isinstance(name, str) or not isinstance(hs, Mapping):
             continue
         alerts = hs.get("alerts") if isinstance(hs.get("alerts"), Mapping) else {}
-        clean["hosts"][name] = {
+        result["hosts"][name] = {
             "first_seen": _ts_or_none(hs.get("first_seen")),
             "last_ok": _ts_or_none(hs.get("last_ok")),
             "fail_count": hs["fail_count"] if _is_count(hs.get("fail_count")) else 0,
@@ -152,7 +158,7 @@ def normalize_state(state: Any) -> dict[str, Any]:
             "alerts": {k: copy.deepcopy(dict(a)) for k, a in alerts.items()
                        if isinstance(k, str) and _valid_alert(a)},
         }
-    return clean
+    return result
 
 
 def _valid_alert(a: Any) -> bool:
@@ -225,7 +231,7 @@ class _HostPass:
                 self.hs.update(last_ok=self.now_s, fail_count=0, last_error=None)
             else:
                 self.hs["fail_count"] += 1
-                self.hs["last_error"] = _error_of(self.sample)
+                self.hs["last_error"] = error_of(self.sample)
         if not self.ok:
             self.break_runs()
         self.host_rules()
@@ -327,7 +333,7 @@ class _HostPass:
             gone = alerts.pop(key)
             if gone.get("level") and gone.get("notified"):
                 self.notify("recovery", gone, "ok",
-                            f"{_label(gone['metric'], gone['item'])} on {self.host} is no "
+                            f"{label(gone['metric'], gone['item'])} on {self.host} is no "
                             f"longer reported")
 
     def metric(self, key: str, reading: Reading) -> None:
@@ -349,13 +355,13 @@ class _HostPass:
         alert["value"] = reading.value
         alert["unit"] = reading.unit
         alert["threshold"] = _threshold(reading.level, shown)
-        alert["message"] = _metric_message(self.host, reading, shown, alert["threshold"])
+        alert["message"] = metric_message(self.host, reading, shown, alert["threshold"])
         if new is None:
             if confirmed is None and effective is not None:
                 return  # pending: not confirmed yet
             del alerts[key]
             if confirmed is not None and alert.get("notified"):
-                self.notify("recovery", alert, "ok", _recovery_message(self.host, reading))
+                self.notify("recovery", alert, "ok", recovery_message(self.host, reading))
             return
         alert["level"] = new
         told = alert.get("notified_level") or confirmed
@@ -428,58 +434,3 @@ def _threshold(level: Level, at: str | None) -> float | None:
     if at == "critical" and level.critical is not None:
         return level.critical
     return level.warning if level.warning is not None else level.critical
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return ""
-    text = f"{round(value, 2):g}" if unit == "/core" else f"{round(value, 1):g}"
-    return f"{text}{unit}"
-
-
-def state_names(metric: str) -> Mapping[int, str]:
-    """value -> word for a family whose values are states (checks), else empty."""
-    family = BY_NAME.get(metric)
-    spec = family.thresholds if family is not None else None
-    return spec.states if spec is not None else {}
-
-
-def _label(metric: str, item: str | None) -> str:
-    return metric if item is None else f"{metric} {item}"
-
-
-def _metric_message(host: str, reading: Reading, level: str | None,
-                    threshold: float | None) -> str:
-    states = state_names(reading.metric)
-    if states:
-        state = states.get(int(reading.value), "?")
-        return f"{_label(reading.metric, reading.item)} on {host} is {state}: " \
-               f"{reading.detail}".rstrip(": ")
-    limit = f" ({level} at {format_value(threshold, reading.unit)})" if level else ""
-    return f"{_label(reading.metric, reading.item)} on {host} is at " \
-           f"{format_value(reading.value, reading.unit)}{limit}"
-
-
-def _recovery_message(host: str, reading: Reading) -> str:
-    states = state_names(reading.metric)
-    if states:
-        return f"{_label(reading.metric, reading.item)} on {host} is {states.get(0, 'OK')} " \
-               f"again: {reading.detail}".rstrip(": ")
-    return (f"{_label(reading.metric, reading.item)} on {host} is back to "
-            f"{format_value(reading.value, reading.unit)}")
-
-
-def _error_of(sample: Mapping[str, Any]) -> dict[str, str]:
-    error = sample.get("error")
-    if not isinstance(error, Mapping):
-        return {"kind": "unknown", "message": "failed sample without an error"}
-    kind = error.get("kind")
-    message = error.get("message")
-    return {"kind": _clean(kind) if isinstance(kind, str) else "unknown",
-            "message": _clean(message) if isinstance(message, str) else ""}
-
-
-def _clean(text: str) -> str:
-    """Untrusted text from a host: one line, no control characters, bounded."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(flat.split())[:_MAX_TEXT]
