@@ -23,7 +23,7 @@ from collector.alerts import certfr
 from collector.alerts import mail as notify
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
-from collector.alerts.rules import Notification, severity_key
+from collector.alerts.notification import Notification, severity_key
 from collector.config import Config
 from collector.times import format_ts
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.alerts import rules as alert_rules
+from collector.alerts.notification import LEVEL_RANK
 from collector.store.samples import append_whole_lines
 from collector.store.statefile import atomic_write_json, read_json
 
@@ -75,7 +76,7 @@ def active_alerts(state_dir: Path) -> list[dict[str, Any]]:
                          "level": alert["level"], "value": alert.get("value"),
                          "threshold": alert.get("threshold"), "since": alert["since"],
                          "message": alert.get("message", "")})
-    rows.sort(key=lambda r: (alert_rules.LEVEL_RANK[r["level"]], r["since"], r["host"],
+    rows.sort(key=lambda r: (LEVEL_RANK[r["level"]], r["since"], r["host"],
                              r["metric"], r["item"] or ""))
     return rows
 
