@@ -28,12 +28,17 @@ class Notification:
     unit: str = ""
     link: str | None = None
     details: str = ""
+    #: The id of the silence that kept this from being sent: a line of the history only.
+    silenced: str | None = None
 
     def history_record(self, ts: str) -> dict[str, Any]:
         # CERT-FR rows have host "" (not null): pages render "host" as a link.
-        return {"ts": ts, "host": self.host or "", "metric": self.metric, "item": self.item,
-                "event": self.event, "level": self.level, "value": self.value,
-                "threshold": self.threshold, "message": self.message}
+        record = {"ts": ts, "host": self.host or "", "metric": self.metric, "item": self.item,
+                  "event": self.event, "level": self.level, "value": self.value,
+                  "threshold": self.threshold, "message": self.message}
+        if self.silenced is not None:
+            record["silenced"] = self.silenced
+        return record
 
 
 def severity_key(note: Notification) -> tuple[int, int]:

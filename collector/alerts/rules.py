@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from collector.alerts.notification import Notification
+from collector.alerts.muting import HostMuting, Muting, alert_key
+from collector.alerts.notification import LEVEL_RANK, Notification
 from collector.alerts.wording import (
     clean,
     error_of,
@@ -133,6 +134,7 @@ def _valid_alert(a: Any) -> bool:
             and _ts_or_none(a.get("since")) is not None
             and _is_count(a.get("warn_run", 0)) and _is_count(a.get("crit_run", 0))
             and a.get("notified_level") in (None, "warning", "critical")
+            and a.get("muted") in (None, "warning", "critical")
             and (a.get("last_notified") is None or _ts_or_none(a["last_notified"]) is not None))
 
 
@@ -150,14 +152,15 @@ def _ts_or_none(value: Any) -> str | None:
     return value
 
 
-def alert_key(metric: str, item: str | None) -> str:
-    return metric if item is None else f"{metric}:{item}"
-
-
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(config: Config, state: Any, samples: Mapping[str, Mapping[str, Any]],
-             now: datetime) -> tuple[dict[str, Any], list[Notification]]:
-    """Judge one pass.  ``state`` is not modified; the new state is returned."""
+             now: datetime, muting: Muting | None = None
+             ) -> tuple[dict[str, Any], list[Notification]]:
+    """Judge one pass.  ``state`` is not modified; the new state is returned.
+
+    ``muting`` holds the silences and acknowledgements: what they keep from being sent is
+    still returned, as notifications with ``silenced`` set, for the history."""
+    muting = muting or Muting()
     new_state = normalize_state(state)
     hosts_state = new_state["hosts"]
     configured = {h.name: h for h in config.enabled_hosts}
@@ -176,7 +179,9 @@ def evaluate(config: Config, state: Any, samples: Mapping[str, Mapping[str, Any]
         sample = samples.get(name)
         if not isinstance(sample, Mapping):
             sample = None
-        notes.extend(_HostPass(name, hs, sample, thresholds, config.alerts, now).run())
+        tags = host.tags if host is not None else ()
+        notes.extend(_HostPass(name, hs, sample, thresholds, config.alerts, now,
+                               muting.for_host(name, tags, now)).run())
     return new_state, notes
 
 
@@ -184,9 +189,11 @@ class _HostPass:
     """The evaluation of one host in one pass (a class only to avoid long argument lists)."""
 
     def __init__(self, host: str, hs: dict[str, Any], sample: Mapping[str, Any] | None,
-                 thresholds: Thresholds, settings: AlertSettings, now: datetime) -> None:
+                 thresholds: Thresholds, settings: AlertSettings, now: datetime,
+                 muting: HostMuting) -> None:
         self.host, self.hs, self.sample = host, hs, sample
         self.thresholds, self.settings, self.now = thresholds, settings, now
+        self.muting = muting
         self.now_s = format_ts(now)
         self.ok = isinstance(sample, Mapping) and sample.get("ok") is True
         self.notes: list[Notification] = []
@@ -215,7 +222,7 @@ class _HostPass:
         wanted = self.wanted_host_rule(current)
         if current is not None and current != wanted:
             old = alerts.pop(current)
-            if wanted is None and old.get("notified"):
+            if wanted is None and _told(old):
                 self.notify("recovery", old, "ok", self.recovery_message(current, old))
         if wanted is None:
             return
@@ -227,7 +234,7 @@ class _HostPass:
             self.notify("problem", alert, level, message)
             return
         alert.update(level=level, value=value, threshold=threshold, message=message)
-        self.maybe_remind(alert)
+        self.still_there(alert)
 
     def wanted_host_rule(self, current: str | None) -> str | None:
         if self.ok:
@@ -297,7 +304,7 @@ class _HostPass:
             self.metric(key, reading)
         for key in [k for k, a in alerts.items() if a["metric"] == family and k not in seen]:
             gone = alerts.pop(key)
-            if gone.get("level") and gone.get("notified"):
+            if gone.get("level") and _told(gone):
                 self.notify("recovery", gone, "ok",
                             f"{label(gone['metric'], gone['item'])} on {self.host} is no "
                             f"longer reported")
@@ -326,36 +333,83 @@ class _HostPass:
             if confirmed is None and effective is not None:
                 return  # pending: not confirmed yet
             del alerts[key]
-            if confirmed is not None and alert.get("notified"):
+            if confirmed is not None and _told(alert):
                 self.notify("recovery", alert, "ok", recovery_message(self.host, reading))
             return
         alert["level"] = new
         told = alert.get("notified_level") or confirmed
         if confirmed is None:
             self.notify("problem", alert, new, alert["message"])
+        elif not alert.get("notified"):  # kept back by a silence so far
+            self.still_there(alert)
         elif new == "critical" and told != "critical":
+            ack = self.muting.ack(alert)
+            if ack is not None:  # worse than what was acknowledged: the ack is over
+                alert["ack_spent"] = ack.id
             self.notify("escalation", alert, new, alert["message"])
         else:  # same level, a silent de-escalation, or back to a level already mailed
             self.maybe_remind(alert)
 
     # -- notifications ----------------------------------------------------------------------------
+    def still_there(self, alert: dict[str, Any]) -> None:
+        """A confirmed problem that goes on: a reminder when due, or, if a silence kept it back
+        until now, one notification as if it had just started (none if acknowledged)."""
+        if alert.get("notified"):
+            self.maybe_remind(alert)
+        elif self.muting.ack(alert) is None:
+            self.notify("problem", alert, alert["level"], alert["message"])
+
     def maybe_remind(self, alert: dict[str, Any]) -> None:
         repeat = self.settings.repeat_interval_s
         last = alert.get("last_notified")
         if repeat <= 0 or not alert.get("notified") or last is None:
             return
+        if self.muting.ack(alert) is not None:
+            return  # acknowledged: no reminders until it recovers or gets worse
         if (self.now - parse_ts(last)).total_seconds() >= repeat:
             self.notify("reminder", alert, alert["level"], alert["message"])
 
     def notify(self, event: str, alert: dict[str, Any], level: str, message: str) -> None:
-        if event != "recovery":
-            alert["notified"] = True
-            alert["last_notified"] = self.now_s
-            alert["notified_level"] = level
+        """Send (return) a notification, or, under a silence, only record it (once a level).
+
+        A recovery of a problem nobody was told about (silenced all along) is recorded too."""
+        silence = self.muting.silence(alert["metric"], alert.get("item"))
+        silenced = silence.id if silence is not None else None
+        if silenced is None and event == "recovery" and not alert.get("notified"):
+            silenced = alert.get("muted_by") or "?"
+        if silenced is not None:
+            if event == "problem" and alert.get("muted"):
+                event = "escalation"  # recorded at a lower level earlier in the silence
+            if not self.record_muted(event, alert, level, silenced):
+                return
+        elif event != "recovery":
+            alert.update(notified=True, last_notified=self.now_s, notified_level=level,
+                         muted=None, muted_by=None)
         self.notes.append(Notification(
             event=event, level=level, host=self.host, metric=alert["metric"],
             item=alert.get("item"), value=alert.get("value"), threshold=alert.get("threshold"),
-            since=alert["since"], message=message, unit=alert.get("unit", "")))
+            since=alert["since"], message=message, unit=alert.get("unit", ""),
+            silenced=silenced))
+
+    @staticmethod
+    def record_muted(event: str, alert: dict[str, Any], level: str, silence_id: str) -> bool:
+        """Whether a kept-back notification is news for the history: a problem or escalation
+        once per level (not every pass of the silence), a recovery; never a reminder."""
+        if event == "reminder":
+            return False
+        if event == "recovery":
+            return True
+        recorded = alert.get("muted")
+        if recorded is not None and LEVEL_RANK[level] >= LEVEL_RANK[recorded]:
+            return False
+        alert.update(muted=level, muted_by=silence_id)
+        return True
+
+
+def _told(alert: Mapping[str, Any]) -> bool:
+    """Was anything said about this alert (a mail, or a line of the history under a silence)?
+    Then its end is news too."""
+    return bool(alert.get("notified") or alert.get("muted"))
 
 
 def _confirmed_level(alert: Mapping[str, Any], effective: str | None, confirmed: str | None,
@@ -393,7 +447,8 @@ def classify(reading: Reading, confirmed: str | None) -> str | None:
 def _new_alert(metric: str, item: str | None, now_s: str) -> dict[str, Any]:
     return {"metric": metric, "item": item, "level": None, "since": now_s, "warn_run": 0,
             "crit_run": 0, "notified": False, "last_notified": None, "notified_level": None,
-            "value": None, "threshold": None, "unit": "", "message": ""}
+            "value": None, "threshold": None, "unit": "", "message": "", "muted": None,
+            "muted_by": None}
 
 
 def _threshold(level: Level, at: str | None) -> float | None:
