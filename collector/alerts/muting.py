@@ -66,6 +66,11 @@ class Silence:
         what = "" if self.metric is None else f", {self.metric}"
         return who + what + ("" if self.item is None else f" {self.item}")
 
+    def view(self) -> dict[str, Any]:
+        """What pages, ``osmon status`` and the API show of a silence covering something."""
+        return {"id": self.id, "until": format_ts(self.end), "author": self.author,
+                "reason": self.reason, "scope": self.scope}
+
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "host": self.host, "tag": self.tag, "metric": self.metric,
                 "item": self.item, "start": format_ts(self.start), "end": format_ts(self.end),
@@ -111,6 +116,10 @@ class Ack:
     @property
     def key(self) -> str:
         return alert_key(self.metric, self.item)
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "author": self.author, "ts": format_ts(self.ts),
+                "reason": self.reason, "level": self.level}
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "host": self.host, "metric": self.metric, "item": self.item,
@@ -172,6 +181,20 @@ class Muting:
         """The silence of the whole host (every metric) active now, if any."""
         whole = [s for s in self.for_host(host, tags, now).silences if s.metric is None]
         return max(whole, key=lambda s: (s.end, s.id)) if whole else None
+
+    def annotate(self, rows: Iterable[Mapping[str, Any]], tags: Mapping[str, Iterable[str]],
+                 now: datetime) -> list[dict[str, Any]]:
+        """Active alert rows (``host``, ``metric``, ``item``, ``since``...) with ``silenced``
+        (the silence covering it now) and ``ack`` (its acknowledgement): ``None`` or a view."""
+        out = []
+        for row in rows:
+            host = str(row.get("host"))
+            mine = self.for_host(host, tags.get(host, ()), now)
+            silence = mine.silence(row["metric"], row.get("item"))
+            ack = mine.ack(row)
+            out.append(dict(row, silenced=silence.view() if silence is not None else None,
+                            ack=ack.view() if ack is not None else None))
+        return out
 
     def active(self, now: datetime) -> tuple[Silence, ...]:
         """Silences in force or still to come (not yet over), by start."""

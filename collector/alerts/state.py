@@ -45,6 +45,13 @@ def load_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
     return alert_rules.normalize_state(value), None
 
 
+def read_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """The saved state for a reader (the dashboard, ``osmon ack``): never writes, never
+    raises; damage reads as an empty state and the reason."""
+    value, problem = read_json(Path(state_dir) / STATE_FILE, alert_rules.STATE_VERSION)
+    return alert_rules.normalize_state(value), problem
+
+
 def save_state(state_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_json(Path(state_dir) / STATE_FILE, state)
 
@@ -65,8 +72,7 @@ def append_history(state_dir: Path, records: Iterable[dict[str, Any]]) -> None:
 def active_alerts(state_dir: Path) -> list[dict[str, Any]]:
     """Confirmed problems, worst first: ``{"host","metric","item","level","value",
     "threshold","since","message"}``."""
-    value, _problem = read_json(Path(state_dir) / STATE_FILE, alert_rules.STATE_VERSION)
-    state = alert_rules.normalize_state(value)
+    state, _problem = read_state(state_dir)
     rows = []
     for host, hs in state["hosts"].items():
         for alert in hs["alerts"].values():
