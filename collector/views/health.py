@@ -176,8 +176,9 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
     age = sample_age(sample, now) if sample else None
     status, reasons, error = _decide(sample, age, alerts, findings, interval_s)
     if silenced is not None:
-        reasons.insert(0, f"silenced until {str(silenced.get('until', '?')).replace('T', ' ')}"
-                          f" by {silenced.get('author')}: {silenced.get('reason')}")
+        until = str(silenced.get("until", "?")).replace("T", " ").replace("Z", " UTC")
+        reasons.insert(0, f"silenced until {until} by {silenced.get('author')}: "
+                          f"{silenced.get('reason')}")
     return HostStatus(
         name=name, status=status, reasons=tuple(reasons), tags=tuple(tags),
         ts=sample.get("ts") if isinstance(sample.get("ts"), str) else None, age_s=age,
