@@ -18,7 +18,9 @@ from mail_fixtures import T0, failed_sample, make_config, minutes, ok_sample
 
 from collector.alerts import rules as alert_rules
 from collector.alerts.muting import Ack, Muting, Silence
+from collector.alerts.muting_input import parse_duration, parse_time
 from collector.alerts.notification import Notification
+from collector.times import format_ts
 
 
 def silence(sid: str = "s1", *, host: str | None = "db1", tag: str | None = None,
@@ -223,3 +225,34 @@ def test_an_acknowledged_alert_is_not_mailed_when_its_silence_ends(engine: Engin
     for _ in range(3):
         assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
     assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == []  # nobody was told: no "back"
+
+
+# -- what people type: durations and times, parsed with an injected clock -----------------------
+@pytest.mark.parametrize("text, seconds", [("90m", 5400), ("2h", 7200), ("1h30m", 5400),
+                                           ("1d", 86400), ("2w", 1209600), (" 45 s ", 45)])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["-1h", "0m", "2", "h", "1y", "1h-", ""])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-11-21T23:30Z", "2026-11-21T23:30:00Z"),
+    ("2026-11-21 23:30", "2026-11-21T22:30:00Z"),  # in the given zone, an hour east
+    ("2026-11-21T23:30:00+00:00", "2026-11-21T23:30:00Z"),
+    ("23:30", "2026-11-21T22:30:00Z"),  # today, still to come
+    ("22:30", "2026-11-22T21:30:00Z"),  # today's is past (it is 23:00 there): tomorrow's
+])
+def test_times(text: str, expected: str) -> None:
+    east = dt.timezone(dt.timedelta(hours=1))
+    assert format_ts(parse_time(text, T0, east)) == expected  # T0 is 22:00 UTC
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "25:00", "2026-13-01 10:00", ""])
+def test_bad_times(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time(text, T0, dt.timezone.utc)

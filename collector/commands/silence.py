@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from datetime import datetime
 
 from collector.alerts import muting_store
@@ -21,10 +22,12 @@ from collector.config import load_config
 from collector.times import utc_now
 from collector.views.status_report import terminal_safe
 
-NOTES = """times: 2026-11-30T06:00Z, 2026-11-30 06:00 (local time), or 06:00 (the next one);
-durations: 30m, 2h, 1h30m, 1d, 2w.  metrics: """ + ", ".join(METRICS) + """.
-A silenced alert is still judged, kept and shown, but nothing is mailed about it; if it is
-still there when the silence ends, it is mailed once, as if it had just started."""
+NOTES = "\n".join((
+    "times: 2026-11-30T06:00Z, 2026-11-30 06:00 (local time), or 06:00 (the next one);",
+    "durations: 30m, 2h, 1h30m, 1d, 2w.",
+    textwrap.fill("metrics: " + ", ".join(METRICS) + ".", 88),
+    "A silenced alert is still judged, kept and shown, but nothing is mailed about it; if it is",
+    "still there when the silence ends, it is mailed once, as if it had just started."))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
