@@ -265,3 +265,13 @@ def test_real_passes_a_tag_silence_from_the_cli_then_removed(sshd: harness.Sshd,
     assert changes[1][2].endswith("(removed by bob before its end)")
     muted = [r["host"] for r in rows if r["event"] == "problem" and r.get("silenced") == sid]
     assert muted == ["central"]
+
+
+def test_a_silence_over_is_recorded_even_if_another_was_added_since(one: Passes) -> None:
+    first = silence(one, host="db1", duration="3m")
+    one.now += minutes(10)
+    second = silence(one, host="db1", duration="1h", reason="second window")
+    one.run(db1=one.ok())
+    events = [(r["event"], r.get("silence")) for r in alert_store.history(one.state_dir)]
+    assert ("silence-expired", first) in events
+    assert [s.id for s in muting_store.read(one.state_dir)[0].silences] == [second]

@@ -134,15 +134,16 @@ def add_silence(config: Config, request: muting_input.SilenceRequest, *, author:
     """Check ``request`` (:class:`MutingError` changes nothing), store it, record it."""
     state_dir = config.state_dir
     with _locked(state_dir):
-        silences, acks, _problems = _load_for_change(state_dir)
+        silences, _acks, problems = _load_for_change(state_dir)
+        alert_store.append_history(state_dir, [_problem_record(p, now) for p in problems])
         taken = {s.id for s in silences}
         silence = muting_input.new_silence(config, request, silence_id=_new_id(taken),
                                            author=author, now=now, zone=zone)
-        current = [s for s in silences if s.end > now]
-        if len(current) >= MAX_SILENCES:
-            raise MutingError(f"the silence was not added: {len(current)} silences exist "
-                              f"already (at most {MAX_SILENCES}); remove some first")
-        _save_silences(state_dir, current + [silence])
+        current = sum(1 for s in silences if s.end > now)
+        if current >= MAX_SILENCES:
+            raise MutingError(f"the silence was not added: {current} silences exist already "
+                              f"(at most {MAX_SILENCES}); remove some first")
+        _save_silences(state_dir, silences + [silence])  # the pass records those that are over
     alert_store.append_history(state_dir, [silence_record(silence, "silence-added", now)])
     return silence
 
@@ -151,7 +152,8 @@ def remove_silence(config: Config, silence_id: str, *, author: str,
                    now: datetime) -> Silence:
     state_dir = config.state_dir
     with _locked(state_dir):
-        silences, _acks, _problems = _load_for_change(state_dir)
+        silences, _acks, problems = _load_for_change(state_dir)
+        alert_store.append_history(state_dir, [_problem_record(p, now) for p in problems])
         found = next((s for s in silences if s.id == silence_id and s.end > now), None)
         if found is None:
             ids = ", ".join(s.id for s in silences if s.end > now) or "none"
@@ -171,7 +173,8 @@ def acknowledge(config: Config, host: str, metric: str, item: str | None, reason
     state_dir = config.state_dir
     alert_state, _problem = alert_store.read_state(state_dir)
     with _locked(state_dir):
-        _silences, acks, _problems = _load_for_change(state_dir)
+        _silences, acks, problems = _load_for_change(state_dir)
+        alert_store.append_history(state_dir, [_problem_record(p, now) for p in problems])
         ack = muting_input.new_ack(config, alert_state, host, metric, item, reason,
                                    ack_id=_new_id({a.id for a in acks}), author=author,
                                    now=now)

@@ -135,6 +135,7 @@ def _valid_alert(a: Any) -> bool:
             and _is_count(a.get("warn_run", 0)) and _is_count(a.get("crit_run", 0))
             and a.get("notified_level") in (None, "warning", "critical")
             and a.get("muted") in (None, "warning", "critical")
+            and all(a.get(k) is None or isinstance(a[k], str) for k in ("muted_by", "ack_spent"))
             and (a.get("last_notified") is None or _ts_or_none(a["last_notified"]) is not None))
 
 
