@@ -30,9 +30,10 @@ USAGE_NOTES = """output:
   plain text, coloured only on a terminal (--color auto) unless $NO_COLOR is set;
   --color always/never overrides both.  Host data (mounts, check names, errors) has its
   control characters replaced by '?': escapes sent by a host never reach the terminal.
-  --json prints {"generated", "collector", "shard", "counts", "hosts": [...]}, keys sorted;
-  "shard" is null unless this collector is one shard of several ({"shard": "2/3", "hosts",
-  "other_hosts"}); the host objects carry the /api/hosts fields plus "failing_checks".
+  --json prints {"generated", "collector", "shard", "counts", "silenced", "hosts": [...]},
+  keys sorted; "shard" is null unless this collector is one shard of several ({"shard":
+  "2/3", "hosts", "other_hosts"}); the host objects carry the /api/hosts fields plus
+  "failing_checks".
   --watch N redraws every N seconds (on a terminal in place; piped, snapshots separated by a
   blank line) until Ctrl-C, which exits 0 (so does a reader that closes the pipe).
   The exit status does not depend on the hosts' health: read --json for that.
