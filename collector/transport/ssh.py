@@ -6,10 +6,10 @@ changed" and "key refused"), and the coordinating thread can :meth:`Session.abor
 outside by shutting its socket down.  paramiko's own timeouts do not cover every hang (waiting
 for the reply to ``exec`` has none), so the pass never relies on them alone.
 
-The remote command is the constant ``<python> -``: the probe arrives on stdin, so nothing is
-installed on the host and no value from a host is ever put in a shell string; ``Host.python``,
-the one value from the config, is validated as an absolute path or a bare command name of
-characters no shell treats specially, and quoted all the same.
+The remote command is one fixed string per host (``collector.passes.probe_call``): the probe
+arrives on stdin, so nothing is installed on the host and no value from a host is ever put in
+a shell string; ``Host.python``, the one value from the config, is validated as an absolute
+path or a bare command name of characters no shell treats specially, and quoted all the same.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,17 +272,25 @@ class Session:
         if sock is not None:
             sock.close()
 
-    def run(self, command: str, stdin: bytes, extra_s: float = 0.0) -> CommandResult:
+    def run(self, command: str, stdin: bytes, extra_s: float = 0.0,
+            retry: Callable[[CommandResult], bytes | None] | None = None) -> CommandResult:
         """Connect, check the host key, authenticate, run ``command`` fed with ``stdin``.
 
         ``extra_s`` lengthens the command step beyond ``ssh_timeout_s`` by what the command is
         allowed to spend on purpose (the host's custom checks, each with its own timeout).
+        ``retry`` sees the result and may return another stdin for the same command, run on a
+        second channel of the same connection (a host without Python gets the shell probe
+        without a second login); the second result is returned.
         """
         start = time.monotonic()
         try:
             transport = self._connect()
             connect_s = time.monotonic() - start
-            return self._command(transport, command, stdin, connect_s, self.timeout + extra_s)
+            result = self._command(transport, command, stdin, connect_s, self.timeout + extra_s)
+            again = retry(result) if retry is not None else None
+            if again is None:
+                return result
+            return self._command(transport, command, again, connect_s, self.timeout + extra_s)
         finally:
             self.abort()
 
