@@ -224,15 +224,16 @@ function pnum(key, def, lo, hi, integer,    v) {
 	if (v > hi) v = hi
 	return integer ? int(v) : v
 }
+# In the order of probe.py DEFAULTS, so that the problems read the same.
 function read_params() {
 	PROBLEMS = ""
 	pnum("cpu_sample_s", 0, 0, 5, 0)
-	TOP_N = pnum("top_n", 10, 0, 100, 1)
-	MAX_PROCS = pnum("max_processes", 20000, 0, 1000000, 1)
-	MAX_SCAN = pnum("max_scan_s", 5, 0.1, 60, 0)
-	LOOPBACK = pbool("include_loopback", 0)
 	NETFS = pbool("network_fs", 0)
 	STATVFS_TIMEOUT = pnum("statvfs_timeout_s", 2, 0.01, 30, 0)
+	TOP_N = pnum("top_n", 10, 0, 100, 1)
+	LOOPBACK = pbool("include_loopback", 0)
+	MAX_PROCS = pnum("max_processes", 20000, 0, 1000000, 1)
+	MAX_SCAN = pnum("max_scan_s", 5, 0.1, 60, 0)
 	PROC = pstr("proc_root", "/proc")
 	pstr("sys_root", "/sys")
 	ETC = pstr("etc_root", "/etc")
@@ -431,29 +432,44 @@ function fam_disks(   t, a, n, i, f, m, dev, fs, nvis, j, timed, k, nsel, tmp, f
 		}
 		BYDEV[dev] = ++nsel; SELM[nsel] = m; SELD[nsel] = dev; SELF[nsel] = fs; SELT[nsel] = timed
 	}
-	for (i = 2; i <= nsel; i++)
-		for (j = i; j > 1 && SELM[j] < SELM[j - 1]; j--) {
-			tmp = SELM[j]; SELM[j] = SELM[j - 1]; SELM[j - 1] = tmp
-			tmp = SELD[j]; SELD[j] = SELD[j - 1]; SELD[j - 1] = tmp
-			tmp = SELF[j]; SELF[j] = SELF[j - 1]; SELF[j - 1] = tmp
-			tmp = SELT[j]; SELT[j] = SELT[j - 1]; SELT[j - 1] = tmp
-		}
+	for (i = 1; i <= nsel; i++) KEY[i] = u8(SELM[i], 0)  # code point order, as Python sorts
+	heap_sort(nsel, "key")
 	if (nsel > 1024) { err("disks:truncated", "truncated to 1024 of " nsel " file systems"); nsel = 1024 }
 	DATA = DATA "DISKS\t" nsel "\n"
 	for (i = 1; i <= nsel; i++) {
-		CTL = CTL "M\t" i "\t" SELT[i] "\t" shellpath(SELM[i]) "\n"
-		DATA = DATA "S\t" i "\t" jstr(SELM[i]) "\t" fld(SELD[i]) "\t" fld(SELF[i]) "\n"
+		k = ORDER[i]
+		CTL = CTL "M\t" i "\t" SELT[k] "\t" shellpath(SELM[k]) "\n"
+		DATA = DATA "S\t" i "\t" jstr(SELM[k]) "\t" fld(SELD[k]) "\t" fld(SELF[k]) "\n"
 	}
 }
 
-# ENTRY[1..n] as a JSON list; beyond `cap`, only the heaviest (WEIGHT) in their order.
-function capped(family, noun, n, cap,    i, j, order, tmp, keep, out) {
+# Heap sort of ORDER[1..n] (indexes): by KEY ascending (SORT_BY "key"), or by WEIGHT
+# descending (SORT_BY "weight"); ties keep their order, as a stable sort does.  O(n log n):
+# a container host may have thousands of interfaces or mounts.
+function first(a, b) {
+	if (SORT_BY == "key") return KEY[a] < KEY[b] || (KEY[a] == KEY[b] && a < b)
+	return WEIGHT[a] > WEIGHT[b] || (WEIGHT[a] == WEIGHT[b] && a < b)
+}
+function sift(root, end,    child, tmp) {
+	while ((child = 2 * root) <= end) {
+		if (child < end && first(ORDER[child], ORDER[child + 1])) child++
+		if (!first(ORDER[root], ORDER[child])) return
+		tmp = ORDER[root]; ORDER[root] = ORDER[child]; ORDER[child] = tmp
+		root = child
+	}
+}
+function heap_sort(n, by,    i, tmp) {
+	SORT_BY = by
+	for (i = 1; i <= n; i++) ORDER[i] = i
+	for (i = int(n / 2); i >= 1; i--) sift(i, n)
+	for (i = n; i > 1; i--) { tmp = ORDER[1]; ORDER[1] = ORDER[i]; ORDER[i] = tmp; sift(1, i - 1) }
+}
+# ENTRY[1..n] as a JSON list; beyond `cap`, only the heaviest (WEIGHT), in their order.
+function capped(family, noun, n, cap,    i, keep, out) {
 	if (n > cap) {
 		err(family ":truncated", "truncated to " cap " of " n " " noun)
-		for (i = 1; i <= n; i++) order[i] = i
-		for (i = 2; i <= n; i++)
-			for (j = i; j > 1 && WEIGHT[order[j]] > WEIGHT[order[j - 1]]; j--) { tmp = order[j]; order[j] = order[j - 1]; order[j - 1] = tmp }
-		for (i = 1; i <= cap; i++) keep[order[i]] = 1
+		heap_sort(n, "weight")
+		for (i = 1; i <= cap; i++) keep[ORDER[i]] = 1
 	}
 	out = ""
 	for (i = 1; i <= n; i++) if (n <= cap || (i in keep)) out = out (out == "" ? "" : ",") ENTRY[i]
@@ -538,9 +554,10 @@ function fam_pressure(   r, res, a, n, i, f, nf, k, kv, kind, vals, cnt, out, li
 }
 
 # /proc/<pid>/stat: comm may hold spaces, parentheses and line feeds, so the fields start
-# after the last ")", which is at most 16 bytes after the "(" (comm has at most 15).
+# after the last ")".  The name has at most 63 bytes (a workqueue worker such as
+# "kworker/0:1-events" has more than a task comm), so ")" is sought in 65 bytes from the "(".
 function parse_pid_stat(text,    l, r, f, nf) {
-	if (!(l = index(text, "(")) || !match(substr(text, l, 17), /[)][^)]*$/)) return 0
+	if (!(l = index(text, "(")) || !match(substr(text, l, 65), /[)][^)]*$/)) return 0
 	r = l + RSTART - 1
 	nf = split(substr(text, r + 2), f, " ")
 	if (nf < 22 || !isint(f[12]) || !isint(f[13]) || !isint(f[20]) || !isint(f[22])) return 0
@@ -552,6 +569,7 @@ function parse_pid_stat(text,    l, r, f, nf) {
 # percent of one CPU over the interval since the previous pass (proc_prev, same boot and
 # start time), else the lifetime average, as probe.py process_cpu_percent.
 function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, elapsed, boot, ticks, old, life, bycpu, bymem, ncpu, nmem, j, tmp, total, users, a, n, f, uid, u, memp, rss, seen, counters) {
+	if (ENVIRON["OSMON_PIDS"] != "listed") { err("processes", "OSError: cannot list " PROC); return }
 	nord = 0
 	for (len = 1; len <= 10; len++)
 		for (i = 1; i <= NPID; i++) if (length(PIDARG[i]) == len) ord[++nord] = PIDARG[i]
@@ -1188,18 +1206,21 @@ EOF
 }
 
 # df -P -k for the mounts in "$@", whose indexes are the words of OSMON_DF_INDEXES: all in one
-# run when its answer matches the mounts line for line ("%%df"), else one run per mount
-# ("%%df1"), whose error message then says which mount failed.
+# run ("%%df") when its answer has one line per mount, in order, each ending with its mount;
+# else (a mount that failed or has a line break in its name, a bind mount df names otherwise)
+# one run per mount ("%%df1"), whose error message then says which mount failed.
 osmon_df() {
 	[ $# -gt 0 ] || return 0
 	_out=$(df -P -k -- "$@" 2>/dev/null)
-	_lines=0
-	while IFS= read -r _line; do
-		case $_line in Filesystem*|'') ;; *) _lines=$(( _lines + 1 )) ;; esac
+	_whole=1
+	for _m in "$@"; do
+		IFS= read -r _line || { _whole=; break; }
+		case $_line in Filesystem*) IFS= read -r _line || { _whole=; break; } ;; esac
+		case $_line in *" $_m") ;; *) _whole=; break ;; esac
 	done <<EOF
 $_out
 EOF
-	if [ "$_lines" -eq $# ]; then
+	if [ -n "$_whole" ]; then
 		printf '%%%%dfidx\t%s\n%%%%df\n%s\n' "$OSMON_DF_INDEXES" "$_out"
 		return 0
 	fi
@@ -1269,7 +1290,9 @@ osmon_main() {
 	# the reading by its first byte) and the lines for this shell and ASSEMBLE on stderr.
 	exec 3>&1
 	_scan=$(
-		if cd "$OSMON_PROC" 2>/dev/null; then set -- [0-9]*; else set --; fi
+		OSMON_PIDS=unlisted
+		if cd "$OSMON_PROC" 2>/dev/null; then OSMON_PIDS=listed; set -- [0-9]*; else set --; fi
+		export OSMON_PIDS
 		osmon_input awk "$OSMON_LIB$OSMON_SCAN${OSMON_P_checks:+$OSMON_SCAN_CHECKS}$OSMON_SCAN_END" \
 			"$@" 2>&1 1>&3 3>&-
 	)
