@@ -24,6 +24,7 @@ import pytest
 import sshd as harness
 from process_fixtures import is_dead, wait_for
 
+from collector.commands import check
 from collector.config import Config
 from collector.metrics.nagios import OK, UNKNOWN
 from collector.metrics.schema import clean_text
@@ -179,3 +180,18 @@ def test_checks_run_by_the_shell_probe_are_argv_lists(
     assert checks["hang"]["output"].startswith("timed out after 1 s, killed (output: about")
     child = int(checks["hang"]["output"].rsplit("child ", 1)[1].rstrip(")"))
     wait_for(lambda: is_dead(child), f"the hung plugin's child {child} to die on the host")
+
+
+def test_osmon_check_names_the_probe_of_each_host(inventory: Inventory) -> None:
+    config = inventory(["tiny", "web1", "nopy"], hosts={
+        "tiny": {"probe": "sh"}, "nopy": {"python": "/nonexistent/python3"}})
+    outcomes = collect.collect_hosts(config, config.hosts, store=None, started=NOW,
+                                     deadline=time.monotonic() + 60)
+    rows = check.format_table(config.hosts, outcomes).splitlines()
+    probe_at = rows[0].index("PROBE")
+    probes = [row[probe_at:].split("  ")[0].strip() for row in rows[1:]]
+    assert probes[0] == "sh" and probes[2] == "sh"  # auto, no Python: the shell probe answered
+    assert probes[1].startswith("python 3.")
+    assert all(" ok " in f" {row[rows[0].index('RESULT'):]}" for row in rows[1:])
+    # osmon check remembers nothing: the next pass tries Python again
+    assert not probe_choice.path_for(config.state_dir, "nopy").exists()

@@ -2,7 +2,8 @@
 
 Nothing is stored and no alert is evaluated: this is what an admin runs after editing
 ``hosts.toml``.  Every config problem is printed at once (exit 2); otherwise one aligned row per
-host, "ok" with the round-trip time or the error in words to act on (exit 1 if any failed).
+host: the probe that ran ("python 3.11.2", or "sh" for the shell probe of a host without
+Python), "ok" with the round-trip time or the error in words to act on (exit 1 if any failed).
 Under ``accept-new`` a first-seen host key is recorded, as the next pass would.
 """
 
@@ -66,17 +67,21 @@ def _selected(config: Config, names: Sequence[str] | None) -> tuple[Host, ...] |
 
 
 def format_table(hosts: Sequence[Host], outcomes: Sequence[collect.HostOutcome]) -> str:
-    rows = [("HOST", "ADDRESS", "PYTHON", "RESULT")]
+    rows = [("HOST", "ADDRESS", "PROBE", "RESULT")]
     for host, outcome in zip(hosts, outcomes):
         address = "local" if host.local else f"{host.user}@{host.address}:{host.port}"
         sample = outcome.sample
+        collected = sample.get("collect") if isinstance(sample.get("collect"), dict) else {}
+        probe = str(collected.get("probe") or "-")
         if outcome.ok:
-            result = f"ok {sample['collect']['duration_s']:.2f} s"
+            result = f"ok {collected['duration_s']:.2f} s"
             system = sample.get("system")
-            python = str(system.get("python", "?")) if isinstance(system, dict) else "?"
+            python = system.get("python") if isinstance(system, dict) else None
+            if probe == "python":  # which Python; the shell probe has none
+                probe = f"python {python or '?'}"
         else:
-            result, python = outcome.describe_error(), "-"
-        rows.append((host.name, address, python, result))
+            result = outcome.describe_error()
+        rows.append((host.name, address, probe, result))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths))
                      + "  " + row[3] for row in rows)
