@@ -49,12 +49,8 @@ if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 # Error kinds (docs/architecture.md, "The sample").
-UNREACHABLE = "unreachable"
-TIMEOUT = "timeout"
-AUTH = "auth"
-HOSTKEY = "hostkey"
-PROBE = "probe"
-INVALID_OUTPUT = "invalid-output"
+UNREACHABLE, TIMEOUT, AUTH, HOSTKEY = "unreachable", "timeout", "auth", "hostkey"
+PROBE, INVALID_OUTPUT = "probe", "invalid-output"
 
 
 class SshFailure(Exception):
@@ -63,8 +59,7 @@ class SshFailure(Exception):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
+        self.kind, self.message = kind, message
 
 
 @dataclass(frozen=True)
@@ -278,19 +273,16 @@ class Session:
 
         ``extra_s`` lengthens the command step beyond ``ssh_timeout_s`` by what the command is
         allowed to spend on purpose (the host's custom checks, each with its own timeout).
-        ``retry`` sees the result and may return another stdin for the same command, run on a
-        second channel of the same connection (a host without Python gets the shell probe
-        without a second login); the second result is returned.
+        ``retry`` may turn the result into the stdin of a second run on this same connection.
         """
         start = time.monotonic()
         try:
             transport = self._connect()
-            connect_s = time.monotonic() - start
-            result = self._command(transport, command, stdin, connect_s, self.timeout + extra_s)
+            connect_s, budget = time.monotonic() - start, self.timeout + extra_s
+            result = self._command(transport, command, stdin, connect_s, budget)
             again = retry(result) if retry is not None else None
-            if again is None:
-                return result
-            return self._command(transport, command, again, connect_s, self.timeout + extra_s)
+            return result if again is None else self._command(transport, command, again,
+                                                              connect_s, budget)
         finally:
             self.abort()
 
