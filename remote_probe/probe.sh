@@ -568,7 +568,7 @@ function parse_pid_stat(text,    l, r, f, nf) {
 # Count, top_n by CPU and by resident memory, and the counters for the next pass.  CPU
 # percent of one CPU over the interval since the previous pass (proc_prev, same boot and
 # start time), else the lifetime average, as probe.py process_cpu_percent.
-function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, elapsed, boot, ticks, old, life, bycpu, bymem, ncpu, nmem, j, tmp, total, users, a, n, f, uid, u, memp, rss, seen, counters) {
+function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, elapsed, boot, ticks, old, life, bycpu, bymem, ncpu, nmem, j, c, r, total, users, a, n, f, uid, u, memp, rss, seen, counters) {
 	if (ENVIRON["OSMON_PIDS"] != "listed") { err("processes", "OSError: cannot list " PROC); return }
 	nord = 0
 	for (len = 1; len <= 10; len++)
@@ -601,20 +601,19 @@ function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, 
 		else if (up != "") { life = up * TCK - START[pid]; CPU[pid] = life > 0 ? sprintf("%.1f", ticks * 100.0 / life) + 0 : 0 }
 		else CPU[pid] = ""
 	}
-	# top_n by CPU (ties: the lower pid) and by resident memory: insertion into short lists
+	# top_n by CPU and by resident memory (ties: the lower pid), insertion into short lists;
+	# the pids are scanned in increasing order, so a tie never displaces an earlier one
 	ncpu = 0; nmem = 0
 	for (i = 1; i <= nscan && TOP_N > 0; i++) {
-		pid = SCANNED[i]
-		bycpu[++ncpu] = pid
-		for (j = ncpu; j > 1 && ((CPU[bycpu[j]] + 0) > (CPU[bycpu[j - 1]] + 0) || ((CPU[bycpu[j]] + 0) == (CPU[bycpu[j - 1]] + 0) && bycpu[j] + 0 < bycpu[j - 1] + 0)); j--) {
-			tmp = bycpu[j]; bycpu[j] = bycpu[j - 1]; bycpu[j - 1] = tmp
+		pid = SCANNED[i]; c = CPU[pid] + 0; r = RSSP[pid]
+		if (ncpu < TOP_N || c > LASTCPU) {
+			for (j = ncpu < TOP_N ? ++ncpu : ncpu; j > 1 && c > CPU[bycpu[j - 1]] + 0; j--) bycpu[j] = bycpu[j - 1]
+			bycpu[j] = pid; LASTCPU = CPU[bycpu[ncpu]] + 0
 		}
-		if (ncpu > TOP_N) ncpu = TOP_N
-		bymem[++nmem] = pid
-		for (j = nmem; j > 1 && (RSSP[bymem[j]] > RSSP[bymem[j - 1]] || (RSSP[bymem[j]] == RSSP[bymem[j - 1]] && bymem[j] + 0 < bymem[j - 1] + 0)); j--) {
-			tmp = bymem[j]; bymem[j] = bymem[j - 1]; bymem[j - 1] = tmp
+		if (nmem < TOP_N || r > LASTRSS) {
+			for (j = nmem < TOP_N ? ++nmem : nmem; j > 1 && r > RSSP[bymem[j - 1]]; j--) bymem[j] = bymem[j - 1]
+			bymem[j] = pid; LASTRSS = RSSP[bymem[nmem]]
 		}
-		if (nmem > TOP_N) nmem = TOP_N
 	}
 	total = ""
 	if (MEMINFO_OK) { parse_meminfo(MEMINFO_TEXT); if ("MemTotal" in MI) total = MI["MemTotal"] }
