@@ -243,6 +243,7 @@ function read_params() {
 	TCK = pnum("clk_tck", 0, 0, 1000000, 1)
 	PAGE = pnum("page_size", 0, 0, 1073741824, 1)
 	BUDGET = pnum("checks_budget_s", 0, 0, 3600, 0)
+	CMDLINES = pbool("command_lines", 1)
 	if (PROBLEMS != "") err("params", "ValueError: " PROBLEMS)
 	if (!TCK) TCK = 100
 	if (!PAGE) PAGE = page_size()
@@ -635,7 +636,7 @@ function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, 
 		rss = RSSP[pid] * PAGE
 		memp = (total != "" && total > 0) ? jn(sprintf("%.2f", rss * 100.0 / total) + 0) : "null"
 		DATA = DATA "TD\t" pid "\t" (CPU[pid] == "" ? "null" : jn(CPU[pid])) "\t" memp "\t" ji(rss) "\t" jstr(u) "\t" fld(COMM[pid]) "\n"
-		CTL = CTL "P\t" pid "\n"
+		if (CMDLINES) CTL = CTL "P\t" pid "\n"
 	}
 	if (up != "") DATA = DATA "Q\t{\"uptime\":" jn(up) ",\"boot_id\":" (boot == "" ? "null" : jstr(boot)) ",\"ticks\":{" counters "}}\n"
 }
@@ -780,14 +781,16 @@ function disks(   i, k, out, total, used, free, dev, dir) {
 # byte by byte (UT); a command line as its arguments (ARGS[file, n], NUL-separated, at most
 # 4096 bytes as probe.py reads).  A command line that changed size between the two reads
 # would shift every byte after it: then the totals differ and no command line is used.
+function od_init(   i) {
+	if (OD_READY++) return
+	for (i = 0; i < 256; i++) BYTE[i ""] = sprintf("%c", i)
+	OD_POS = 0; CUR = 0; NFILE = 0; CUR_END = 0
+	for (i = 1; i <= NWC; i++)
+		if (WCNAME[i] != "total") { NFILE++; FILE_AT[NFILE] = OD_POS; FILE_LEN[NFILE] = WCN[i]; FILE_NAME[NFILE] = WCNAME[i]; OD_POS += WCN[i] }
+	WC_TOTAL = OD_POS; OD_POS = 0
+}
 function od_line(   i, v, off) {
-	if (!OD_READY++) {
-		for (i = 0; i < 256; i++) BYTE[i ""] = sprintf("%c", i)
-		OD_POS = 0; CUR = 0; NFILE = 0; CUR_END = 0
-		for (i = 1; i <= NWC; i++)
-			if (WCNAME[i] != "total") { NFILE++; FILE_AT[NFILE] = OD_POS; FILE_LEN[NFILE] = WCN[i]; FILE_NAME[NFILE] = WCNAME[i]; OD_POS += WCN[i] }
-		WC_TOTAL = OD_POS; OD_POS = 0
-	}
+	od_init()
 	for (i = 1; i <= NF; i++) {
 		while (OD_POS >= CUR_END && CUR <= NFILE) od_next_file()
 		if (CUR > NFILE) { OD_POS++; continue }
@@ -809,7 +812,8 @@ function od_next_file() {
 	else { NARGS[CUR] = 1; FILE_OF[FILE_NAME[CUR]] = CUR }
 }
 function od_end() {
-	if (!OD_READY) return
+	if (!NWC) return
+	od_init()
 	while (CUR <= NFILE) od_next_file()
 	CMDLINES_OK = (OD_POS == WC_TOTAL)
 	UT_OK = UT_FILE && OD_POS >= FILE_AT[UT_FILE] + FILE_LEN[UT_FILE]
@@ -820,31 +824,70 @@ function pystrip(s) {
 	while (match(s, /([\t\n\013\f\r\034-\037 ]|\302\205|\302\240|\341\232\200|\342\200[\200-\212]|\342\200\250|\342\200\251|\342\200\257|\342\201\237|\343\200\200)$/)) s = substr(s, 1, RSTART - 1)
 	return s
 }
-# Secrets in command lines, masked before they leave the host: the value after password=,
-# passwd=, pwd=, token=, secret=, api_key=, access_key= (or ":" instead of "="), after
-# --password and the like given as their own word, and the password of user:pass@ in URLs.
-function mask(s,    low, out, p, q, v) {
-	low = tolower(s); out = ""
-	while (match(low, /(pass(word|wd)?|pwd|token|secret|api[-_]?key|access[-_]?key)[a-z_]*[=:]/)) {
-		p = RSTART + RLENGTH - 1
-		q = match(substr(low, p + 1), /[ \t]/) ? RSTART - 1 : length(low) - p
-		out = out substr(s, 1, p) (q > 0 ? "***" : "")
-		s = substr(s, p + q + 1); low = substr(low, p + q + 1)
+# Secrets in command lines are masked before they leave the host, word by word as probe.py
+# mask_command_line does (the same rules, the same "[hidden]"): key=value and --key value for
+# a key that names a secret, the password of scheme://user:pass@, Bearer and Basic tokens,
+# mysql -pSECRET.  Indexes below are 0-based, as in probe.py, through sl() and at0().
+function sl(s, a, b) { return substr(s, a + 1, b - a) }
+function at0(s, t, from,    p) { p = index(substr(s, from + 1), t); return p ? p - 1 + from : -1 }
+function secret_key(key,    w) {
+	w = tolower(key); sub(/^-+/, "", w); gsub(/[-_]/, "", w)
+	return w != "" && (w ~ /pass$/ || w ~ /password|passwd|passphrase|pwd|secret|token|apikey|accesskey|privatekey|credential|auth|sessionid|cookie/)
+}
+function mask_urls(arg,    out, start, found, begin, end, at, colon, n, i) {
+	out = ""; start = 0; n = length(arg)
+	while ((found = at0(arg, "://", start)) >= 0) {
+		begin = found + 3
+		for (end = begin; end < n && !index("/?# \"\047", substr(arg, end + 1, 1)); end++) ;
+		at = -1
+		for (i = end - 1; i >= begin; i--) if (substr(arg, i + 1, 1) == "@") { at = i; break }
+		colon = at >= 0 ? at0(arg, ":", begin) : -1
+		if (colon >= at) colon = -1
+		if (colon >= 0 && colon + 1 < at) out = out sl(arg, start, colon + 1) "[hidden]@"
+		else out = out (at >= 0 ? sl(arg, start, at + 1) : sl(arg, start, begin))
+		start = at >= 0 ? at + 1 : begin
 	}
-	s = out s; low = tolower(s); out = ""
-	while (match(low, /(^|[ \t])--?(pass(word|wd)?|pwd|token|secret|api[-_]?key)[ \t]+[^ \t-]/)) {
-		p = RSTART + RLENGTH - 2
-		q = match(substr(low, p + 1), /[ \t]/) ? RSTART - 1 : length(low) - p
-		out = out substr(s, 1, p) "***"
-		s = substr(s, p + q + 1); low = substr(low, p + q + 1)
+	return out substr(arg, start + 1)
+}
+function mask_assignments(arg,    out, start, eq, key_start, end, n) {
+	out = ""; start = 0; n = length(arg); eq = at0(arg, "=", 0)
+	while (eq >= 0) {
+		for (key_start = eq; key_start > 0 && substr(arg, key_start, 1) ~ /[A-Za-z0-9_.-]/; key_start--) ;
+		for (end = eq + 1; end < n && !index("&; ,\047\"", substr(arg, end + 1, 1)); end++) ;
+		if (end > eq + 1 && secret_key(sl(arg, key_start, eq))) { out = out sl(arg, start, eq + 1) "[hidden]"; start = end }
+		eq = at0(arg, "=", end > eq + 1 ? end : eq + 1)
 	}
-	s = out s; out = ""
-	while (match(s, /:\/\/[^\/:@ \t]+:[^@ \t]+@/)) {
-		v = substr(s, RSTART, RLENGTH); p = index(substr(v, 4), ":") + 3
-		out = out substr(s, 1, RSTART - 1) substr(v, 1, p) "***@"
-		s = substr(s, RSTART + RLENGTH)
+	return out substr(arg, start + 1)
+}
+function mask_schemes(arg,    low, k, scheme, at, begin, end, n) {
+	low = tolower(arg); n = length(arg)
+	for (k = 1; k <= 2; k++) {
+		scheme = k == 1 ? "bearer " : "basic "
+		if ((at = at0(low, scheme, 0)) < 0) continue
+		begin = at + length(scheme)
+		for (end = begin; end < n && !index(" \047\"", substr(arg, end + 1, 1)); end++) ;
+		if (end > begin) return substr(arg, 1, begin) "[hidden]" mask_schemes(substr(arg, end + 1))
 	}
-	return out s
+	return arg
+}
+# WORDS[1..n] masked in place.
+function mask_words(n,    i, arg, low, hide, mysql, base) {
+	base = WORDS[1]; sub(/.*\//, "", base)
+	mysql = n > 0 && base ~ /^(mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)$/
+	hide = 0
+	for (i = 1; i <= n; i++) {
+		arg = WORDS[i]; low = tolower(arg)
+		if (hide && substr(arg, 1, 1) != "-") {
+			if (low != "bearer" && low != "basic") { WORDS[i] = "[hidden]"; hide = 0 }
+			continue
+		}
+		hide = (substr(arg, 1, 1) == "-" && !index(arg, "=") && secret_key(arg)) || low == "bearer" || low == "basic" || low ~ /(authorization|auth):$/
+		if (mysql && substr(arg, 1, 2) == "-p" && length(arg) > 2 && substr(arg, 1, 2) != "--") { WORDS[i] = "-p[hidden]"; continue }
+		if (index(arg, "://")) arg = mask_urls(arg)
+		if (index(arg, "=")) arg = mask_assignments(arg)
+		if (index(low, "bearer ") || index(low, "basic ")) arg = mask_schemes(arg)
+		WORDS[i] = arg
+	}
 }
 # A top process: its full name (comm is cut at 15 bytes; argv[0] has it all, as psutil
 # takes it) and its command line: arguments joined by spaces, stripped, secrets masked, 200
@@ -855,15 +898,17 @@ function proc_entry(pid,    name, f, n, i, cmd, base, comm) {
 	if (CMDLINES_OK && ((pid "/cmdline") in FILE_OF)) {
 		f = FILE_OF[pid "/cmdline"]; n = NARGS[f]
 		while (n > 1 && ARGS[f, n] == "") n--
-		cmd = ARGS[f, 1]
-		for (i = 2; i <= n; i++) cmd = cmd " " ARGS[f, i]
-		cmd = cutchars(mask(pystrip(u8(cmd, 0))), 200)
-		if (chars(comm) >= 15 && ARGS[f, 1] != "") {
-			base = u8(ARGS[f, 1], 0)
+		for (i = 1; i <= n; i++) WORDS[i] = u8(ARGS[f, i], 0)
+		if (chars(comm) >= 15 && n) {
+			base = WORDS[1]
 			sub(/.*\//, "", base)
 			sub(/ .*/, "", base)
 			if (substr(base, 1, length(comm)) == comm) name = base
 		}
+		mask_words(n)
+		cmd = WORDS[1]
+		for (i = 2; i <= n; i++) cmd = cmd " " WORDS[i]
+		cmd = cutchars(pystrip(cmd), 200)
 	}
 	return "{\"pid\":" pid ",\"user\":" TUSER[pid] ",\"name\":" jstr(name) ",\"cmdline\":" jstr(cmd) \
 		",\"cpu_percent\":" TCPU[pid] ",\"mem_percent\":" TMEM[pid] ",\"rss\":" TRSS[pid] "}"
@@ -1060,7 +1105,7 @@ osmon_read_params() {
 		case $_key in
 		cpu_sample_s|network_fs|statvfs_timeout_s|top_n|include_loopback|max_processes|\
 		max_scan_s|proc_root|sys_root|etc_root|utmp_path|utmp_check_pids|self_timing|\
-		clk_tck|page_size|checks_budget_s|checks)
+		clk_tck|page_size|checks_budget_s|command_lines|checks)
 			export "OSMON_P_$_key=$_value" ;;
 		esac
 	done
@@ -1267,7 +1312,8 @@ osmon_main() {
 	export LC_ALL
 	nl='
 '
-	command -v awk >/dev/null 2>&1 || { echo "osmon probe.sh: awk not found on this host" >&2; exit 127; }
+	# 69 (EX_UNAVAILABLE), not 127: that one means "no such interpreter" to the collector
+	command -v awk >/dev/null 2>&1 || { echo "osmon probe.sh: awk not found on this host" >&2; exit 69; }
 	osmon_params osmon_read_params
 	OSMON_PROC=${OSMON_P_proc_root:-/proc}
 	OSMON_SYS=${OSMON_P_sys_root:-/sys}

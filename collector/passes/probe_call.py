@@ -46,13 +46,7 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
     return params
 
 
-#: The remote command: read the probe's language from the first line of stdin, then hand the
-#: rest of stdin to that interpreter.  ``read`` takes one byte at a time from a pipe, so the
-#: interpreter starts exactly at the probe.  ``{python}`` is the host's (quoted) interpreter.
-_DISPATCH = ("read -r osmon_probe || exit 2; case $osmon_probe in "
-             "python) exec {python} -I -S - ;; sh) exec sh -s ;; esac; "
-             'echo "osmon: unknown probe language" >&2; exit 2')
-#: The first line of stdin for each probe (``_DISPATCH``).
+#: The first line of stdin for each probe (see :func:`remote_command`).
 PYTHON, SHELL = "python", "sh"
 
 
@@ -60,10 +54,12 @@ def remote_command(host: Host) -> str:
     """The command run on a host: one fixed string per host, whatever the pass sends.
 
     Everything that varies per pass is on stdin, the probe included: its first line names the
-    interpreter (``python`` or ``sh``), so one command serves both probes, the shell probe can
-    follow a failed Python start on the same connection, and the command can be pinned in an
-    ``authorized_keys`` ``command=`` option.  It runs under ``sh -c`` so that a login shell that
-    is not POSIX (fish, csh) does not matter.
+    interpreter (``python`` or ``sh``) and the rest is that interpreter's input.  ``read``
+    takes one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So
+    one command serves both probes, the shell probe can follow a failed Python start on the
+    same connection, and the command can be pinned in an ``authorized_keys`` ``command=``
+    option.  It runs under ``sh -c`` so that a login shell that is not POSIX (fish, csh) does
+    not matter.
 
     ``host.python`` is validated by the config (absolute path or plain name); it is quoted
     anyway, so no value from the config can ever reach the remote shell as syntax.
@@ -74,7 +70,16 @@ def remote_command(host: Host) -> str:
     ``sys.path``, so a stray ``json.py`` in that home cannot replace a module of the probe.
     Both flags exist since Python 3.4.
     """
-    return "sh -c " + shlex.quote(_DISPATCH.format(python=shlex.quote(host.python)))
+    python = f"{shlex.quote(host.python)} -I -S -"
+    script = (f"read -r osmon_probe || exit 2; case $osmon_probe in "
+              f"{PYTHON}) {_start(python)} ;; {SHELL}) {_start('sh -s')} ;; esac; "
+              'echo "osmon: unknown probe language" >&2; exit 2')
+    return "sh -c " + shlex.quote(script)
+
+
+def _start(interpreter: str) -> str:
+    """How the remote command starts one probe's interpreter (on the rest of stdin)."""
+    return f"exec {interpreter}"
 
 
 def python_stdin(params: dict[str, Any], probe: bytes) -> bytes:
@@ -196,7 +201,7 @@ def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) ->
     if result.exit_status != 0:
         line = ssh.first_line(result.stderr)
         if result.exit_status == 127:
-            what = host.python if probe == PYTHON else "sh (or awk, which the shell probe needs)"
+            what = host.python if probe == PYTHON else "sh"
             message = f"{what} not found on the host (exit 127)"
         elif result.exit_status == -1:
             message = "the probe ended without an exit status (killed by a signal?)"

@@ -25,7 +25,8 @@ import remote_probe
 #: The scalar parameters the shell probe understands (remote_probe.probe.DEFAULTS).
 SCALARS = ("cpu_sample_s", "network_fs", "statvfs_timeout_s", "top_n", "include_loopback",
            "max_processes", "max_scan_s", "proc_root", "sys_root", "etc_root", "utmp_path",
-           "utmp_check_pids", "self_timing", "clk_tck", "page_size", "checks_budget_s")
+           "utmp_check_pids", "self_timing", "clk_tck", "page_size", "checks_budget_s",
+           "command_lines")
 PARAMS_END = b"OSMON_PARAMS_END"
 INPUT_END = b"OSMON_INPUT_END"
 
