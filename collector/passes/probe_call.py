@@ -13,6 +13,8 @@ import json
 import logging
 import shlex
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +143,19 @@ class ProbeRun:
         return session.run(command, python_stdin(params, python_probe), extra_s=extra_s,
                            retry=retry)
 
-    def keep_choice(self) -> None:
-        """After a good answer: remember a fallback, forget a choice the host outgrew."""
+    def keep_choice(self, writing: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+        """After a good answer: remember a fallback, forget a choice the host outgrew.
+
+        ``writing`` guards the write like the pass's other state writes of a worker (it may
+        refuse once the pass has given up on the host and released the data lock)."""
         if self.host.probe != "auto" or self.state_dir is None or self.host.local:
             return
         try:
-            if self.fell_back:
-                probe_choice.remember_shell(self.state_dir, self.host.name, time.time())
-            elif self.probe == PYTHON:
-                probe_choice.forget(self.state_dir, self.host.name)
+            with writing():
+                if self.fell_back:
+                    probe_choice.remember_shell(self.state_dir, self.host.name, time.time())
+                elif self.probe == PYTHON:
+                    probe_choice.forget(self.state_dir, self.host.name)
         except OSError as exc:  # costs one failed Python start next pass, nothing more
             log.error("cannot keep the probe choice of %s: %s", self.host.name, exc)
 
