@@ -184,7 +184,7 @@ BEGIN {
 	for (i = 1; i < ARGC; i++) if (ARGV[i] ~ /^[0-9]+$/) PIDARG[++NPID] = ARGV[i]
 	ARGC = 1
 }
-$1 == "tick" { NTICK++; if (NF == 4 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ && $4 ~ /^[0-9]+$/) PREVT[$2 + 0] = $3 " " $4; next }
+$1 == "tick" { NTICK++; if (NF == 4 && ($2 " " $3 " " $4) ~ /^[1-9][0-9]* [0-9]+ [0-9]+$/) PREVT[$2] = $3 " " $4; next }
 $1 == "prev_uptime" { PREV_SEEN = 1; PREV_UP = $2; next }
 $1 == "prev_boot_id" { PREV_BOOT = substr($0, 14); next }
 $1 ~ /^check/ { CL[++NCL] = $0; next }
@@ -557,23 +557,38 @@ function fam_pressure(   r, res, a, n, i, f, nf, k, kv, kind, vals, cnt, out, li
 # /proc/<pid>/stat: comm may hold spaces, parentheses and line feeds, so the fields start
 # after the last ")".  The name has at most 63 bytes (a workqueue worker such as
 # "kworker/0:1-events" has more than a task comm), so ")" is sought in 65 bytes from the "(".
-function parse_pid_stat(text,    l, r, f, nf) {
+# Split as $0 (the input is read by then): awk splits a record into fields far faster than
+# split() fills an array, and only the first 300 bytes when they hold the 22 fields needed.
+function parse_pid_stat(text,    l, r) {
 	if (!(l = index(text, "(")) || !match(substr(text, l, 65), /[)][^)]*$/)) return 0
 	r = l + RSTART - 1
-	nf = split(substr(text, r + 2), f, " ")
-	if (nf < 22 || !isint(f[12]) || !isint(f[13]) || !isint(f[20]) || !isint(f[22])) return 0
+	$0 = substr(text, r + 2, 300)
+	if (NF < 23) $0 = substr(text, r + 2)
+	if (NF < 22 || ($12 " " $13 " " $20 " " $22) !~ /^[0-9]+ [0-9]+ [0-9]+ [0-9]+$/) return 0
 	PS_COMM = substr(text, l + 1, r - l - 1)
-	PS_TICKS = f[12] + f[13]; PS_START = f[20] + 0; PS_RSS = f[22] + 0
+	PS_TICKS = $12 + $13; PS_START = $20; PS_RSS = $22 + 0
 	return 1
+}
+# The concatenation of PART[1..n], pairwise: a string grown one piece at a time is copied
+# whole at every step, which costs the square of its length.
+function joined(n,    i, j) {
+	if (n < 1) return ""
+	while (n > 1) {
+		for (i = j = 1; i <= n; i += 2) PART[j++] = PART[i] (i < n ? PART[i + 1] : "")
+		n = j - 1
+	}
+	return PART[1]
 }
 # Count, top_n by CPU and by resident memory, and the counters for the next pass.  CPU
 # percent of one CPU over the interval since the previous pass (proc_prev, same boot and
 # start time), else the lifetime average, as probe.py process_cpu_percent.
-function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, elapsed, boot, ticks, old, life, bycpu, bymem, ncpu, nmem, j, c, r, total, users, a, n, f, uid, u, memp, rss, seen, counters) {
+function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, elapsed, boot, ticks, old, life, bycpu, bymem, ncpu, nmem, j, c, r, total, users, a, n, f, uid, u, memp, rss, seen, counters, nparts) {
 	if (ENVIRON["OSMON_PIDS"] != "listed") { err("processes", "OSError: cannot list " PROC); return }
-	nord = 0
-	for (len = 1; len <= 10; len++)
-		for (i = 1; i <= NPID; i++) if (length(PIDARG[i]) == len) ord[++nord] = PIDARG[i]
+	# numeric order: the glob sorted the names as text, so a stable sort by length suffices
+	for (i = 1; i <= NPID; i++) { len = length(PIDARG[i]); LENGTH[i] = len; LENGTHS[len]++ }
+	for (len = nord = 1; len <= 10; len++) { AT[len] = nord; nord += LENGTHS[len] }
+	for (i = 1; i <= NPID; i++) ord[AT[LENGTH[i]]++] = PIDARG[i]
+	nord = NPID
 	up = uptime_of(slurp(PROC "/uptime"), "processes:uptime")
 	deadline = uptime_now() + MAX_SCAN
 	nscan = 0
@@ -592,12 +607,13 @@ function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, 
 	boot = substr(trim(slurp(PROC "/sys/kernel/random/boot_id")), 1, 64)
 	if (useprev && !(up != "" && up > PREV_UP + 0 && (boot == "" || PREV_BOOT == "" || boot == PREV_BOOT))) useprev = 0
 	elapsed = useprev ? (up - PREV_UP) * TCK / 100.0 : 0
-	counters = ""
+	counters = ""; nparts = 0
 	for (i = 1; i <= nscan; i++) {
 		pid = SCANNED[i]; ticks = TICKS[pid]
-		if (i <= 100000) counters = counters (i > 1 ? ",\"" : "\"") pid "\":[" ji(START[pid]) "," ji(ticks) "]"
+		if (i <= 100000) counters = counters (i > 1 ? ",\"" : "\"") pid "\":[" START[pid] "," ji(ticks) "]"
+		if (i % 64 == 0) { PART[++nparts] = counters; counters = "" }
 		old = ""
-		if (useprev && ((pid + 0) in PREVT)) { split(PREVT[pid + 0], a, " "); if (a[1] + 0 == START[pid]) old = a[2] + 0 }
+		if (useprev && (pid in PREVT)) { split(PREVT[pid], a, " "); if (a[1] + 0 == START[pid] + 0) old = a[2] + 0 }
 		if (old != "" && old <= ticks) CPU[pid] = sprintf("%.1f", (ticks - old) / elapsed) + 0
 		else if (up != "") { life = up * TCK - START[pid]; CPU[pid] = life > 0 ? sprintf("%.1f", ticks * 100.0 / life) + 0 : 0 }
 		else CPU[pid] = ""
@@ -638,7 +654,8 @@ function fam_processes(   i, len, pid, ord, nord, nscan, deadline, up, useprev, 
 		DATA = DATA "TD\t" pid "\t" (CPU[pid] == "" ? "null" : jn(CPU[pid])) "\t" memp "\t" ji(rss) "\t" jstr(u) "\t" fld(COMM[pid]) "\n"
 		if (CMDLINES) CTL = CTL "P\t" pid "\n"
 	}
-	if (up != "") DATA = DATA "Q\t{\"uptime\":" jn(up) ",\"boot_id\":" (boot == "" ? "null" : jstr(boot)) ",\"ticks\":{" counters "}}\n"
+	PART[++nparts] = counters
+	if (up != "") DATA = DATA "Q\t{\"uptime\":" jn(up) ",\"boot_id\":" (boot == "" ? "null" : jstr(boot)) ",\"ticks\":{" joined(nparts) "}}\n"
 }
 '
 
