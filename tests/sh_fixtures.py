@@ -14,6 +14,7 @@ Nothing skips: without ``busybox`` (Debian: ``busybox``; .ci/test installs it) i
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -42,6 +43,7 @@ def applets() -> Path:
     global _APPLETS
     if _APPLETS is None:
         folder = Path(tempfile.mkdtemp(prefix="osmon-busybox-"))
+        atexit.register(shutil.rmtree, folder, True)
         subprocess.run([busybox(), "--install", "-s", str(folder)], check=True, timeout=60)
         _APPLETS = folder
     return _APPLETS
