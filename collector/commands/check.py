@@ -2,7 +2,8 @@
 
 Nothing is stored and no alert is evaluated: this is what an admin runs after editing
 ``hosts.toml``.  Every config problem is printed at once (exit 2); otherwise one aligned row per
-host, "ok" with the round-trip time or the error in words to act on (exit 1 if any failed).
+host: the probe that ran ("python 3.11.2", or "sh" for the shell probe of a host without
+Python), "ok" with the round-trip time or the error in words to act on (exit 1 if any failed).
 Under ``accept-new`` a first-seen host key is recorded, as the next pass would.
 
 On a box that is one shard of several (``[settings] shard`` or ``--shard``), a SHARD column says
@@ -81,17 +82,21 @@ def _selected(config: Config, names: Sequence[str] | None,
 def format_table(hosts: Sequence[Host], outcomes: Sequence[collect.HostOutcome],
                  shards: int | None = None) -> str:
     """One aligned row per host; with ``shards`` (the N of a sharded setup) a SHARD column."""
-    rows = [("HOST", "ADDRESS", "PYTHON", "RESULT")]
+    rows = [("HOST", "ADDRESS", "PROBE", "RESULT")]
     for host, outcome in zip(hosts, outcomes):
         address = "local" if host.local else f"{host.user}@{host.address}:{host.port}"
         sample = outcome.sample
+        collected = sample.get("collect") if isinstance(sample.get("collect"), dict) else {}
+        probe = str(collected.get("probe") or "-")
         if outcome.ok:
-            result = f"ok {sample['collect']['duration_s']:.2f} s"
+            result = f"ok {collected['duration_s']:.2f} s"
             system = sample.get("system")
-            python = str(system.get("python", "?")) if isinstance(system, dict) else "?"
+            python = system.get("python") if isinstance(system, dict) else None
+            if probe == "python":  # which Python; the shell probe has none
+                probe = f"python {python or '?'}"
         else:
-            result, python = outcome.describe_error(), "-"
-        rows.append((host.name, address, python, result))
+            result = outcome.describe_error()
+        rows.append((host.name, address, probe, result))
     if shards is not None:
         rows = [(rows[0][0], "SHARD", *rows[0][1:])] + [
             (row[0], f"{shard_of(row[0], shards)}/{shards}", *row[1:]) for row in rows[1:]]

@@ -134,6 +134,9 @@ class Host:
     identity_file: Path | None = None
     #: Interpreter started on the host; a path, never passed through a shell.
     python: str = "python3"
+    #: Which probe runs there: "python" (remote_probe/probe.py), "sh" (remote_probe/probe.sh,
+    #: for hosts without Python) or "auto" (Python, else the shell probe; remembered a day).
+    probe: str = "auto"
     tags: tuple[str, ...] = ()
     network_fs: bool = False
     thresholds: Thresholds | None = None

@@ -96,8 +96,10 @@ _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_ti
 _SMTP_KEYS = ("enabled", "host", "port", "security", "user", "password_env", "password_file",
               "from", "to", "timeout_s", "template")
 _HOST_KEYS = ("name", "local", "enabled", "address", "user", "port", "identity_file", "python",
-              "tags", "network_fs", "thresholds")
+              "probe", "tags", "network_fs", "thresholds")
 _WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file")
+#: A host's ``probe``: the Python probe, the POSIX shell probe, or the first that works there.
+PROBES = ("auto", "python", "sh")
 _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
 _LEVEL_KEYS = ("warning", "critical", "for")
 
@@ -373,6 +375,10 @@ class _Parser(TableReader):
                                 f"'-', with no spaces, quotes or shell characters; not "
                                 f"{python!r}")
             python = "python3"
+        probe = self.choice(t, "probe", PROBES, "auto", where)
+        if local and probe == "sh":
+            self.problem(where, "'probe' = \"sh\" is for remote hosts: the local host is "
+                                "measured in-process (psutil), never by a probe")
         host_thresholds = None
         if "thresholds" in t:
             tt = t["thresholds"]
@@ -383,6 +389,7 @@ class _Parser(TableReader):
         return Host(
             name=name, local=local, enabled=self.get(t, "enabled", bool, True, where),
             address=address, user=user, port=port or 22, identity_file=identity, python=python,
+            probe=probe,
             tags=self.str_list(t, "tags", where),
             network_fs=self.get(t, "network_fs", bool, False, where),
             thresholds=host_thresholds,
