@@ -44,6 +44,10 @@ def append_whole_lines(path: Path, data: bytes) -> None:
     previous writer was killed mid-line, the file does not end with a newline; ``data`` then
     starts with one, so the torn fragment stays a line of its own (skipped by readers) instead
     of swallowing the new line.
+
+    A write that fails half-way (a disk that fills up during it) is undone: the file is cut
+    back to its size before the call, so it never keeps a fragment of ours, and the error is
+    raised for the caller to count.  Callers hold the data lock, so nobody appended meanwhile.
     """
     if not data:
         return
@@ -53,9 +57,14 @@ def append_whole_lines(path: Path, data: bytes) -> None:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        written = os.write(fd, data)
-        while written < len(data):  # a short write (disk nearly full): finish the line or raise
-            written += os.write(fd, data[written:])
+        written = 0
+        try:
+            while written < len(data):  # a short write (disk nearly full): finish or raise
+                written += os.write(fd, data[written:])
+        except OSError:
+            if written:
+                os.ftruncate(fd, size)  # cutting back needs no free space
+            raise
     finally:
         os.close(fd)
 

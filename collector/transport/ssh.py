@@ -6,10 +6,8 @@ changed" and "key refused"), and the coordinating thread can :meth:`Session.abor
 outside by shutting its socket down.  paramiko's own timeouts do not cover every hang (waiting
 for the reply to ``exec`` has none), so the pass never relies on them alone.
 
-The remote command is the constant ``<python> -``: the probe arrives on stdin, so nothing is
-installed on the host and no value from a host is ever put in a shell string; ``Host.python``,
-the one value from the config, is validated as an absolute path or a bare command name of
-characters no shell treats specially, and quoted all the same.
+The remote command is a fixed string per host (``passes.probe_call.remote_command``) and the
+probe arrives on stdin: nothing is installed on the host, no host value reaches a shell.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,12 @@ MAX_STDERR_KEPT = 16 * 1024
 #: Beyond this much stderr the host is only wasting our time.
 MAX_STDERR = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
+#: ``with guard():`` around a session's one write, a new host key (passes.collect._Job).
+WriteGuard = Callable[[], contextlib.AbstractContextManager[None]]
 _DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
-# paramiko logs a traceback at ERROR for every connection we abort or that fails, which we
-# already report as one short line per host; under cron it would turn each mail into noise.
-# Left alone if someone configured the "paramiko" logger on purpose.
+# paramiko logs a traceback at ERROR for every connection we abort or that fails, already one
+# short line per host of ours (noise in cron mail); left alone if configured on purpose.
 if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
@@ -108,7 +108,8 @@ class HostKeyChecker:
                 types.extend(t for t in entry if t not in types)
         return types
 
-    def verify(self, host: Host, key: paramiko.PKey) -> None:
+    def verify(self, host: Host, key: paramiko.PKey,
+               write_guard: WriteGuard = contextlib.nullcontext) -> None:
         """Return if ``key`` is the host's known key (or was just accepted); else raise."""
         name = known_hosts_name(host.address, host.port)
         with self._lock:
@@ -117,7 +118,8 @@ class HostKeyChecker:
                 return
             if status == "unknown" and self.policy == "accept-new" and self.osmon_file:
                 try:
-                    self._accept(name, key)
+                    with write_guard():  # raises if the pass gave up on the host
+                        self._accept(name, key)
                 except OSError as exc:  # a key we cannot record is a key we do not trust
                     raise SshFailure(HOSTKEY, (
                         f"cannot record the new host key of {name} in {self.osmon_file}: "
@@ -242,16 +244,13 @@ def _load_key(path: Path) -> paramiko.PKey | SshFailure:
 # -- one session -------------------------------------------------------------------------------
 class Session:
     """One host's connection.  The worker calls :meth:`run`; the coordinator may :meth:`abort`.
-
-    ``step`` names what the session is waiting for, so a timeout says where it was stuck.
-    """
+    ``step`` names what the session is waiting for, so a timeout says where it was stuck."""
 
     def __init__(self, host: Host, settings: Settings, host_keys: HostKeyChecker,
-                 credentials: Credentials) -> None:
-        self.host = host
-        self.timeout = settings.ssh_timeout_s
-        self.host_keys = host_keys
-        self.credentials = credentials
+                 credentials: Credentials,
+                 write_guard: WriteGuard = contextlib.nullcontext) -> None:
+        self.host, self.timeout, self.write_guard = host, settings.ssh_timeout_s, write_guard
+        self.host_keys, self.credentials = host_keys, credentials
         self.step = "waiting"
         self._sock: socket.socket | None = None
         self._transport: paramiko.Transport | None = None
@@ -328,7 +327,7 @@ class Session:
             raise _handshake_failure(transport.get_exception(), where)
 
         self.step = "host key check"
-        self.host_keys.verify(host, transport.get_remote_server_key())
+        self.host_keys.verify(host, transport.get_remote_server_key(), self.write_guard)
         self.step = "authentication"
         self._authenticate(transport)
         return transport
