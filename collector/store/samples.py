@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from collector.metrics.stored import bad_sample, check_stored
 from collector.names import SAFE_NAME
 from collector.times import format_ts, parse_ts
 
@@ -135,14 +136,18 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------
     def latest(self, host: str) -> dict[str, Any] | None:
-        """The newest readable sample of a host, reading only the end of its newest file."""
+        """The newest readable sample of a host, reading only the end of its newest file.
+
+        Checked as the probe's answer was on write (:mod:`collector.metrics.stored`): a line
+        of the wrong shape comes back as the host's failure line, never as a good sample."""
         for day_file in reversed(self.day_files(host)):
             if day_file.compressed:
                 sample = _last_valid(_read_lines(day_file.path))
             else:
                 sample = _tail_sample(day_file.path)
             if sample is not None:
-                return sample
+                problem = check_stored(sample)
+                return sample if problem is None else bad_sample(sample, problem[:200])
         return None
 
     def latest_all(self, hosts: Iterable[str] | None = None) -> dict[str, dict[str, Any] | None]:
