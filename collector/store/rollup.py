@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from collector.metrics import series
-from collector.store.samples import Store, append_whole_lines, encode_line, tail_lines
+from collector.store.samples import (
+    Store,
+    append_whole_lines,
+    day_lines,
+    encode_line,
+    tail_lines,
+)
 from collector.store.statefile import atomic_write_bytes
 from collector.times import format_ts
 
@@ -104,19 +110,19 @@ def _day_lines(store: Store, host: str, start: float, end: float) -> Iterator[by
     start_text = format_ts(_utc(start))
     first_day = _utc(start).date()
     last_day = _utc(end - 1).date()
-    by_day: dict[Any, Path] = {}
+    by_day: dict[Any, list[Path]] = {}
     for day_file in store.day_files(host):
-        # A day both plain and gzipped means prune was interrupted: the plain one is whole.
-        if first_day <= day_file.day <= last_day and (
-                day_file.day not in by_day or not day_file.compressed):
-            by_day[day_file.day] = day_file.path
-    for day, path in sorted(by_day.items()):
+        if first_day <= day_file.day <= last_day:
+            by_day.setdefault(day_file.day, []).append(day_file.path)
+    for day, paths in sorted(by_day.items()):
         try:
+            if len(paths) > 1:  # plain and gzipped: each line once (store.samples.day_lines)
+                yield from day_lines(paths)
             # Starting late in a day (a 6 h chart, a closing bucket): read only the file's end.
-            if day == first_day and path.suffix != ".gz" and start % _DAY >= 3600:
-                yield from _tail_lines(path, start_text)
+            elif day == first_day and paths[0].suffix != ".gz" and start % _DAY >= 3600:
+                yield from _tail_lines(paths[0], start_text)
             else:
-                yield from _whole_file(path)
+                yield from _whole_file(paths[0])
         except FileNotFoundError:  # pruned while we read
             continue
 

@@ -161,14 +161,13 @@ class Store:
         end_text = format_ts(end) if end is not None else None
         first_day = start.astimezone(timezone.utc).date()
         last_day = end.astimezone(timezone.utc).date() if end is not None else None
-        seen_days: set[date] = set()
+        by_day: dict[date, list[Path]] = {}
         for day_file in self.day_files(host):
             if day_file.day < first_day or (last_day is not None and day_file.day > last_day):
                 continue
-            if day_file.day in seen_days:  # a day both plain and gzipped: prune was interrupted
-                continue
-            seen_days.add(day_file.day)
-            for sample in _decode_lines(_read_lines(day_file.path)):
+            by_day.setdefault(day_file.day, []).append(day_file.path)
+        for _day, paths in sorted(by_day.items()):
+            for sample in _decode_lines(day_lines(paths)):
                 ts = sample.get("ts")
                 if not isinstance(ts, str) or ts < start_text:
                     continue
@@ -179,6 +178,26 @@ class Store:
     def last_day_with_data(self, host: str) -> date | None:
         files = self.day_files(host)
         return files[-1].day if files else None
+
+
+def day_lines(paths: list[Path]) -> list[bytes]:
+    """The lines of one day, from its one file or from both its files, each line once.
+
+    A day is both ``.jsonl.gz`` and ``.jsonl`` for a moment while prune swaps them (the two
+    then hold the same lines), or for longer when the clock went back across days and the
+    collector appended to a day already compressed (then they hold different lines, until
+    prune merges them): either way every line is read, and read once.
+    """
+    if len(paths) == 1:
+        return _read_lines(paths[0])
+    lines: list[bytes] = []
+    seen: set[bytes] = set()
+    for path in paths:
+        for line in _read_lines(path):
+            if line not in seen:
+                seen.add(line)
+                lines.append(line)
+    return lines
 
 
 def _read_lines(path: Path) -> list[bytes]:
