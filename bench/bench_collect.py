@@ -40,9 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-#: What collector.passes.probe_call.remote_command runs: the baselines must pay the same
-#: probe start-up.
-REMOTE_COMMAND = "python3 -I -S -"
+from bench_probe import osmon_remote_command  # noqa: E402 - bench/ is this script's folder
+
+#: What collector.passes.probe_call.remote_command runs (python3 under the host-side time
+#: limit): the baselines must pay the same probe start-up.
+REMOTE_COMMAND = osmon_remote_command("python3")
 
 CONTENDERS = ("osmon", "bare", "ssh")
 # The steady state of a pass: the collector has the previous counters, the probe never sleeps.

@@ -87,6 +87,21 @@ def bench_local(label: str, call: Callable[[], object], runs: int) -> str:
     return row(label, walls, cpus, cpus)
 
 
+def osmon_remote_command(python: str) -> str:
+    """What the collector runs on a host with this interpreter (the login shell runs it)."""
+    import tempfile
+
+    from collector import config as config_mod
+    from collector.passes.probe_call import remote_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hosts.toml"
+        path.write_text(f'[[hosts]]\nname = "h"\naddress = "192.0.2.1"\nuser = "u"\n'
+                        f'python = "{python}"\n', encoding="utf-8")
+        config = config_mod.load(path)
+    return remote_command(config, config.hosts[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=30)
@@ -110,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     print(bench_probe([*python, "-"], "python3 -, steady (cpu_sample_s=0)", steady, args.runs))
     print(bench_probe([*python, "-I", "-S", "-"], "python3 -I -S -, steady", steady,
                       args.runs))
+    print(bench_probe(["/bin/sh", "-c", osmon_remote_command(args.python)],
+                      "remote_command: sh + timeout, steady", steady, args.runs))
     print(bench_probe([*python, "-I", "-S", "-c", EXEC_STDIN],
                       "python3 -I -S -c exec(stdin), steady", steady, args.runs))
     print(bench_probe([*python, "-"], "python3 -, first pass (0.25 s)", first,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -146,12 +147,16 @@ def test_hard_host_deadline_applies_while_the_command_runs(inventory: Inventory,
     assert result.duration_s < 60
 
 
-def test_remote_command_quotes_the_interpreter() -> None:
+def test_remote_command_quotes_the_interpreter(inventory: Inventory) -> None:
     """Config validation refuses such a value; the quoting is the second line of defence."""
-    assert probe_call.remote_command(Host(name="a", python="/usr/bin/python3")) == \
-        "/usr/bin/python3 -I -S -"
-    assert probe_call.remote_command(Host(name="a", python="python3; reboot")) == \
-        "'python3; reboot' -I -S -"
+    config = inventory(["a"])
+    command = probe_call.remote_command(config, Host(name="a", python="/usr/bin/python3"))
+    assert shlex.split(command)[:2] == ["sh", "-c"]
+    assert "exec /usr/bin/python3 -I -S -" in shlex.split(command)[2]
+    hostile = probe_call.remote_command(config, Host(name="a", python="python3; reboot"))
+    inner = shlex.split(hostile)[2]
+    assert "exec 'python3; reboot' -I -S -" in inner
+    assert "; reboot -I" not in inner and "reboot'" in inner
 
 
 def test_pass_deadline_records_every_unfinished_host(inventory: Inventory,

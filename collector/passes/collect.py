@@ -392,7 +392,8 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
         else:
             session = _session(ctx, host, job)
             job.attach(session)
-            result = session.run(remote_command(host), probe_stdin(params, ctx.probe),
+            result = session.run(remote_command(ctx.config, host),
+                                 probe_stdin(params, ctx.probe),
                                  extra_s=params.get("checks_budget_s", 0.0))
             connect_s = result.connect_s
             raw, epoch = decode_answer(host, result), result.reading_epoch

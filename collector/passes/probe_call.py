@@ -1,14 +1,15 @@
 """What a pass asks of a host's probe, and how it reads the answer.
 
 The probe's parameters are data (one ``OSMON_PARAMS`` line before its source on stdin), never
-shell words: ``remote_command`` is the same fixed string every pass.  The answer is untrusted:
-exit status, then JSON, then the schema gate, and nothing of a bad answer goes further than a
-reason.
+shell words: ``remote_command`` is one fixed string per host, the same every pass.  The
+answer is untrusted: exit status, then JSON, then the schema gate, and nothing of a bad
+answer goes further than a reason.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import time
 from pathlib import Path
@@ -40,8 +41,15 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
     return params
 
 
-def remote_command(host: Host) -> str:
-    """The command run on a host: its interpreter reading the probe from stdin.
+#: The host-side limit outlasts the collector's own wait for the command by this much, so the
+#: collector's "no answer" is what a slow probe gets, and the kill only what outlives it.
+REMOTE_GRACE_S = 2
+
+
+def remote_command(config: Config, host: Host) -> str:
+    """The command run on a host: its interpreter reading the probe from stdin, under a
+    host-side time limit.  One fixed string per host, the same every pass (it depends only on
+    the config), so it can be pinned in ``authorized_keys`` with ``command="..."``.
 
     ``host.python`` is validated by the config (absolute path or plain name); it is quoted
     anyway, so no value from the config can ever reach the remote shell as syntax.
@@ -51,8 +59,27 @@ def remote_command(host: Host) -> str:
     isolated mode also keeps the account's home directory and PYTHON* variables out of
     ``sys.path``, so a stray ``json.py`` in that home cannot replace a module of the probe.
     Both flags exist since Python 3.4.
+
+    The limit: closing the SSH connection does not stop the remote command (sshd sends no
+    signal to a session without a terminal), and the probe cannot police itself when it is
+    what hangs (a dead NFS ``statvfs``, an interpreter that never reads its input).  So the
+    interpreter runs under ``timeout -s KILL`` (coreutils, and BusyBox since 1.30), killed
+    :data:`REMOTE_GRACE_S` after the collector stops waiting for it: nothing it started in
+    its process group outlives the host's deadline by more than that.  A host without
+    ``timeout``, or whose ``timeout`` does not take this syntax (BusyBox before 1.30: it
+    exits 127 without reading the probe), runs the interpreter as before.  ``sh -c`` makes
+    the string mean the same whatever the account's login shell is.
     """
-    return f"{shlex.quote(host.python)} -I -S -"
+    budget = config.settings.ssh_timeout_s + checks_budget(config, check_params(config, host))
+    limit = math.ceil(budget) + REMOTE_GRACE_S
+    interpreter = shlex.quote(host.python)
+    python = f"{interpreter} -I -S -"
+    # `command -v` is a builtin (no process); a missing interpreter is left to `exec`, whose
+    # "not found" is the message the admin reads.
+    script = (f"command -v timeout >/dev/null 2>&1 && command -v {interpreter} >/dev/null "
+              f"2>&1 && {{ timeout -s KILL {limit} {python}; s=$?; [ $s -eq 127 ] || exit $s; "
+              f"}}; exec {python}")
+    return f"sh -c {shlex.quote(script)}"
 
 
 def check_params(config: Config, host: Host) -> list[dict[str, Any]]:
@@ -103,6 +130,8 @@ def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
         line = ssh.first_line(result.stderr)
         if result.exit_status == 127:
             message = f"{host.python} not found on the host (exit 127)"
+        elif result.exit_status == 137:  # 128 + SIGKILL: what timeout -s KILL returns
+            message = "the probe was killed at its host-side time limit (exit 137)"
         elif result.exit_status == -1:
             message = "the probe ended without an exit status (killed by a signal?)"
         else:
