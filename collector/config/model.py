@@ -102,6 +102,9 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     require_login: bool = False
+    #: Addresses or networks of the reverse proxy in front: only requests from them may say
+    #: who the client is (X-Forwarded-For), so the login throttle counts real clients.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ inventory should not have to run ``osmon check`` once per typo.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import os
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,7 +124,9 @@ class _Parser(TableReader):
                               "silent_after_s": (60, None), "hysteresis": (0, 50)})
         web = self.simple(doc, "web", WebSettings,
                           {"public_url": str, "host": str, "port": int, "require_login": bool},
-                          {"port": (1, MAX_PORT)})
+                          {"port": (1, MAX_PORT)}, parsed_apart=("trusted_proxies",))
+        web = replace(web, trusted_proxies=self.networks(self.table(doc, "web", "top level"),
+                                                         "trusted_proxies", "[web]"))
         backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int},
                              {"keep": (1, 100000), "keep_days": (0, 100000)})
         hosts = self.hosts(doc.get("hosts", []), defaults, self.ssh_config(settings, doc))
@@ -272,10 +276,11 @@ class _Parser(TableReader):
         )
 
     def simple(self, doc: Mapping[str, Any], key: str, cls: type, kinds: dict[str, type],
-               bounds: Mapping[str, tuple[float, float]] | None = None) -> Any:
+               bounds: Mapping[str, tuple[float, float]] | None = None,
+               parsed_apart: tuple[str, ...] = ()) -> Any:
         t = self.table(doc, key, "top level")
         w = f"[{key}]"
-        self.unknown_keys(t, tuple(kinds), w)
+        self.unknown_keys(t, tuple(kinds) + parsed_apart, w)
         defaults = cls()
         limits = bounds or {}
         values = {k: self.get(t, k, kind, getattr(defaults, k), w,
@@ -283,6 +288,17 @@ class _Parser(TableReader):
                               maximum=limits.get(k, (None, None))[1])
                   for k, kind in kinds.items()}
         return cls(**values)
+
+    def networks(self, t: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        """A list of IP addresses or networks ("10.0.0.0/8"), normalised."""
+        found = []
+        for value in self.str_list(t, key, where):
+            try:
+                found.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+            except ValueError:
+                self.problem(where, f"'{key}' holds {value!r}, which is not an IP address or "
+                                    "network (like \"127.0.0.1\" or \"10.0.0.0/8\")")
+        return tuple(found)
 
     def hosts(self, raw: Any, defaults: Thresholds, ssh_config: SshConfig) -> tuple[Host, ...]:
         if not isinstance(raw, list):
