@@ -126,6 +126,8 @@ class Host:
     python: str = "python3"
     tags: tuple[str, ...] = ()
     network_fs: bool = False
+    #: Collect the top processes' command lines (secrets masked on the host); false: none.
+    command_lines: bool = True
     thresholds: Thresholds | None = None
 
 

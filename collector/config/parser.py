@@ -95,7 +95,7 @@ _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_ti
 _SMTP_KEYS = ("enabled", "host", "port", "security", "user", "password_env", "password_file",
               "from", "to", "timeout_s", "template")
 _HOST_KEYS = ("name", "local", "enabled", "address", "user", "port", "identity_file", "python",
-              "tags", "network_fs", "thresholds")
+              "tags", "network_fs", "command_lines", "thresholds")
 _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
 _LEVEL_KEYS = ("warning", "critical", "for")
 
@@ -360,6 +360,7 @@ class _Parser(TableReader):
             address=address, user=user, port=port or 22, identity_file=identity, python=python,
             tags=self.str_list(t, "tags", where),
             network_fs=self.get(t, "network_fs", bool, False, where),
+            command_lines=self.get(t, "command_lines", bool, True, where),
             thresholds=host_thresholds,
         )
 

@@ -35,6 +35,7 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
     if proc_prev is not None:
         params["proc_prev"] = proc_prev
     params["network_fs"] = host.network_fs
+    params["command_lines"] = host.command_lines
     params["checks"] = check_params(config, host)
     if params["checks"]:
         params["checks_budget_s"] = checks_budget(config, params["checks"])
