@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,17 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def banner(config: Config, opening: str) -> str:
+    """The dashboard banner that starts with ``opening``, shown (not hidden), as text."""
+    from web import create_app
+
+    html = create_app(config).test_client().get("/").get_data(as_text=True)
+    start = html.index(opening)
+    tag = html.rindex("<div", 0, start)
+    assert " hidden" not in html[tag:html.index(">", tag)], "the banner is hidden"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html[start:html.index("</div>", start)]))
 
 
 def day_files(data: Path) -> list[Path]:
@@ -96,6 +108,8 @@ def test_a_nearly_full_data_directory_fails_the_pass_not_the_hosts_and_tears_not
         assert "collector: failing" in status.stdout.splitlines()[0]
         assert "could not store 2 of 2 samples" in status_json["collector"]["problem"]
         assert all(end == b"\n" for end in torn.values()), torn  # no fragment of ours left
+        page = banner(config, "The last collection pass failed:")
+        assert "could not store 2 of 2 samples: the data directory [hidden] is full" in page
 
         # Space comes back: the next pass stores whole lines, and nothing is torn.
         filler.unlink()
@@ -159,6 +173,7 @@ def test_a_pass_killed_with_sigkill_is_logged_as_interrupted_by_the_next(
     assert after["after_interrupted"] == killed["ts"] and "problem" not in after
     status = osmon("--config", str(config.path), "status")
     assert f"after an interrupted pass (started {killed['ts'][:10]}" in status.stdout
+    assert "was interrupted before it finished" in banner(config, "The collection pass started")
     assert not (state / passlog.MARKER_NAME).exists()
     # Logged once: the pass after that has nothing to report.
     assert "interrupted" not in osmon("--config", str(config.path), "collect").stderr
