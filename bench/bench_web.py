@@ -4,7 +4,10 @@ Builds a throw-away data folder with 1,000 hosts and a few realistic samples eac
 ``Store.append``, as a pass would), then times ``/`` and ``/api/hosts`` through Flask's test
 client and prints the median of several runs.  Run from the repository root:
 
-    python3 bench/bench_web.py [--hosts 1000] [--runs 7]
+    python3 bench/bench_web.py [--hosts 1000] [--runs 7] [--silences 20]
+
+``--silences N`` adds N silences (half of a rack tag, half of one host's disk) and an alert state
+with a problem on every tenth host: the overview then matches every host against them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,24 @@ def build(directory: Path, count: int, samples: int):  # -> web_fixtures.Site
     return site
 
 
+def silence(site, count: int, silences: int) -> None:  # web_fixtures.Site
+    """Alerts on every tenth host, and ``silences`` silences of tags and single disks."""
+    from collector.alerts import muting_store
+    from collector.alerts import rules as alert_rules
+    from collector.alerts import state as alert_store
+    from collector.alerts.muting_input import SilenceRequest
+
+    hot = {f"host{i:04d}": dict(site.store.latest(f"host{i:04d}"), disks=[
+        {"mount": "/", "percent": 99.0}]) for i in range(0, count, 10)}
+    state, _notes = alert_rules.evaluate(site.config, None, hot, NOW)
+    alert_store.save_state(site.config.state_dir, state)
+    for i in range(silences):
+        request = (SilenceRequest(tag=f"rack{i % 20}", duration="2h", reason="maintenance")
+                   if i % 2 else SilenceRequest(host=f"host{i:04d}", metric="disk", item="/",
+                                                duration="2h", reason="resizing"))
+        muting_store.add_silence(site.config, request, author="bench", now=NOW, zone=None)
+
+
 def median_ms(client, url: str, runs: int) -> tuple[float, float, int]:  # FlaskClient
     """Median wall and CPU (this process) milliseconds: on a busy machine the CPU time is the
     steadier figure, the wall time is what a user waits."""
@@ -58,10 +79,14 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=5, help="samples per host")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--silences", type=int, default=0,
+                        help="silences to add (and alerts on every tenth host)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="osmon-bench-web-") as tmp:
         start = time.perf_counter()
         site = build(Path(tmp), args.hosts, args.samples)
+        if args.silences:
+            silence(site, args.hosts, args.silences)
         print(f"built {args.hosts} hosts x {args.samples} samples in "
               f"{time.perf_counter() - start:.1f} s")
         client = site.client()

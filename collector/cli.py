@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "create, list, restore or delete backups of the data"),
     "prune": ("collector.commands.prune",
               "apply retention: drop old day files, compress closed ones"),
+    "silence": ("collector.commands.silence",
+                "add, list or remove silences (maintenance windows: alerts kept, not mailed)"),
+    "ack": ("collector.commands.ack",
+            "acknowledge an active alert: no reminders until it recovers or gets worse"),
     "cron": ("collector.commands.cron", "print the crontab lines for collect, prune and backup"),
     "test-email": ("collector.commands.test_email", "send a test e-mail with the [smtp] settings"),
     "set-password": ("web.cmd_password", "set the dashboard admin password (stored as a hash)"),
@@ -39,8 +43,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EPILOG = """exit status:
   0  the command ran (for collect: the pass ran and stored its samples, even if hosts failed)
   1  the command ran and found a problem (collect: samples not stored, e.g. a full disk;
-     check: a host failed; test-email: not sent)
+     check: a host failed; test-email: not sent; cron: an interval_s cron cannot keep)
   2  could not run: bad config file, bad usage, or a data directory it cannot use (full too)
+     (silence, ack: the input was refused and nothing was changed)
   3  could not run: another osmon pass, backup or restore holds the data directory lock
 config: --config PATH, else $OSMON_CONFIG, else ./hosts.toml"""
 

@@ -34,3 +34,8 @@ class BackupError(OsmonError):
     could not be swapped with a restored one."""
 
     exit_code = 1
+
+
+class MutingError(OsmonError):
+    """A silence or an acknowledgement was refused (an unknown host, tag or metric, a bad
+    duration or time, no reason, nothing active to acknowledge): nothing was changed."""

@@ -16,6 +16,9 @@ from werkzeug.security import check_password_hash
 
 import collector.backup.backups as backup_module
 from collector import SCHEMA_VERSION, __version__, cli
+from collector.alerts import muting_store
+from collector.alerts.muting_input import SilenceRequest
+from collector.alerts.muting_store import ACKS_FILE, SILENCES_FILE
 from collector.backup.backups import (
     KEPT_ON_RESTORE,
     BackupError,
@@ -258,7 +261,7 @@ def test_a_restore_keeps_the_current_dashboard_password_and_session_key(tmp_path
     assert check_password_hash(read_admin_hash(cfg.state_dir), "new password")
     assert load_secret_key(cfg.state_dir) == b"k" * 32
     assert {rel.split("/")[1] for rel in KEPT_ON_RESTORE} == {ADMIN_FILE, SECRET_FILE,
-                                                               "known_hosts"}
+                                                               "known_hosts", SILENCES_FILE}
 
     (cfg.state_dir / ADMIN_FILE).unlink()
     (cfg.state_dir / SECRET_FILE).unlink()
@@ -286,6 +289,34 @@ def test_a_restore_keeps_the_host_keys_accepted_since_the_backup(tmp_path: Path)
     restore_backup(cfg, made.name, now=NOW + timedelta(minutes=1))
     assert known.read_text(encoding="utf-8").splitlines() == [
         "web1 ssh-ed25519 AAAAold", "web2 ssh-ed25519 AAAAnew"]
+
+
+def test_silences_and_acks_are_archived_and_a_restore_keeps_the_silences_of_now(
+        tmp_path: Path) -> None:
+    """Both files are in every backup.  A restore brings back the acknowledgements with the
+    alert state they belong to, but keeps the silences in force: a restore made during a
+    maintenance window must not end it; onto a new machine, the archived ones come back."""
+    cfg = make_config(tmp_path)
+    fill_store(cfg, days=1, per_day=2)
+    old = muting_store.add_silence(cfg, SilenceRequest(host="central", duration="1d",
+                                                       reason="old window"),
+                                   author="alice", now=NOW, zone=None)
+    (cfg.state_dir / ACKS_FILE).write_text('{"version": 1, "acks": []}\n')
+    made = create_backup(cfg, now=NOW)
+    with tarfile.open(made.path) as archive:
+        names = archive.getnames()
+    assert f"data/state/{SILENCES_FILE}" in names and f"data/state/{ACKS_FILE}" in names
+    muting_store.remove_silence(cfg, old.id, author="bob", now=NOW)
+    now = muting_store.add_silence(cfg, SilenceRequest(host="central", duration="2h",
+                                                       reason="kernel upgrade"),
+                                   author="bob", now=NOW, zone=None)
+    (cfg.state_dir / ACKS_FILE).unlink()
+    restore_backup(cfg, made.name, now=NOW + timedelta(minutes=1))
+    assert [s.id for s in muting_store.read(cfg.state_dir)[0].silences] == [now.id]
+    assert (cfg.state_dir / ACKS_FILE).exists()
+    (cfg.state_dir / SILENCES_FILE).unlink()  # a new machine: nothing of its own
+    restore_backup(cfg, made.name, now=NOW + timedelta(minutes=2))
+    assert [s.id for s in muting_store.read(cfg.state_dir)[0].silences] == [old.id]
 
 
 # -- retention ---------------------------------------------------------------------------------

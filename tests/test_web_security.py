@@ -38,8 +38,10 @@ from web_fixtures import (
 )
 
 from collector import cli
+from collector.alerts import muting_store
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
+from collector.alerts.muting_input import SilenceRequest
 from collector.times import format_ts
 from web.auth import ADMIN_FILE, SECRET_FILE, read_admin_hash
 from web.security import CSP, SVG_CSP
@@ -95,6 +97,41 @@ def test_alert_messages_about_hostile_mounts_are_escaped(site: Site) -> None:
         assert XSS_MOUNT not in page
         assert str(escape(XSS_MOUNT)) in page, url
     assert site.client().get("/api/alerts").get_json()["active"][0]["item"] == XSS_MOUNT
+
+
+def test_what_admins_type_in_silences_and_acks_is_escaped(site: Site) -> None:
+    """Reasons, authors and items are typed by people (or a script, or a compromised account):
+    text on every page, plain strings in the API, never markup."""
+    hostile = hostile_sample("evil", NOW)
+    hostile["disks"][0]["percent"] = 99.0
+    state, _notes = alert_rules.evaluate(site.config, None, {"evil": hostile}, NOW)
+    alert_store.save_state(site.config.state_dir, state)
+    muting_store.add_silence(site.config, SilenceRequest(
+        tag="web", metric="disk", item=XSS_MOUNT, duration="1h", reason=XSS_PROCESS),
+        author=XSS_USER, now=NOW, zone=None)
+    muting_store.add_silence(site.config, SilenceRequest(host="evil", duration="2h",
+                                                         reason=XSS_CMDLINE),
+                             author=XSS_USER, now=NOW, zone=None)
+    muting_store.acknowledge(site.config, "evil", "disk", XSS_MOUNT, XSS_HOSTNAME,
+                             author=XSS_USER, now=NOW)
+    site.set_password()
+    admin = site.client()
+    log_in(admin)
+    typed = (XSS_PROCESS, XSS_CMDLINE, XSS_HOSTNAME, XSS_USER, XSS_MOUNT)
+    for url in ("/", "/alerts", "/hosts/evil"):
+        page = admin.get(url).get_data(as_text=True)
+        for text in typed:
+            assert text not in page, (url, text)
+        assert "<script>alert" not in page and "<img src=x" not in page, url
+        assert str(escape(XSS_CMDLINE)) in page, url  # shown, as text
+    alerts_page = admin.get("/alerts").get_data(as_text=True)
+    for text in typed:
+        assert str(escape(text)) in alerts_page, text
+    listed = admin.get("/api/silences").get_json()["silences"]
+    assert {(s["item"], s["reason"], s["author"]) for s in listed} == {
+        (XSS_MOUNT, XSS_PROCESS, XSS_USER), (None, XSS_CMDLINE, XSS_USER)}
+    active = admin.get("/api/alerts").get_json()["active"][0]
+    assert active["ack"]["reason"] == XSS_HOSTNAME and active["silenced"]["reason"] == XSS_CMDLINE
 
 
 def test_api_returns_host_data_as_plain_json_strings(site: Site) -> None:
@@ -241,7 +278,8 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(site: Site) -> None:
 
 
 #: Every endpoint that accepts anything but GET: a new one must be added here knowingly.
-CHANGING = {"auth.login", "auth.logout", "backups.create", "backups.restore", "backups.delete"}
+CHANGING = {"auth.login", "auth.logout", "backups.create", "backups.restore", "backups.delete",
+            "silences.add", "silences.remove", "silences.acknowledge"}
 
 
 def test_every_change_is_a_post_that_needs_the_csrf_token(site: Site) -> None:

@@ -185,7 +185,7 @@ def action_refusal() -> str | None:
 
 @bp.app_context_processor
 def _template_globals() -> dict[str, object]:
-    return {"csrf_token": csrf_token, "is_admin": is_admin}
+    return {"csrf_token": csrf_token, "is_admin": is_admin, "action_refusal": action_refusal}
 
 
 @bp.before_app_request

@@ -56,6 +56,12 @@ def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
         attrs += f' data-ts="{escape(_text(ts))}"'
     if fmt in _BADGES:
         content = badge(value, fmt)
+        if fmt == "status" and _field(row, "silenced"):
+            content += Markup(" ") + badge("silenced")
+    elif fmt == "event":  # an alert history line: its event, and whether a silence held it
+        content = formatted("text", value)
+        if _field(row, "silenced"):
+            content += Markup(' <span class="mount">silenced</span>')
     elif fmt == "hostlink":
         content = (Markup(f'<a href="{escape(url_for("pages.host", name=value))}">'
                           f"{escape(_text(value))}</a>") if value else Markup(formats.DASH))
@@ -123,7 +129,7 @@ def host_row(h: Any) -> Markup:
                                  level=levels.get(family.name), sortable=True,
                                  item=h.items.get(family.name) if summary.item_field else None))
     return Markup("<tr>" + "".join((
-        cell("status", h.status, sortable=True, sort=h.severity),
+        cell("status", h.status, h, sortable=True, sort=h.severity),
         cell("hostlink", h.name, sortable=True),
         cell("ago", h.age_s, h, sortable=True),
         *family_cells,

@@ -16,8 +16,9 @@ from typing import Any
 
 from flask import current_app
 
-from collector.alerts import certfr
+from collector.alerts import certfr, muting_store
 from collector.alerts import state as alert_store
+from collector.alerts.muting import Muting, Silence
 from collector.config import Config, Host
 from collector.metrics import series
 from collector.redact import Redactor
@@ -50,7 +51,8 @@ class Overview:
         # The newest sample of all: the fleet charts page reloads its charts when it moves.
         newest = max((h.ts for h in self.hosts if h.ts), default=None)
         return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
-                "counts": counts, "tags": self.tags, "newest": newest,
+                "counts": counts, "silenced": sum(1 for h in self.hosts if h.silenced),
+                "tags": self.tags, "newest": newest,
                 "hosts": [summary(h) for h in self.hosts]}
 
 
@@ -77,8 +79,9 @@ class Fleet:
         now = self.clock()
         hosts = self.config.enabled_hosts
         latest = {h.name: self._latest.get(h.name) for h in hosts}
-        statuses = [self._clean(s) for s in
-                    fleet_status(self.config, latest, self.active_alerts(), now)]
+        muting = self.muting()
+        statuses = [self._clean(s) for s in fleet_status(
+            self.config, latest, self.active_alerts(muting=muting), now, muting)]
         if tag:
             statuses = [s for s in statuses if tag in s.tags]
         tags = sorted({t for h in hosts for t in h.tags})
@@ -86,9 +89,12 @@ class Fleet:
 
     def host_status(self, host: Host, sample: dict[str, Any] | None,
                     now: datetime) -> HostStatus:
-        alerts = self.active_alerts(host.name)
+        muting = self.muting()
+        alerts = self.active_alerts(host.name, muting)
+        silence = muting.host_silence(host.name, host.tags, now)
         return self._clean(host_status(host.name, sample, alerts, self.config.thresholds_for(host),
-                                       now, self.interval_s, host.tags))
+                                       now, self.interval_s, host.tags,
+                                       silence.view() if silence is not None else None))
 
     def latest(self, name: str) -> dict[str, Any] | None:
         sample = self._latest.get(name)
@@ -128,9 +134,24 @@ class Fleet:
             sample = dict(sample, error=dict(error, message=self.redact(error["message"])))
         return sample
 
-    def active_alerts(self, host: str | None = None) -> list[dict[str, Any]]:
-        alerts = alert_store.active_alerts(self.config.state_dir)
-        return [self._clean_alert(a) for a in alerts if host is None or a.get("host") == host]
+    def active_alerts(self, host: str | None = None,
+                      muting: Muting | None = None) -> list[dict[str, Any]]:
+        """Confirmed problems, worst first, each with ``silenced`` and ``ack`` (or None)."""
+        alerts = [a for a in alert_store.active_alerts(self.config.state_dir)
+                  if host is None or a.get("host") == host]
+        muting = muting if muting is not None else self.muting()
+        tags = {h.name: h.tags for h in self.config.hosts}
+        return [self._clean_alert(a) for a in muting.annotate(alerts, tags, self.clock())]
+
+    def muting(self) -> Muting:
+        """The silences and acknowledgements as stored now (read per request: a change made
+        by ``osmon silence`` shows at once)."""
+        return muting_store.read(self.config.state_dir)[0]
+
+    def silences(self, host: Host | None = None) -> list[Silence]:
+        """Silences in force or to come, by start (those that cover ``host``, if given)."""
+        current = self.muting().active(self.clock())
+        return [s for s in current if host is None or s.covers_host(host.name, host.tags)]
 
     def alert_history(self, limit: int = 200, host: str | None = None) -> list[dict[str, Any]]:
         return [self._clean_alert(a)

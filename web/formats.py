@@ -93,6 +93,20 @@ def text(value: Any) -> str:
     return str(value)
 
 
+def silence(value: Any) -> str:
+    """The silence covering an alert: "until 2026-11-21 23:41:00 UTC by alice: kernel"."""
+    if not isinstance(value, dict):
+        return DASH
+    return f"until {when(value.get('until'))} by {value.get('author')}: {value.get('reason')}"
+
+
+def ack(value: Any) -> str:
+    """An alert's acknowledgement: "bob, 2026-11-21 22:45:00 UTC: replacing the disk"."""
+    if not isinstance(value, dict):
+        return DASH
+    return f"{value.get('author')}, {when(value.get('ts'))}: {value.get('reason')}"
+
+
 def _scaled(value: Any, base: int, units: tuple[str, ...]) -> str:
     v = _num(value)
     if v is None:
@@ -107,5 +121,5 @@ def _scaled(value: Any, base: int, units: tuple[str, ...]) -> str:
 FILTERS: dict[str, Callable[[Any], str]] = {
     "percent": percent, "size": size, "rate": rate, "number": number, "integer": integer,
     "ago": ago, "when": when, "text": text, "duration": duration, "items": items,
-    "reasons": reasons, "seconds": seconds,
+    "reasons": reasons, "seconds": seconds, "silence": silence, "ack": ack,
 }

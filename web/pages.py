@@ -13,6 +13,7 @@ from flask import Blueprint, abort, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from collector.alerts.muting_input import METRICS
 from collector.metrics.registry import CHARTS, FAMILIES
 from collector.metrics.series import CHECK_PREFIX
 from collector.times import format_ts
@@ -67,14 +68,19 @@ def host(name: str) -> ResponseReturnValue:
         checks=checks_list(sample), history=fleet.alert_history(limit=50, host=name),
         range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS,
         metrics=list(metrics), metric_labels=metrics, summaries=SUMMARIES, facts=FACTS,
-        tables=TABLES)
+        tables=TABLES, active=fleet.active_alerts(name), silences=fleet.silences(host),
+        alert_metrics=METRICS)
 
 
 @bp.get("/alerts")
 def alerts() -> ResponseReturnValue:
     fleet = current_fleet()
+    tags = sorted({t for h in fleet.config.hosts for t in h.tags})
+    targets = ([(f"host:{h.name}", h.name) for h in fleet.config.hosts]
+               + [(f"tag:{t}", f"every host tagged {t}") for t in tags])
     return render_template("alerts.html", active=fleet.active_alerts(),
-                           history=fleet.alert_history(limit=200))
+                           history=fleet.alert_history(limit=200), silences=fleet.silences(),
+                           silence_targets=targets, alert_metrics=METRICS)
 
 
 @bp.get("/certfr")

@@ -2,14 +2,17 @@
 
 Order matters for "nothing lost, nothing sent twice":
 
-1. evaluate the rules (pure) and, if due, read the CERT-FR feed within its share of the time;
+1. drop the silences that are over (a line of the history each), read the silences and
+   acknowledgements, evaluate the rules (pure) with them and, if due, read the CERT-FR feed
+   within its share of the time;
 2. write the digest to the outbox (atomic) — from here on the notifications survive a crash;
 3. append the history, then save the alert and CERT-FR state;
-4. flush the outbox until the pass deadline (e-mail starting or ending to fail is a history
-   event too).
+4. drop the acknowledgements that no longer hold (a line of the history each), then flush the
+   outbox until the pass deadline (e-mail starting or ending to fail is a history event too).
 
 A crash between 2 and 3 makes the next pass notify the same changes again (a duplicate,
 never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.alerts.mail`).
+What a silence keeps back is never sent by any channel: it only goes to the history.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import time
 from datetime import datetime
 from typing import Any
 
-from collector.alerts import certfr
+from collector.alerts import certfr, muting_store
 from collector.alerts import mail as notify
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
-from collector.alerts.rules import Notification, severity_key
+from collector.alerts.notification import Notification, severity_key
 from collector.config import Config
 from collector.times import format_ts
 
@@ -52,20 +55,26 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
         events.append({"ts": format_ts(now), "host": "", "metric": "state", "item": None,
                        "event": "state", "level": "warning", "value": None, "threshold": None,
                        "message": message})
-    new_state, notes = alert_rules.evaluate(config, state, samples, now)
+    events += muting_store.expire(config, now)
+    muting, _problems = muting_store.read(state_dir)  # damage: set aside and said by expire
+    new_state, judged = alert_rules.evaluate(config, state, samples, now, muting)
     feed = _poll_certfr(config, now, deadline)
     if feed is not None:
-        notes.extend(certfr_notification(a) for a in feed.new_alerts)
+        judged.extend(certfr_notification(a) for a in feed.new_alerts)
         events.extend(feed.events)
-    for note in notes:
-        log.info("alert %s %s: %s", note.event, note.level, note.message)
+    for note in judged:
+        log.info("alert %s %s%s: %s", note.event, note.level,
+                 f" (silenced by {note.silenced})" if note.silenced else "", note.message)
+    #: What is sent, by every channel; the silenced rest is only recorded.
+    notes = [n for n in judged if n.silenced is None]
     if notes and config.smtp.enabled:
         notify.queue(state_dir, notify.compose(config, notes, now), now)
     ts = format_ts(now)
-    alert_store.append_history(state_dir, events + history_records(notes, ts))
+    alert_store.append_history(state_dir, events + history_records(judged, ts))
     alert_store.save_state(state_dir, new_state)
     if feed is not None and feed.fetched:
         certfr.save_state(state_dir, feed.state)
+    muting_store.end_acks(config, new_state, now)
     if config.smtp.enabled:
         _flush(config, now, deadline)
 

@@ -41,8 +41,9 @@ from typing import Any
 from urllib.parse import quote
 
 from collector.alerts.certfr import short_id
-from collector.alerts.rules import Notification, format_value, severity_key, state_names
+from collector.alerts.notification import Notification, severity_key
 from collector.alerts.watchdog import Watchdog
+from collector.alerts.wording import format_value, state_names
 from collector.config import Config, SmtpSettings
 from collector.metrics.registry import CHART_NAMES
 from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json

@@ -35,9 +35,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from collector.alerts.muting import HostMuting, Muting, alert_key
+from collector.alerts.notification import LEVEL_RANK, Notification
+from collector.alerts.wording import (
+    clean,
+    error_of,
+    label,
+    metric_message,
+    recovery_message,
+)
 from collector.config import AlertSettings, Config, Level, Thresholds
 from collector.metrics.family import Family
-from collector.metrics.registry import BY_NAME, JUDGED
+from collector.metrics.registry import JUDGED
 from collector.times import format_ts, parse_ts
 
 STATE_VERSION = 1
@@ -47,43 +56,7 @@ STATE_VERSION = 1
 HOST_RULES = ("hostkey", "down", "silent")
 #: A hostile or broken host must not grow the state without bound.
 MAX_ITEMS_PER_FAMILY = 256
-_MAX_TEXT = 300
 
-LEVEL_RANK = {"critical": 0, "warning": 1, "info": 2, "ok": 3}
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One line of the digest e-mail and one line of the alert history.
-
-    ``level`` is ``warning``/``critical`` for problems, escalations and reminders, ``ok`` for
-    recoveries and ``info`` for a new CERT-FR alert.  ``host`` is ``None`` for CERT-FR.
-    """
-
-    event: str
-    level: str
-    host: str | None
-    metric: str
-    item: str | None
-    value: float | None
-    threshold: float | None
-    since: str
-    message: str
-    unit: str = ""
-    link: str | None = None
-    details: str = ""
-
-    def history_record(self, ts: str) -> dict[str, Any]:
-        # CERT-FR rows have host "" (not null): pages render "host" as a link.
-        return {"ts": ts, "host": self.host or "", "metric": self.metric, "item": self.item,
-                "event": self.event, "level": self.level, "value": self.value,
-                "threshold": self.threshold, "message": self.message}
-
-
-def severity_key(note: Notification) -> tuple[int, int]:
-    """Worst first: by level, then news (problem, escalation) before reminders."""
-    fresh = 0 if note.event in ("problem", "escalation") else 1
-    return LEVEL_RANK.get(note.level, 9), fresh
 
 
 @dataclass(frozen=True)
@@ -117,11 +90,11 @@ def readings(family: Family, sample: Mapping[str, Any], thresholds: Thresholds,
         return None
     out = []
     for item, value, score, detail in judged[:MAX_ITEMS_PER_FAMILY]:
-        name = _clean(item) if item is not None else None
+        name = clean(item) if item is not None else None
         out.append(Reading(family.name, name, value, score,
                            thresholds.for_metric(family.name, name) if spec.configurable
                            else spec.default, spec.unit, 0.0 if spec.states else hysteresis,
-                           relative=spec.relative_margin, detail=_clean(detail)))
+                           relative=spec.relative_margin, detail=clean(detail)))
     return out
 
 
@@ -136,14 +109,14 @@ def normalize_state(state: Any) -> dict[str, Any]:
     if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
         return empty_state()
     hosts = state.get("hosts")
-    clean = empty_state()
+    result = empty_state()
     if not isinstance(hosts, Mapping):
-        return clean
+        return result
     for name, hs in hosts.items():
         if not isinstance(name, str) or not isinstance(hs, Mapping):
             continue
         alerts = hs.get("alerts") if isinstance(hs.get("alerts"), Mapping) else {}
-        clean["hosts"][name] = {
+        result["hosts"][name] = {
             "first_seen": _ts_or_none(hs.get("first_seen")),
             "last_ok": _ts_or_none(hs.get("last_ok")),
             "fail_count": hs["fail_count"] if _is_count(hs.get("fail_count")) else 0,
@@ -152,7 +125,7 @@ def normalize_state(state: Any) -> dict[str, Any]:
             "alerts": {k: copy.deepcopy(dict(a)) for k, a in alerts.items()
                        if isinstance(k, str) and _valid_alert(a)},
         }
-    return clean
+    return result
 
 
 def _valid_alert(a: Any) -> bool:
@@ -161,6 +134,8 @@ def _valid_alert(a: Any) -> bool:
             and _ts_or_none(a.get("since")) is not None
             and _is_count(a.get("warn_run", 0)) and _is_count(a.get("crit_run", 0))
             and a.get("notified_level") in (None, "warning", "critical")
+            and a.get("muted") in (None, "warning", "critical")
+            and all(a.get(k) is None or isinstance(a[k], str) for k in ("muted_by", "ack_spent"))
             and (a.get("last_notified") is None or _ts_or_none(a["last_notified"]) is not None))
 
 
@@ -178,14 +153,15 @@ def _ts_or_none(value: Any) -> str | None:
     return value
 
 
-def alert_key(metric: str, item: str | None) -> str:
-    return metric if item is None else f"{metric}:{item}"
-
-
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(config: Config, state: Any, samples: Mapping[str, Mapping[str, Any]],
-             now: datetime) -> tuple[dict[str, Any], list[Notification]]:
-    """Judge one pass.  ``state`` is not modified; the new state is returned."""
+             now: datetime, muting: Muting | None = None
+             ) -> tuple[dict[str, Any], list[Notification]]:
+    """Judge one pass.  ``state`` is not modified; the new state is returned.
+
+    ``muting`` holds the silences and acknowledgements: what they keep from being sent is
+    still returned, as notifications with ``silenced`` set, for the history."""
+    muting = muting or Muting()
     new_state = normalize_state(state)
     hosts_state = new_state["hosts"]
     configured = {h.name: h for h in config.enabled_hosts}
@@ -204,7 +180,9 @@ def evaluate(config: Config, state: Any, samples: Mapping[str, Mapping[str, Any]
         sample = samples.get(name)
         if not isinstance(sample, Mapping):
             sample = None
-        notes.extend(_HostPass(name, hs, sample, thresholds, config.alerts, now).run())
+        tags = host.tags if host is not None else ()
+        notes.extend(_HostPass(name, hs, sample, thresholds, config.alerts, now,
+                               muting.for_host(name, tags, now)).run())
     return new_state, notes
 
 
@@ -212,9 +190,11 @@ class _HostPass:
     """The evaluation of one host in one pass (a class only to avoid long argument lists)."""
 
     def __init__(self, host: str, hs: dict[str, Any], sample: Mapping[str, Any] | None,
-                 thresholds: Thresholds, settings: AlertSettings, now: datetime) -> None:
+                 thresholds: Thresholds, settings: AlertSettings, now: datetime,
+                 muting: HostMuting) -> None:
         self.host, self.hs, self.sample = host, hs, sample
         self.thresholds, self.settings, self.now = thresholds, settings, now
+        self.muting = muting
         self.now_s = format_ts(now)
         self.ok = isinstance(sample, Mapping) and sample.get("ok") is True
         self.notes: list[Notification] = []
@@ -225,7 +205,7 @@ class _HostPass:
                 self.hs.update(last_ok=self.now_s, fail_count=0, last_error=None)
             else:
                 self.hs["fail_count"] += 1
-                self.hs["last_error"] = _error_of(self.sample)
+                self.hs["last_error"] = error_of(self.sample)
         if not self.ok:
             self.break_runs()
         self.host_rules()
@@ -243,7 +223,7 @@ class _HostPass:
         wanted = self.wanted_host_rule(current)
         if current is not None and current != wanted:
             old = alerts.pop(current)
-            if wanted is None and old.get("notified"):
+            if wanted is None and _told(old):
                 self.notify("recovery", old, "ok", self.recovery_message(current, old))
         if wanted is None:
             return
@@ -255,7 +235,7 @@ class _HostPass:
             self.notify("problem", alert, level, message)
             return
         alert.update(level=level, value=value, threshold=threshold, message=message)
-        self.maybe_remind(alert)
+        self.still_there(alert)
 
     def wanted_host_rule(self, current: str | None) -> str | None:
         if self.ok:
@@ -325,9 +305,9 @@ class _HostPass:
             self.metric(key, reading)
         for key in [k for k, a in alerts.items() if a["metric"] == family and k not in seen]:
             gone = alerts.pop(key)
-            if gone.get("level") and gone.get("notified"):
+            if gone.get("level") and _told(gone):
                 self.notify("recovery", gone, "ok",
-                            f"{_label(gone['metric'], gone['item'])} on {self.host} is no "
+                            f"{label(gone['metric'], gone['item'])} on {self.host} is no "
                             f"longer reported")
 
     def metric(self, key: str, reading: Reading) -> None:
@@ -349,41 +329,88 @@ class _HostPass:
         alert["value"] = reading.value
         alert["unit"] = reading.unit
         alert["threshold"] = _threshold(reading.level, shown)
-        alert["message"] = _metric_message(self.host, reading, shown, alert["threshold"])
+        alert["message"] = metric_message(self.host, reading, shown, alert["threshold"])
         if new is None:
             if confirmed is None and effective is not None:
                 return  # pending: not confirmed yet
             del alerts[key]
-            if confirmed is not None and alert.get("notified"):
-                self.notify("recovery", alert, "ok", _recovery_message(self.host, reading))
+            if confirmed is not None and _told(alert):
+                self.notify("recovery", alert, "ok", recovery_message(self.host, reading))
             return
         alert["level"] = new
         told = alert.get("notified_level") or confirmed
         if confirmed is None:
             self.notify("problem", alert, new, alert["message"])
+        elif not alert.get("notified"):  # kept back by a silence so far
+            self.still_there(alert)
         elif new == "critical" and told != "critical":
+            ack = self.muting.ack(alert)
+            if ack is not None:  # worse than what was acknowledged: the ack is over
+                alert["ack_spent"] = ack.id
             self.notify("escalation", alert, new, alert["message"])
         else:  # same level, a silent de-escalation, or back to a level already mailed
             self.maybe_remind(alert)
 
     # -- notifications ----------------------------------------------------------------------------
+    def still_there(self, alert: dict[str, Any]) -> None:
+        """A confirmed problem that goes on: a reminder when due, or, if a silence kept it back
+        until now, one notification as if it had just started (none if acknowledged)."""
+        if alert.get("notified"):
+            self.maybe_remind(alert)
+        elif self.muting.ack(alert) is None:
+            self.notify("problem", alert, alert["level"], alert["message"])
+
     def maybe_remind(self, alert: dict[str, Any]) -> None:
         repeat = self.settings.repeat_interval_s
         last = alert.get("last_notified")
         if repeat <= 0 or not alert.get("notified") or last is None:
             return
+        if self.muting.ack(alert) is not None:
+            return  # acknowledged: no reminders until it recovers or gets worse
         if (self.now - parse_ts(last)).total_seconds() >= repeat:
             self.notify("reminder", alert, alert["level"], alert["message"])
 
     def notify(self, event: str, alert: dict[str, Any], level: str, message: str) -> None:
-        if event != "recovery":
-            alert["notified"] = True
-            alert["last_notified"] = self.now_s
-            alert["notified_level"] = level
+        """Send (return) a notification, or, under a silence, only record it (once a level).
+
+        A recovery of a problem nobody was told about (silenced all along) is recorded too."""
+        silence = self.muting.silence(alert["metric"], alert.get("item"))
+        silenced = silence.id if silence is not None else None
+        if silenced is None and event == "recovery" and not alert.get("notified"):
+            silenced = alert.get("muted_by") or "?"
+        if silenced is not None:
+            if event == "problem" and alert.get("muted"):
+                event = "escalation"  # recorded at a lower level earlier in the silence
+            if not self.record_muted(event, alert, level, silenced):
+                return
+        elif event != "recovery":
+            alert.update(notified=True, last_notified=self.now_s, notified_level=level,
+                         muted=None, muted_by=None)
         self.notes.append(Notification(
             event=event, level=level, host=self.host, metric=alert["metric"],
             item=alert.get("item"), value=alert.get("value"), threshold=alert.get("threshold"),
-            since=alert["since"], message=message, unit=alert.get("unit", "")))
+            since=alert["since"], message=message, unit=alert.get("unit", ""),
+            silenced=silenced))
+
+    @staticmethod
+    def record_muted(event: str, alert: dict[str, Any], level: str, silence_id: str) -> bool:
+        """Whether a kept-back notification is news for the history: a problem or escalation
+        once per level (not every pass of the silence), a recovery; never a reminder."""
+        if event == "reminder":
+            return False
+        if event == "recovery":
+            return True
+        recorded = alert.get("muted")
+        if recorded is not None and LEVEL_RANK[level] >= LEVEL_RANK[recorded]:
+            return False
+        alert.update(muted=level, muted_by=silence_id)
+        return True
+
+
+def _told(alert: Mapping[str, Any]) -> bool:
+    """Was anything said about this alert (a mail, or a line of the history under a silence)?
+    Then its end is news too."""
+    return bool(alert.get("notified") or alert.get("muted"))
 
 
 def _confirmed_level(alert: Mapping[str, Any], effective: str | None, confirmed: str | None,
@@ -421,65 +448,11 @@ def classify(reading: Reading, confirmed: str | None) -> str | None:
 def _new_alert(metric: str, item: str | None, now_s: str) -> dict[str, Any]:
     return {"metric": metric, "item": item, "level": None, "since": now_s, "warn_run": 0,
             "crit_run": 0, "notified": False, "last_notified": None, "notified_level": None,
-            "value": None, "threshold": None, "unit": "", "message": ""}
+            "value": None, "threshold": None, "unit": "", "message": "", "muted": None,
+            "muted_by": None}
 
 
 def _threshold(level: Level, at: str | None) -> float | None:
     if at == "critical" and level.critical is not None:
         return level.critical
     return level.warning if level.warning is not None else level.critical
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return ""
-    text = f"{round(value, 2):g}" if unit == "/core" else f"{round(value, 1):g}"
-    return f"{text}{unit}"
-
-
-def state_names(metric: str) -> Mapping[int, str]:
-    """value -> word for a family whose values are states (checks), else empty."""
-    family = BY_NAME.get(metric)
-    spec = family.thresholds if family is not None else None
-    return spec.states if spec is not None else {}
-
-
-def _label(metric: str, item: str | None) -> str:
-    return metric if item is None else f"{metric} {item}"
-
-
-def _metric_message(host: str, reading: Reading, level: str | None,
-                    threshold: float | None) -> str:
-    states = state_names(reading.metric)
-    if states:
-        state = states.get(int(reading.value), "?")
-        return f"{_label(reading.metric, reading.item)} on {host} is {state}: " \
-               f"{reading.detail}".rstrip(": ")
-    limit = f" ({level} at {format_value(threshold, reading.unit)})" if level else ""
-    return f"{_label(reading.metric, reading.item)} on {host} is at " \
-           f"{format_value(reading.value, reading.unit)}{limit}"
-
-
-def _recovery_message(host: str, reading: Reading) -> str:
-    states = state_names(reading.metric)
-    if states:
-        return f"{_label(reading.metric, reading.item)} on {host} is {states.get(0, 'OK')} " \
-               f"again: {reading.detail}".rstrip(": ")
-    return (f"{_label(reading.metric, reading.item)} on {host} is back to "
-            f"{format_value(reading.value, reading.unit)}")
-
-
-def _error_of(sample: Mapping[str, Any]) -> dict[str, str]:
-    error = sample.get("error")
-    if not isinstance(error, Mapping):
-        return {"kind": "unknown", "message": "failed sample without an error"}
-    kind = error.get("kind")
-    message = error.get("message")
-    return {"kind": _clean(kind) if isinstance(kind, str) else "unknown",
-            "message": _clean(message) if isinstance(message, str) else ""}
-
-
-def _clean(text: str) -> str:
-    """Untrusted text from a host: one line, no control characters, bounded."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(flat.split())[:_MAX_TEXT]

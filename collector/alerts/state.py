@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.alerts import rules as alert_rules
+from collector.alerts.notification import LEVEL_RANK
 from collector.store.samples import append_whole_lines
 from collector.store.statefile import atomic_write_json, read_json
 
@@ -78,6 +79,13 @@ def _set_aside(path: Path, problem: str) -> tuple[dict[str, Any], str]:
     return alert_rules.empty_state(), problem
 
 
+def read_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """The saved state for a reader (the dashboard, ``osmon ack``): never writes, never
+    raises; damage reads as an empty state and the reason."""
+    value, problem = read_json(Path(state_dir) / STATE_FILE, alert_rules.STATE_VERSION)
+    return alert_rules.normalize_state(value), problem
+
+
 def save_state(state_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_json(Path(state_dir) / STATE_FILE, state)
 
@@ -98,8 +106,7 @@ def append_history(state_dir: Path, records: Iterable[dict[str, Any]]) -> None:
 def active_alerts(state_dir: Path) -> list[dict[str, Any]]:
     """Confirmed problems, worst first: ``{"host","metric","item","level","value",
     "threshold","since","message"}``."""
-    value, _problem = read_json(Path(state_dir) / STATE_FILE, alert_rules.STATE_VERSION)
-    state = alert_rules.normalize_state(value)
+    state, _problem = read_state(state_dir)
     rows = []
     for host, hs in state["hosts"].items():
         for alert in hs["alerts"].values():
@@ -109,7 +116,7 @@ def active_alerts(state_dir: Path) -> list[dict[str, Any]]:
                          "level": alert["level"], "value": alert.get("value"),
                          "threshold": alert.get("threshold"), "since": alert["since"],
                          "message": alert.get("message", "")})
-    rows.sort(key=lambda r: (alert_rules.LEVEL_RANK[r["level"]], r["since"], r["host"],
+    rows.sort(key=lambda r: (LEVEL_RANK[r["level"]], r["since"], r["host"],
                              r["metric"], r["item"] or ""))
     return rows
 

@@ -57,9 +57,11 @@ _STALE_S = 3600
 _TMP_PREFIX = ".osmon-"
 _TMP_SUFFIX = ".tar.gz.tmp"
 #: Kept as they are by a restore: the dashboard's admin password hash and session key
-#: (``ADMIN_FILE`` and ``SECRET_FILE`` of web/auth.py; collector never imports web), and the
-#: host keys accepted with ``accept-new`` (the default ``osmon_known_hosts``).
-KEPT_ON_RESTORE = ("state/web-admin.json", "state/web-secret", "state/known_hosts")
+#: (``ADMIN_FILE`` and ``SECRET_FILE`` of web/auth.py; collector never imports web), the
+#: host keys accepted with ``accept-new`` (the default ``osmon_known_hosts``), and the
+#: silences (``muting_store.SILENCES_FILE``).
+KEPT_ON_RESTORE = ("state/web-admin.json", "state/web-secret", "state/known_hosts",
+                   "state/silences.json")
 #: A file replaced during a backup by a writer that takes no lock: start again, this often.
 _ATTEMPTS = 3
 
@@ -150,8 +152,10 @@ def _keep_credentials(real: Path, staging: Path) -> None:
     back with an old backup, and host keys must not go back either: with ``accept-new`` an
     older known_hosts would forget the keys accepted since, and the next pass would trust
     whatever key those hosts (or an attacker in between) present as "first seen"; a key the
-    admin removed would come back.  Where the install has none yet (a restore onto a new
-    machine), the archived ones are used.  The safety backup holds the current ones too.
+    admin removed would come back.  Silences are the admin's instructions of now: a restore
+    made during a maintenance window must not end it (and mail everything it holds back),
+    nor bring back one that was removed.  Where the install has none yet (a restore onto a
+    new machine), the archived ones are used.  The safety backup holds the current ones too.
     """
     for rel in KEPT_ON_RESTORE:
         try:

@@ -10,6 +10,10 @@ A host is, from worst to best:
   and saying "ok" would hide a stopped collector or a host dropped from the passes;
 * ``ok``.
 
+A host under a silence of the whole host keeps its status (a silence says "do not mail", not
+"all is well"), carries the silence in ``silenced``, and sorts after the hosts that need
+someone: below every unsilenced problem, above the hosts that are ok.
+
 Why stale wins over down/critical: an old failure says nothing about now.  Everything here is
 a pure function of (samples, alerts, thresholds, now) so it is tested without a clock or Flask.
 """
@@ -21,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from collector.alerts.muting import Muting
 from collector.config import Config, Level, Thresholds
 from collector.metrics.family import Family
 from collector.metrics.registry import CONFIGURABLE, SUMMARIZED
@@ -57,10 +62,19 @@ class HostStatus:
     alerts: int
     error: str | None
     levels: Mapping[str, str]
+    #: The silence of the whole host in force now (``Silence.view()``), if any.
+    silenced: Mapping[str, Any] | None = None
 
     @property
     def severity(self) -> int:
         return SEVERITY[self.status]
+
+    @property
+    def rank(self) -> float:
+        """Where the overview puts it, worst first: a silenced problem waits for nobody."""
+        if self.silenced is not None and self.status != "ok":
+            return 0.5  # between ok (0) and stale (1)
+        return float(self.severity)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -71,7 +85,8 @@ class HostStatus:
             data[family.name] = self.values.get(family.name)
             if family.summary.item_field:
                 data[family.summary.item_field] = self.items.get(family.name)
-        data.update(alerts=self.alerts, error=self.error, levels=dict(self.levels))
+        data.update(alerts=self.alerts, error=self.error, levels=dict(self.levels),
+                    silenced=dict(self.silenced) if self.silenced is not None else None)
         return data
 
 
@@ -145,8 +160,10 @@ def family_level(family: Family, sample: Mapping[str, Any], thresholds: Threshol
 
 def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Mapping[str, Any]],
                 thresholds: Thresholds, now: datetime, interval_s: float,
-                tags: Iterable[str] = ()) -> HostStatus:
-    """The status of one host from its newest sample and its active alerts."""
+                tags: Iterable[str] = (), silenced: Mapping[str, Any] | None = None
+                ) -> HostStatus:
+    """The status of one host from its newest sample, its active alerts (``silenced`` and
+    ``ack`` of each, if given, are said in the reasons) and the silence of the whole host."""
     alerts = list(alerts)
     sample = sample or {}
     levels: dict[str, str] = {}
@@ -162,22 +179,31 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
         values[family.name], items[family.name] = family.summary.value(sample)
     age = sample_age(sample, now) if sample else None
     status, reasons, error = _decide(sample, age, alerts, findings, interval_s)
+    if silenced is not None:
+        until = str(silenced.get("until", "?")).replace("T", " ").replace("Z", " UTC")
+        reasons.insert(0, f"silenced until {until} by {silenced.get('author')}: "
+                          f"{silenced.get('reason')}")
     return HostStatus(
         name=name, status=status, reasons=tuple(reasons), tags=tuple(tags),
         ts=sample.get("ts") if isinstance(sample.get("ts"), str) else None, age_s=age,
-        values=values, items=items, alerts=len(alerts), error=error, levels=levels)
+        values=values, items=items, alerts=len(alerts), error=error, levels=levels,
+        silenced=silenced)
 
 
 def fleet_status(config: Config, latest: Mapping[str, Mapping[str, Any] | None],
-                 active_alerts: Iterable[Mapping[str, Any]], now: datetime) -> list[HostStatus]:
-    """Every enabled host of the config, worst first, then by name."""
+                 active_alerts: Iterable[Mapping[str, Any]], now: datetime,
+                 muting: Muting | None = None) -> list[HostStatus]:
+    """Every enabled host of the config, worst first (:attr:`HostStatus.rank`), then by name."""
     by_host: dict[str, list[Mapping[str, Any]]] = {}
     for alert in active_alerts:
         by_host.setdefault(str(alert.get("host")), []).append(alert)
-    result = [host_status(h.name, latest.get(h.name), by_host.get(h.name, ()),
-                          config.thresholds_for(h), now, config.settings.interval_s, h.tags)
-              for h in config.enabled_hosts]
-    result.sort(key=lambda s: (-s.severity, s.name))
+    result = []
+    for h in config.enabled_hosts:
+        silence = muting.host_silence(h.name, h.tags, now) if muting is not None else None
+        result.append(host_status(h.name, latest.get(h.name), by_host.get(h.name, ()),
+                                  config.thresholds_for(h), now, config.settings.interval_s,
+                                  h.tags, silence.view() if silence is not None else None))
+    result.sort(key=lambda s: (-s.rank, s.name))
     return result
 
 
@@ -226,7 +252,8 @@ def _decide(sample: Mapping[str, Any], age: float | None, alerts: list[Mapping[s
     findings = list(findings)
     for alert in alerts:
         level = "critical" if alert.get("level") == "critical" else "warning"
-        findings.append((level, f"alert: {alert.get('message') or alert.get('metric')}"))
+        findings.append((level, f"alert{_muted(alert)}: "
+                                f"{alert.get('message') or alert.get('metric')}"))
     for check_name, check in sorted(_dict(sample.get("checks")).items()):
         state = _dict(check).get("state")
         level = _CHECK_LEVEL.get(state) if isinstance(state, int) else None
@@ -237,6 +264,14 @@ def _decide(sample: Mapping[str, Any], age: float | None, alerts: list[Mapping[s
         status = _worse(status, level)
     findings.sort(key=lambda f: -SEVERITY[f[0]])
     return status, [f"{level}: {text}" for level, text in findings], error
+
+
+def _muted(alert: Mapping[str, Any]) -> str:
+    """" (silenced)", " (acknowledged by bob)" or "": said beside an alert in the reasons."""
+    if alert.get("silenced"):
+        return " (silenced)"
+    ack = alert.get("ack")
+    return f" (acknowledged by {ack.get('author')})" if isinstance(ack, Mapping) else ""
 
 
 def _worse(a: str, b: str) -> str:

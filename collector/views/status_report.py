@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from collector.alerts import muting_store
 from collector.alerts import state as alert_store
 from collector.config import Config
 from collector.metrics.registry import SUMMARIZED
@@ -38,8 +39,11 @@ from collector.views.health import (
     format_age,
 )
 
-#: SGR colour of each status word (and of a value at that level).
-COLOURS = {"ok": "32", "stale": "35", "warning": "33", "critical": "31", "down": "1;31"}
+#: SGR colour of each status word (and of a value at that level); a silenced host's is cyan.
+COLOURS = {"ok": "32", "stale": "35", "warning": "33", "critical": "31", "down": "1;31",
+           "silenced": "36"}
+#: After the status word of a host under a silence of the whole host.
+SILENCED = " (silenced)"
 RESET = "\x1b[0m"
 DASH = "-"
 #: Column caps: a host may name a mount with thousands of characters; a line stays a line.
@@ -73,8 +77,11 @@ class Report:
         counts = dict.fromkeys(STATUSES, 0)
         for line in self.hosts:
             counts[line.status.status] += 1
+        # Not in counts: those partition the hosts by status; a silenced host has one too.
+        silenced = sum(1 for line in self.hosts if line.status.silenced is not None)
         return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
-                "counts": counts, "hosts": [line.as_dict() for line in self.hosts]}
+                "counts": counts, "silenced": silenced,
+                "hosts": [line.as_dict() for line in self.hosts]}
 
 
 def build_report(config: Config, now: datetime, tag: str | None = None) -> Report:
@@ -85,8 +92,11 @@ def build_report(config: Config, now: datetime, tag: str | None = None) -> Repor
     store = Store(config.settings.data_dir)
     latest = store.latest_all(h.name for h in config.enabled_hosts)
     redact = Redactor(config)
+    muting, _problems = muting_store.read(config.state_dir)
+    alerts = muting.annotate(alert_store.active_alerts(config.state_dir),
+                             {h.name: h.tags for h in config.hosts}, now)
     lines = []
-    for status in fleet_status(config, latest, alert_store.active_alerts(config.state_dir), now):
+    for status in fleet_status(config, latest, alerts, now, muting):
         if tag is not None and tag not in status.tags:
             continue
         clean = replace(status, error=redact(status.error),
@@ -126,8 +136,9 @@ def render(report: Report, colour: bool = False) -> str:
     for line in report.hosts:
         rows.append(_cells(line))
         s = line.status
-        levels.append((s.status, "", "", *(_hot(s.levels.get(f.name)) for f in COLUMNS), "",
-                       _worst_check(line), "" if s.status == "ok" else s.status))
+        word = "silenced" if s.silenced is not None else s.status
+        levels.append((word, "", "", *(_hot(s.levels.get(f.name)) for f in COLUMNS), "",
+                       _worst_check(line), "" if s.status == "ok" else word))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = [collector_line(report, colour)]
     for row, row_levels in zip(rows, levels):
@@ -182,7 +193,15 @@ def _cells(line: HostLine) -> tuple[str, ...]:
     note = terminal_safe(s.error, MAX_NOTE) if s.error else ""
     if not note and s.status == "stale" and s.ts is None:
         note = "no data yet"
-    return (s.status, terminal_safe(s.name), format_age(s.age_s), *values, str(s.alerts),
+    status = s.status
+    if s.silenced is not None:
+        status += SILENCED
+        silence = s.silenced
+        until = str(silence.get("until", "?")).replace("T", " ").replace("Z", " UTC")
+        said = terminal_safe(f"silenced until {until} by {silence.get('author')}: "
+                             f"{silence.get('reason')}", MAX_NOTE)
+        note = f"{note}; {said}" if note else said
+    return (status, terminal_safe(s.name), format_age(s.age_s), *values, str(s.alerts),
             terminal_safe(checks, MAX_CHECKS) or DASH, note)
 
 

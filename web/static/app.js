@@ -70,6 +70,14 @@
     text: function (v) {
       if (v === null || v === undefined || v === "") { return DASH; }
       return Array.isArray(v) ? v.join(" ") : String(v);
+    },
+    silence: function (v) {
+      if (!v || typeof v !== "object") { return DASH; }
+      return "until " + FORMATS.when(v.until) + " by " + v.author + ": " + v.reason;
+    },
+    ack: function (v) {
+      if (!v || typeof v !== "object") { return DASH; }
+      return v.author + ", " + FORMATS.when(v.ts) + ": " + v.reason;
     }
   };
 
@@ -96,6 +104,19 @@
     while (el.firstChild) { el.removeChild(el.firstChild); }
     if (format === "status" || format === "level" || format === "check") {
       el.appendChild(badge(format, value));
+      if (format === "status" && row && row.silenced) {  // a host under a silence
+        el.appendChild(document.createTextNode(" "));
+        el.appendChild(badge("status", "silenced"));
+      }
+    } else if (format === "event") {  // a history line, and whether a silence held it
+      el.textContent = FORMATS.text(value);
+      if (row && row.silenced) {
+        var held = document.createElement("span");
+        held.className = "mount";
+        held.textContent = "silenced";
+        el.appendChild(document.createTextNode(" "));
+        el.appendChild(held);
+      }
     } else if (format === "hostlink" && value) {
       var a = document.createElement("a");
       a.href = row.url || (body.dataset.root || "") + "/hosts/" + encodeURIComponent(String(value));
