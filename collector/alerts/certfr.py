@@ -250,11 +250,14 @@ def _fetch(url: str, budget_s: float, max_bytes: int, etag: str | None,
     request = urllib.request.Request(url, headers=headers)
     with Watchdog(deadline) as dog:
         try:
-            return _get(_watched_opener(dog), request, deadline, budget_s, max_bytes)
+            fetched = _get(_watched_opener(dog), request, deadline, budget_s, max_bytes)
         except (OSError, http.client.HTTPException) as exc:
             if dog.ended(exc):
                 raise FeedError(f"no complete answer within {budget_s:.1f} s") from None
             raise
+        if dog.fired:  # the shutdown ended the body like an end of file: it is cut short
+            raise FeedError(f"no complete answer within {budget_s:.1f} s")
+        return fetched
 
 
 def _get(opener: urllib.request.OpenerDirector, request: urllib.request.Request,
