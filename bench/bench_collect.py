@@ -40,11 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-#: What collector.passes.probe_call.remote_command runs (for a host with python = "python3"):
-#: the baselines must pay the same probe start-up.
-REMOTE_COMMAND = ("sh -c 'read -r osmon_probe || exit 2; case $osmon_probe in python) exec "
-                  "python3 -I -S - ;; sh) exec sh -s ;; esac; echo \"osmon: unknown probe "
-                  "language\" >&2; exit 2'")
+from bench_probe import osmon_remote_command  # noqa: E402 - bench/ is this script's folder
+
+#: What collector.passes.probe_call.remote_command runs (python3 under the host-side time
+#: limit): the baselines must pay the same probe start-up.
+REMOTE_COMMAND = osmon_remote_command("python3")
 
 CONTENDERS = ("osmon", "bare", "ssh")
 # The steady state of a pass: the collector has the previous counters, the probe never sleeps.
@@ -65,10 +65,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     import sshd as harness
 
-    from collector.config import Host
-    from collector.passes.probe_call import load_probe, python_stdin, remote_command
-
-    assert remote_command(Host(name="h")) == REMOTE_COMMAND
+    from collector.passes.probe_call import load_probe, python_stdin
 
     with harness.running_sshd() as server:
         work = Path(tempfile.mkdtemp(prefix="osmon-bench-"))

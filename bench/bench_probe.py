@@ -36,7 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector.config import Host  # noqa: E402
 from collector.passes.probe_call import python_stdin, remote_command  # noqa: E402
 from collector.passes.sh_probe import load_sh_probe, sh_probe_stdin  # noqa: E402
 from collector.transport.local import collect_local  # noqa: E402
@@ -106,6 +105,20 @@ def bench_local(label: str, call: Callable[[], object], runs: int) -> str:
     return row(label, walls, cpus, cpus)
 
 
+def osmon_remote_command(python: str) -> str:
+    """What the collector runs on a host with this interpreter (the login shell runs it)."""
+    import tempfile
+
+    from collector import config as config_mod
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hosts.toml"
+        path.write_text(f'[[hosts]]\nname = "h"\naddress = "192.0.2.1"\nuser = "u"\n'
+                        f'python = "{python}"\n', encoding="utf-8")
+        config = config_mod.load(path)
+    return remote_command(config, config.hosts[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=30)
@@ -134,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(bench_probe([*python, "-"], "python3 -, first pass (0.25 s)", first,
                       max(3, args.runs // 3)))
     dispatch = python_stdin(steady, PROBE_SOURCE.encode())
-    print(bench_probe(["sh", "-c", remote_command(Host(name="h", python=args.python))],
-                      "dispatch: sh -c ... exec python3 -I -S -", None, args.runs, dispatch))
+    print(bench_probe(["/bin/sh", "-c", osmon_remote_command(args.python)],
+                      "remote_command: dispatch + timeout, steady", None, args.runs, dispatch))
     for row in shell_rows(args.runs):
         print(row)
     print(bench_local("collect_local(), steady (in-process)",

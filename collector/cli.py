@@ -41,9 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EPILOG = """exit status:
-  0  the command ran (for collect: the pass ran, even if some hosts failed)
-  1  the command ran and found a problem (check: a host failed; test-email: not sent)
-  2  could not run: bad config file, bad usage, or a data directory it cannot write
+  0  the command ran (for collect: the pass ran and stored its samples, even if hosts failed)
+  1  the command ran and found a problem (collect: samples not stored, e.g. a full disk;
+     check: a host failed; test-email: not sent; cron: an interval_s cron cannot keep)
+  2  could not run: bad config file, bad usage, or a data directory it cannot use (full too)
      (silence, ack: the input was refused and nothing was changed)
   3  could not run: another osmon pass, backup or restore holds the data directory lock
 config: --config PATH, else $OSMON_CONFIG, else ./hosts.toml"""

@@ -23,7 +23,9 @@ Constraints, and why:
 Parameters (all optional, see DEFAULTS): cpu_sample_s (0 = no sleep), network_fs,
 statvfs_timeout_s, top_n, include_loopback, max_processes, max_scan_s, proc_root, sys_root,
 etc_root (for passwd), utmp_path, utmp_check_pids, self_timing (adds `timing`), clk_tck and
-page_size (0 = the host's; set by fixture tests), checks (Nagios plugins to run: a list of
+page_size (0 = the host's; set by fixture tests), command_lines (false: the top processes'
+command lines are not read; true: read, with secrets masked), checks (Nagios plugins to run:
+a list of
 {name, command (argv list), timeout_s, max_output}), checks_budget_s (wall time for all checks
 together; 0 = automatic, see CHECKS_DEFAULT_BUDGET_S), proc_prev (the previous pass's
 `processes.counters`, kept by the collector, so per-process CPU percent covers the interval
@@ -58,6 +60,7 @@ DEFAULTS = {
     "clk_tck": 0,
     "page_size": 0,
     "checks_budget_s": 0.0,
+    "command_lines": True,
 }
 # (low, high) clamps for numeric parameters: a bad value must not make the probe sleep for
 # an hour or scan without bound.
@@ -1026,20 +1029,132 @@ def _in_probe_cpu(ctx: Context, current: "dict[int, tuple]", interval: float) ->
     return result
 
 
+# A command line often carries a secret: --password=..., PGPASSWORD=..., a database URL with
+# user:pass@, an "Authorization: Bearer ..." header, mysql's -pSECRET. They are masked here,
+# on the host, before anything leaves it (and collector.transport.local calls this same
+# function for the central host). Plain string work: importing `re` would cost every host
+# more than the masking of a few command lines. Masking too much is the safe side.
+SECRET_MASK = "[hidden]"
+SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "token", "apikey",
+                "accesskey", "privatekey", "credential", "auth", "sessionid", "cookie")
+_MYSQL_TOOLS = ("mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlshow", "mysqlcheck",
+                "mariadb", "mariadb-dump", "mariadb-admin")
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_VALUE_ENDS = frozenset("&; ,'\"")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether an option or variable named `key` holds a secret (--db-password, PGPASSWORD,
+    api_key, client.secret, X-Auth-Token, dbpass)."""
+    word = key.lower().lstrip("-").replace("-", "").replace("_", "")
+    return bool(word) and (word.endswith("pass") or any(w in word for w in SECRET_WORDS))
+
+
+def _mask_url_passwords(arg: str) -> str:
+    """scheme://user:secret@host -> scheme://user:[hidden]@host, for every URL in `arg`."""
+    out, start = [], 0
+    while True:
+        found = arg.find("://", start)
+        if found < 0:
+            out.append(arg[start:])
+            return "".join(out)
+        begin = found + 3
+        end = begin
+        while end < len(arg) and arg[end] not in "/?# \"'":
+            end += 1
+        at = arg.rfind("@", begin, end)
+        colon = arg.find(":", begin, at) if at >= 0 else -1
+        if colon >= 0 and colon + 1 < at:
+            out.append(arg[start:colon + 1] + SECRET_MASK + "@")
+        else:
+            out.append(arg[start:at + 1] if at >= 0 else arg[start:begin])
+        start = at + 1 if at >= 0 else begin
+
+
+def _mask_assignments(arg: str) -> str:
+    """key=value (also in a query string or a list of them) -> key=[hidden] for a secret key."""
+    out, start, index = [], 0, arg.find("=")
+    while index >= 0:
+        key_start = index
+        while key_start > 0 and arg[key_start - 1] in _KEY_CHARS:
+            key_start -= 1
+        end = index + 1
+        while end < len(arg) and arg[end] not in _VALUE_ENDS:
+            end += 1
+        if end > index + 1 and is_secret_key(arg[key_start:index]):
+            out.append(arg[start:index + 1] + SECRET_MASK)
+            start = end
+        index = arg.find("=", max(end, index + 1))
+    out.append(arg[start:])
+    return "".join(out)
+
+
+def _mask_schemes(arg: str) -> str:
+    """'Authorization: Bearer xyz' / 'Basic xyz' inside one argument -> the token masked."""
+    lower = arg.lower()
+    for scheme in ("bearer ", "basic "):
+        at = lower.find(scheme)
+        if at >= 0:
+            begin = at + len(scheme)
+            end = begin
+            while end < len(arg) and arg[end] not in " '\"":
+                end += 1
+            if end > begin:
+                return arg[:begin] + SECRET_MASK + _mask_schemes(arg[end:])
+    return arg
+
+
+def mask_command_line(args: "list[str]") -> "list[str]":
+    """`args` (argv) with the secrets it shows masked: key=value and --key value for secret
+    keys, passwords in URLs, Bearer/Basic tokens, mysql's -pSECRET."""
+    masked = []
+    hide_next = False
+    mysql = bool(args) and os.path.basename(args[0]) in _MYSQL_TOOLS
+    for arg in args:
+        if hide_next and not arg.startswith("-"):
+            if arg.lower() in ("bearer", "basic"):  # "Authorization:" "Basic" "<token>"
+                masked.append(arg)
+                continue
+            masked.append(SECRET_MASK)
+            hide_next = False
+            continue
+        lower = arg.lower()
+        hide_next = (arg.startswith("-") and "=" not in arg and is_secret_key(arg)
+                     or lower in ("bearer", "basic")
+                     or lower.endswith(("authorization:", "auth:")))
+        if mysql and arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
+            masked.append("-p" + SECRET_MASK)
+            continue
+        if "://" in arg:
+            arg = _mask_url_passwords(arg)
+        if "=" in arg:
+            arg = _mask_assignments(arg)
+        if "bearer " in lower or "basic " in lower:
+            arg = _mask_schemes(arg)
+        masked.append(arg)
+    return masked
+
+
+def _read_cmdline(ctx: Context, pid: int) -> bytes:
+    try:
+        return read_bytes(ctx.proc_path(str(pid), "cmdline"), CMDLINE_LIMIT)
+    except OSError:
+        return b""
+
+
 def _process_entry(ctx: Context, pid: int, info: tuple, cpu: "float | None",
                    mem_total: "int | None", users: "dict[int, str]") -> dict:
-    """Details for one top process: user, full name, cut command line."""
+    """Details for one top process: user, full name, command line (secrets masked, cut);
+    with command_lines false the command line is not even read, the name is comm."""
     comm, _, _, rss_pages = info
-    try:
-        raw = read_bytes(ctx.proc_path(str(pid), "cmdline"), CMDLINE_LIMIT)
-    except OSError:
-        raw = b""
+    raw = _read_cmdline(ctx, pid) if ctx.params["command_lines"] else b""
     args = raw.rstrip(b"\0").split(b"\0")
-    cmdline = b" ".join(args).decode("utf-8", "replace").strip()
+    words = [a.decode("utf-8", "replace") for a in args] if raw else []
+    cmdline = " ".join(mask_command_line(words)).strip()
     name = comm
-    if len(comm) >= 15 and args[0]:
+    if len(comm) >= 15 and words:
         # comm is cut at 15 characters; take the full name from argv[0] (psutil does too).
-        base = os.path.basename(args[0].decode("utf-8", "replace")).split(" ")[0]
+        base = os.path.basename(words[0]).split(" ")[0]
         if base.startswith(comm):
             name = base
     try:

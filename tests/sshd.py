@@ -168,6 +168,35 @@ class Sshd:
         path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
         return path
 
+    def descendants(self) -> list[tuple[int, str]]:
+        """(pid, command line) of every process below this sshd (its sessions and what they
+        run).  Started with ``subreaper=True``, orphans of its sessions stay below it too."""
+        parents: dict[int, int] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                        fields = fh.read().rsplit(b")", 1)[1].split()
+                except OSError:
+                    continue  # ended meanwhile
+                parents[int(entry.name)] = int(fields[1])
+        found: list[tuple[int, str]] = []
+        below = {self.process.pid}
+        changed = True
+        while changed:
+            changed = False
+            for pid, ppid in parents.items():
+                if ppid in below and pid not in below:
+                    below.add(pid)
+                    changed = True
+        for pid in sorted(below - {self.process.pid}):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    found.append((pid, fh.read().replace(b"\0", b" ").decode(errors="replace")))
+            except OSError:
+                continue
+        return found
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -216,8 +245,13 @@ LogLevel {log_level}
 """
 
 
-def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR") -> Sshd:
-    """Start sshd on a free loopback port and wait until it answers with its banner."""
+def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR",
+               subreaper: bool = False) -> Sshd:
+    """Start sshd on a free loopback port and wait until it answers with its banner.
+
+    ``subreaper``: sshd adopts the orphans of its sessions (``PR_SET_CHILD_SUBREAPER``,
+    kept across ``exec``) instead of PID 1, so a test sees what a session left running
+    among :meth:`Sshd.descendants`, and sshd reaps them when they end."""
     if not os.path.exists(SSHD):
         raise HarnessError(f"{SSHD} not found: the SSH tests need a real OpenSSH server "
                            f"(Debian/Ubuntu: apt-get install openssh-server)")
@@ -241,13 +275,22 @@ def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR") -> Sshd
         log_path = workdir / "sshd.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                       preexec_fn=_become_subreaper if subreaper else None)
         server = Sshd(workdir, port, user, host_key, client_key, process)
         if _wait_for_banner(server, timeout=20):
             return server
         server.stop()
         last_log = log_path.read_text(errors="replace")
     raise HarnessError(f"sshd did not start; its log:\n{last_log}")
+
+
+def _become_subreaper() -> None:
+    import ctypes
+
+    pr_set_child_subreaper = 36  # linux/prctl.h
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 def _wait_for_banner(server: Sshd, timeout: float) -> bool:

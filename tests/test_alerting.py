@@ -265,3 +265,45 @@ def test_a_host_flapping_hundreds_of_mounts_cannot_flood_the_history() -> None:
                                    "were not recorded (see the e-mail)")
     assert [r["item"] for r in records if r["host"] == "good"] == ["/", "/var"]
     assert [r["item"] for r in records if r["host"] == ""] == ["CERTFR-2026-ALE-001"]
+
+
+def test_an_unreadable_alert_state_is_left_alone_and_its_recoveries_still_come(
+        passes: Passes, sink: SmtpSink, caplog: pytest.LogCaptureFixture) -> None:
+    """A read error is not corruption: setting the file aside would forget the open alert,
+    and its recovery would never be mailed."""
+    passes.run(db1=passes.failed())
+    passes.run(db1=passes.failed())
+    assert [m["Subject"] for m in sink.messages] == ["[osmon] CRITICAL db1 down"]
+    state_file = passes.state_dir / alert_store.STATE_FILE
+    aside = state_file.with_name("saved-by-the-test")
+    state_file.rename(aside)
+    state_file.mkdir()  # reading it fails (EISDIR) as an I/O error would: it is not corrupt
+
+    passes.run(db1=passes.ok())
+
+    assert state_file.is_dir() and not state_file.with_name("alerts.json.corrupt").exists()
+    assert len(sink.messages) == 1  # nothing judged, nothing mailed
+    assert any("cannot read it" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.ERROR)
+    events = [r for r in alert_store.history(passes.state_dir) if r["event"] == "state"]
+    assert events and "alerts are not evaluated" in events[0]["message"]
+
+    state_file.rmdir()  # the disk answers again
+    aside.rename(state_file)
+    passes.run(db1=passes.ok())
+    assert sink.messages[-1]["Subject"] == "[osmon] RESOLVED db1 down"
+
+
+def test_an_alert_state_from_a_newer_osmon_is_refused_and_left_as_it_is(
+        passes: Passes, sink: SmtpSink, caplog: pytest.LogCaptureFixture) -> None:
+    state_file = passes.state_dir / alert_store.STATE_FILE
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    newer = b'{"version": 2, "hosts": {"db1": {"alerts": {"future": {}}}}}\n'
+    state_file.write_bytes(newer)
+    for _ in range(2):
+        passes.run(db1=passes.ok(disks={"/": 99}))
+    assert state_file.read_bytes() == newer
+    assert not state_file.with_name("alerts.json.corrupt").exists()
+    assert sink.messages == []
+    assert any("written by a newer osmon (state version 2, this one reads 1)" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.ERROR)

@@ -34,7 +34,9 @@ def test_exit_codes_are_documented_in_help(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         cli.main(["collect", "--help"])
     out = capsys.readouterr().out
-    assert "0  the command ran (for collect: the pass ran, even if some hosts failed)" in out
+    assert ("0  the command ran (for collect: the pass ran and stored its samples, even if "
+            "hosts failed)") in out
+    assert "1  the command ran and found a problem (collect: samples not stored" in out
     assert "2  could not run: bad config file, bad usage, or a data directory" in out
     assert "3  could not run: another osmon pass, backup or restore holds the data" in out
 

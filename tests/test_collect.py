@@ -359,3 +359,28 @@ def test_the_collector_knows_how_many_checks_the_probe_runs_at_once() -> None:
     from remote_probe import probe
 
     assert probe_call.CHECKS_SIDE_BY_SIDE == probe.CHECK_WORKERS
+
+
+@pytest.mark.parametrize(("interval_s", "schedule"), [
+    (60, "* * * * *"), (300, "*/5 * * * *"), (120, "*/2 * * * *"), (3600, "0 * * * *"),
+    (7200, "0 */2 * * *"), (86400, "0 0 * * *")])
+def test_cron_runs_collect_every_interval(tmp_path: Path, interval_s: int, schedule: str) -> None:
+    (tmp_path / "hosts.toml").write_text(
+        f'[settings]\ninterval_s = {interval_s}\n[[hosts]]\nname = "c"\nlocal = true\n')
+    result = osmon("--config", str(tmp_path / "hosts.toml"), "cron")
+    assert result.returncode == 0, result.stderr
+    [collect_line] = [line for line in result.stdout.splitlines() if line.endswith(" collect")]
+    assert collect_line.startswith(schedule + " ")
+
+
+@pytest.mark.parametrize(("interval_s", "why"), [
+    (15, "is below a minute"), (90, "cannot be kept by cron"), (420, "cannot be kept by cron")])
+def test_cron_says_when_it_cannot_keep_the_interval(tmp_path: Path, interval_s: int,
+                                                   why: str) -> None:
+    (tmp_path / "hosts.toml").write_text(
+        f'[settings]\ninterval_s = {interval_s}\n[[hosts]]\nname = "c"\nlocal = true\n')
+    result = osmon("--config", str(tmp_path / "hosts.toml"), "cron")
+    assert result.returncode == 1
+    assert f"interval_s = {interval_s} {why}" in result.stderr and "`osmon run`" in result.stderr
+    jobs = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert [job.rsplit(" ", 1)[-1] for job in jobs] == ["prune", "--quiet"]  # no collect

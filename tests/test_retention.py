@@ -354,3 +354,35 @@ def test_a_prune_killed_while_compressing_loses_no_line(tmp_path: Path, step: st
     assert sorted(p.name for p in plain.parent.iterdir()) == [plain.name + ".gz"]
     assert gzip.decompress((plain.parent / (plain.name + ".gz")).read_bytes()) == content
     assert _all_samples(store, "web1") == samples
+
+
+def test_a_day_both_compressed_and_plain_is_merged_never_replaced(tmp_path: Path) -> None:
+    """The clock went back across days: the collector appended to a day prune had already
+    compressed.  Readers see both files' lines, prune merges them, and a merge killed after
+    its rename (both files again) keeps each line once."""
+    cfg = make_config(tmp_path, settings={"compress_after_days": 2})
+    store = _fill(cfg, ("web1",), range(3, 4))
+    prune(cfg, NOW)
+    day = _day(3)
+    directory = cfg.settings.data_dir / "hosts" / "web1"
+    packed = directory / f"{day}.jsonl.gz"
+    original = gzip.decompress(packed.read_bytes())
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    for i in range(5):
+        store.append("web1", sample("web1", start + timedelta(minutes=15 + 30 * i), 99.0))
+    plain = directory / f"{day}.jsonl"
+    late = plain.read_bytes()
+    seen_before_prune = len(_all_samples(store, "web1"))
+
+    report = prune(cfg, NOW)
+
+    assert report.compressed == (packed,)
+    assert sorted(_files(cfg, "web1")) == [packed.name]
+    assert gzip.decompress(packed.read_bytes()) == original + late
+    assert seen_before_prune == len(_all_samples(store, "web1")) == 53
+    # A merge killed between its rename and the removal of the plain file:
+    plain.write_bytes(late)
+    assert len(_all_samples(store, "web1")) == 53
+    prune(cfg, NOW)
+    assert sorted(_files(cfg, "web1")) == [packed.name]
+    assert gzip.decompress(packed.read_bytes()) == original + late

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -146,28 +147,43 @@ def test_hard_host_deadline_applies_while_the_command_runs(inventory: Inventory,
     assert result.duration_s < 60
 
 
-def test_remote_command_quotes_the_interpreter(tmp_path: Path) -> None:
+def test_remote_command_quotes_the_interpreter_through_a_shell(inventory: Inventory,
+                                                               tmp_path: Path) -> None:
     """Config validation refuses such a value; the quoting is the second line of defence:
     through a real shell, the value is one word that names no interpreter."""
     marker = tmp_path / "pwned"
-    command = probe_call.remote_command(Host(name="a", python=f"python3; touch {marker}"))
+    command = probe_call.remote_command(inventory(["a"]),
+                                        Host(name="a", python=f"python3; touch {marker}"))
     done = subprocess.run(["sh", "-c", command], input=b"python\n", capture_output=True,
                           timeout=30)
     assert done.returncode == 127 and not marker.exists()
     assert f"python3; touch {marker}".encode() in done.stderr  # named whole, as one word
 
 
-def test_remote_command_is_one_fixed_string_per_host() -> None:
+def test_remote_command_is_one_fixed_string_per_host(inventory: Inventory) -> None:
     """What varies per pass (the probe, its language, the parameters) is on stdin: the command
     of a host is the same for the Python and the shell probe, and only its interpreter
     changes it."""
+    config = inventory(["web"])
     web = Host(name="web", python="/usr/bin/python3")
-    assert probe_call.remote_command(web) == probe_call.remote_command(
-        Host(name="web", python="/usr/bin/python3", probe="sh", tags=("x",)))
-    assert "/usr/bin/python3 -I -S -" in probe_call.remote_command(web)
-    done = subprocess.run(["sh", "-c", probe_call.remote_command(web)], input=b"perl\n",
+    assert probe_call.remote_command(config, web) == probe_call.remote_command(
+        config, Host(name="web", python="/usr/bin/python3", probe="sh", tags=("x",)))
+    assert "/usr/bin/python3 -I -S -" in probe_call.remote_command(config, web)
+    done = subprocess.run(["sh", "-c", probe_call.remote_command(config, web)], input=b"perl\n",
                           capture_output=True, timeout=30)
     assert done.returncode == 2 and b"unknown probe language" in done.stderr
+
+
+def test_remote_command_quotes_the_interpreter(inventory: Inventory) -> None:
+    """Config validation refuses such a value; the quoting is the second line of defence."""
+    config = inventory(["a"])
+    command = probe_call.remote_command(config, Host(name="a", python="/usr/bin/python3"))
+    assert shlex.split(command)[:2] == ["sh", "-c"]
+    assert "exec /usr/bin/python3 -I -S -" in shlex.split(command)[2]
+    hostile = probe_call.remote_command(config, Host(name="a", python="python3; reboot"))
+    inner = shlex.split(hostile)[2]
+    assert "exec 'python3; reboot' -I -S -" in inner
+    assert "; reboot -I" not in inner and "reboot'" in inner
 
 
 def test_pass_deadline_records_every_unfinished_host(inventory: Inventory,

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def sample(host: str, moment: datetime, **extra: Any) -> dict[str, Any]:
-    return {"v": 1, "ts": format_ts(moment), "host": host, "ok": True, "error": None, **extra}
+    return {"v": 1, "ts": format_ts(moment), "host": host, "ok": True, "error": None,
+            "memory": {"percent": 10.0}, **extra}
 
 
 def test_torn_last_line_is_skipped_and_the_next_append_is_whole(tmp_path: Path) -> None:

@@ -21,9 +21,14 @@ def create_app(config: Config, *, test_config: Mapping[str, Any] | None = None) 
     from web.fleet import Fleet
 
     app = Flask(__name__)
-    app.config.from_mapping(MAX_CONTENT_LENGTH=64 * 1024, OSMON_CLOCK=utc_now)
+    # Set, not defaulted: Flask's config always holds its own 31-day session lifetime.
+    app.config.from_mapping(MAX_CONTENT_LENGTH=64 * 1024, OSMON_CLOCK=utc_now,
+                            PERMANENT_SESSION_LIFETIME=auth.SESSION_LIFETIME)
     if test_config:
         app.config.update(test_config)
+    if config.web.trusted_proxies:
+        app.wsgi_app = security.TrustedProxies(  # type: ignore[method-assign]
+            app.wsgi_app, config.web.trusted_proxies)
     app.extensions["osmon.fleet"] = Fleet(config, app.config["OSMON_CLOCK"])
     security.init_app(app)
     auth.init_app(app, config.state_dir,

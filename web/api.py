@@ -2,9 +2,10 @@
 
 ``/api/overview`` and ``/api/hosts`` list every host's status; ``/api/hosts/<name>`` is one
 host's page as data; ``/api/hosts/<name>/samples?range=`` streams stored samples (optionally
-only some ``fields``, or one chart's ``metric``); ``/api/alerts`` and ``/api/certfr`` mirror
-their pages.  Errors are ``{"error": "..."}`` with 404 (unknown host or metric) or 400 (bad
-range).  Host data is returned as JSON strings, exactly as stored: a reader that puts it in
+only some ``fields``, or one chart's ``metric``), :data:`MAX_EXPORTS` at a time;
+``/api/alerts`` and ``/api/certfr`` mirror their pages.  Errors are ``{"error": "..."}`` with
+404 (unknown host or metric), 400 (bad range) or 503 with ``Retry-After`` (too many exports
+at once).  Host data is returned as JSON strings, exactly as stored: a reader that puts it in
 HTML must escape it (``app.js`` only ever assigns ``textContent``); served as
 ``application/json`` with ``nosniff``, it is never markup.
 """
@@ -12,10 +13,12 @@ HTML must escape it (``app.js`` only ever assigns ``textContent``); served as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from collector.config import Host
@@ -29,6 +32,16 @@ from web.fleet import checks_list, current_fleet
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 MAX_HISTORY = 1000
+#: Sample exports streamed at once (30 days of a host is tens of thousands of lines, seconds of
+#: a thread each); the others are refused at once with 503 and Retry-After, so twelve
+#: scripts asking together cannot take every thread of the server from the pages.
+MAX_EXPORTS = 2
+EXPORT_RETRY_S = 10
+
+
+@bp.record_once
+def _create_export_slots(state: BlueprintSetupState) -> None:
+    state.app.extensions["osmon.export_slots"] = threading.BoundedSemaphore(MAX_EXPORTS)
 
 
 def summary(status: HostStatus) -> dict[str, Any]:
@@ -90,7 +103,27 @@ def samples(name: str) -> ResponseReturnValue:
                                           for s in fleet.samples(name, start, end))
     else:
         rows = (_project(s, fields) if fields else s for s in fleet.samples(name, start, end))
-    return Response(_stream(json.dumps(head)[:-1], rows), mimetype="application/json")
+    slots: threading.BoundedSemaphore = current_app.extensions["osmon.export_slots"]
+    if not slots.acquire(blocking=False):
+        busy = jsonify(error=f"{MAX_EXPORTS} sample exports are running; try again in "
+                             f"{EXPORT_RETRY_S} s")
+        busy.status_code = 503
+        busy.headers["Retry-After"] = str(EXPORT_RETRY_S)
+        return busy
+    release = _once(slots.release)
+    response = Response(_releasing(_stream(json.dumps(head)[:-1], rows), release),
+                        mimetype="application/json")
+    # Held while the body streams: released when it ends, or when the server closes the
+    # response (sent, or the client went away, even before the first row).
+    response.call_on_close(release)
+    return response
+
+
+def _releasing(chunks: Iterator[str], release: Callable[[], None]) -> Iterator[str]:
+    try:
+        yield from chunks
+    finally:
+        release()
 
 
 @bp.get("/alerts")
@@ -124,6 +157,16 @@ def _known_metric(metric: str) -> series.MetricSpec:
     except ValueError:
         abort(404, description=f"no metric named {metric!r}: use one of "
                                f"{', '.join(charts.METRICS)} or check.<name>")
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    done = threading.Lock()
+
+    def call() -> None:
+        if done.acquire(blocking=False):
+            release()
+
+    return call
 
 
 def _metric_row(sample: dict[str, Any], spec: series.MetricSpec) -> dict[str, Any]:

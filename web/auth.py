@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,11 +51,18 @@ ADMIN_FILE = "web-admin.json"
 SECRET_FILE = "web-secret"
 ADMIN_VERSION = 1
 SESSION_LIFETIME = timedelta(hours=12)
+#: A login made this far "in the future" (the clock stepped back since) still counts.
+CLOCK_SLACK_S = 300
 NO_PASSWORD_MESSAGE = ("No admin password is set, so changes are disabled. Run "
                        "`osmon set-password` on the server to enable them.")
-#: At most this many failed logins per client address per window, then 429.
+#: At most this many failed logins per client address per window, then 429 for that client;
+#: and at most MAX_FAILURES_ALL from all clients together (guesses spread over many
+#: addresses), then 429 for everyone until the window has moved on.
 MAX_FAILURES = 10
+MAX_FAILURES_ALL = 100
 FAILURE_WINDOW_S = 600.0
+#: Clients remembered at most (the oldest are forgotten first), whatever the flood.
+MAX_CLIENTS = 10000
 #: Endpoints reachable without a session when the whole dashboard requires login
 #: (``/metrics`` checks its own bearer token: see :mod:`web.metrics_bp`).
 _PUBLIC_ENDPOINTS = {"auth.login", "static", "metrics.metrics"}
@@ -121,7 +129,6 @@ def init_app(app: Flask, state_dir: Path, secure_cookie: bool) -> None:
             log.warning("cannot keep the session key in %s (%s): sessions end at restart",
                         state_dir, exc.strerror)
             app.secret_key = secrets.token_bytes(32)
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", SESSION_LIFETIME)
     app.config["SESSION_COOKIE_NAME"] = "osmon_session"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -139,12 +146,26 @@ def _fingerprint(digest: str) -> str:
 
 
 def is_admin() -> bool:
-    """Logged in, with the password that is set now (a new password ends older sessions)."""
+    """Logged in, with the password that is set now (a new password ends older sessions),
+    less than the session lifetime ago.
+
+    The cookie's own expiry is the browser's business and its signature's age is renewed on
+    every request (a dashboard left open polls the API), so the login time is kept in the
+    session and checked here: a login lasts ``PERMANENT_SESSION_LIFETIME`` whatever the
+    client does with its cookie."""
     mark = session.get("admin")
-    if not isinstance(mark, str):
+    if not isinstance(mark, str) or not _logged_in_recently(session.get("since")):
         return False
     digest = password_hash()
     return digest is not None and hmac.compare_digest(mark, _fingerprint(digest))
+
+
+def _logged_in_recently(since: object) -> bool:
+    if not isinstance(since, int) or isinstance(since, bool):
+        return False
+    age = time.time() - since
+    # A little slack before: the clock may step back after a login.
+    return -CLOCK_SLACK_S <= age <= current_app.permanent_session_lifetime.total_seconds()
 
 
 def csrf_token() -> str:
@@ -206,6 +227,7 @@ def login() -> ResponseReturnValue:
     session.clear()
     session.permanent = True
     session["admin"] = _fingerprint(digest)
+    session["since"] = int(time.time())
     csrf_token()
     flash("Logged in.")
     return redirect(target)
@@ -229,25 +251,42 @@ def _safe_next(target: str | None) -> str:
 
 
 class _Failures:
-    """Failed logins per client address over a sliding window (in memory, per process)."""
+    """Failed logins per client address over a sliding window (in memory, per process).
 
-    def __init__(self) -> None:
+    Bounded: clients whose failures are all older than the window are dropped on every
+    record, and beyond :data:`MAX_CLIENTS` the longest quiet ones go first, so a flood of
+    addresses costs a bounded table.  ``clock`` is injectable for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._seen: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._seen.setdefault(client, deque())
+    def _drop_old(self, times: deque[float], now: float) -> deque[float]:
         while times and times[0] < now - FAILURE_WINDOW_S:
             times.popleft()
         return times
 
     def too_many(self, client: str) -> bool:
         with self._lock:
-            return len(self._recent(client, time.monotonic())) >= MAX_FAILURES
+            now = self._clock()
+            if len(self._drop_old(self._all, now)) >= MAX_FAILURES_ALL:
+                return True
+            times = self._seen.get(client)
+            return times is not None and len(self._drop_old(times, now)) >= MAX_FAILURES
 
     def record(self, client: str) -> None:
         with self._lock:
-            now = time.monotonic()
-            self._recent(client, now).append(now)
-            if len(self._seen) > 10000:  # a flood of addresses must not grow memory forever
-                self._seen = {k: v for k, v in self._seen.items() if v}
+            now = self._clock()
+            self._all.append(now)
+            self._drop_old(self._all, now)
+            self._seen.setdefault(client, deque()).append(now)
+            self._seen = {k: v for k, v in self._seen.items() if self._drop_old(v, now)}
+            if len(self._seen) > MAX_CLIENTS:
+                newest = sorted(self._seen, key=lambda k: self._seen[k][-1])[-MAX_CLIENTS:]
+                self._seen = {k: self._seen[k] for k in newest}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)

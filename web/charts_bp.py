@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 
 from collector.config import Host
 from collector.metrics.series import CHECK_PREFIX
+from collector.store.built_rollups import BuiltRollups
 from collector.views import charts
 from collector.views.chart_cache import ChartCache
 from web.fleet import current_fleet
@@ -34,6 +35,12 @@ DEFAULT_RANGE = "24h"
 def _create_cache(state: BlueprintSetupState) -> None:
     # One cache per app, not per module: two apps (tests, or serve + run) never share charts.
     state.app.extensions["osmon.chart_cache"] = ChartCache()
+    # Rollups the files lack, built from raw once for every chart of the app (bounded).
+    state.app.extensions["osmon.built_rollups"] = BuiltRollups()
+
+
+def _built() -> BuiltRollups:
+    return current_app.extensions["osmon.built_rollups"]
 
 
 def requested_range() -> str:
@@ -58,7 +65,7 @@ def host_chart(name: str, metric: str) -> ResponseReturnValue:
         abort(404, description=fleet.unknown_host(name))
     return _render(metric, [host], lambda range_name, cache: charts.render_host_chart(
         fleet.store, name, metric, range_name, fleet.clock(), cache=cache,
-        color=fleet.colors.get(name)))
+        color=fleet.colors.get(name), built=_built()))
 
 
 @bp.get("/charts/<metric>.svg")
@@ -70,7 +77,7 @@ def combined_chart(metric: str) -> ResponseReturnValue:
         hosts = [h for h in hosts if fleet.knows_check([h], metric[len(CHECK_PREFIX):])]
     return _render(metric, hosts, lambda range_name, cache: charts.render_combined_chart(
         fleet.store, [h.name for h in hosts], metric, range_name, fleet.clock(), cache=cache,
-        colors=fleet.colors))
+        colors=fleet.colors, built=_built()))
 
 
 def _render(metric: str, hosts: list[Host], render: Callable[[str, Any], charts.Chart]

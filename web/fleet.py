@@ -197,8 +197,10 @@ class Fleet:
             return self._exposition.render(snapshot, openmetrics)
 
     def collector(self, now: datetime) -> CollectorState:
-        """When the collector last finished (or skipped) a pass: stale if long ago, or never."""
-        return collector_state(passlog.last_pass(self.config.state_dir), now, self.interval_s)
+        """When the collector last finished (or skipped) a pass: stale if long ago, or never;
+        failing if that pass could not store its samples (the message redacted)."""
+        state = collector_state(passlog.last_pass(self.config.state_dir), now, self.interval_s)
+        return replace(state, problem=self.redact(state.problem))
 
     def _clean(self, status: HostStatus) -> HostStatus:
         return replace(status, error=self.redact(status.error),

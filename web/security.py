@@ -1,4 +1,4 @@
-"""Security headers on every response, and the redaction of config secrets from host messages.
+"""Security headers on every response, and who the client is behind a trusted proxy.
 
 The dashboard shows text that comes from monitored hosts, so we assume some of it is hostile:
 templates escape it, and this Content-Security-Policy is the second wall (no inline script,
@@ -9,7 +9,12 @@ an SVG opened directly.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
 from flask import Flask, Response
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -39,3 +44,28 @@ def add_headers(response: Response) -> Response:
     # and static files set their own (ETag-validated) policy before we get here.
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+class TrustedProxies:
+    """werkzeug's :class:`ProxyFix` (one proxy: the client address it appends to
+    ``X-Forwarded-For``, and the scheme it was reached with), applied only to requests that
+    come from one of ``networks`` (``[web] trusted_proxies``).
+
+    Behind a reverse proxy every client has the proxy's address, so the login throttle would
+    lock everyone out together; but a header anyone can send must not be believed from
+    anyone else, or a client could pick a new address for each guess.
+    """
+
+    def __init__(self, app: Any, networks: Iterable[str]) -> None:
+        self.app = app
+        self.fixed = ProxyFix(app, x_for=1, x_proto=1)
+        self.networks = [ipaddress.ip_network(n) for n in networks]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            peer = ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
+        except ValueError:
+            return self.app(environ, start_response)
+        if any(peer in network for network in self.networks):
+            return self.fixed(environ, start_response)
+        return self.app(environ, start_response)

@@ -24,6 +24,7 @@ State: ``<data_dir>/state/certfr.json`` (versioned, atomic).
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import threading
@@ -39,6 +40,7 @@ from urllib.parse import urlparse
 
 from collector import __version__
 from collector.alerts.certfr_feed import FeedError, FeedItem, parse_feed
+from collector.alerts.watchdog import Watchdog
 from collector.config import CertFrSettings
 from collector.store.statefile import atomic_write_json, read_json
 from collector.times import format_ts, parse_ts
@@ -187,10 +189,35 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+def _watched_opener(dog: Watchdog) -> urllib.request.OpenerDirector:
+    """An opener whose every connection (redirects too) is shut down at ``dog``'s deadline."""
+
+    def watched(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Watched(base):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                create = self._create_connection
+                self._create_connection = lambda *a, **k: dog.watch(create(*a, **k))
+
+        return Watched
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(watched(http.client.HTTPSConnection), req,
+                                context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(_HttpOnlyRedirects, Http, Https)
+
+
 def fetch(url: str, *, budget_s: float, max_bytes: int, etag: str | None = None,
           last_modified: str | None = None) -> Fetched:
-    """GET the feed within ``budget_s`` seconds in all (the caller's thread is never held
-    longer, even by a server that accepts and never answers)."""
+    """GET the feed within ``budget_s`` seconds in all: the caller's thread is never held
+    longer, and the connection itself is shut down then (:class:`Watchdog`), even when the
+    server trickles its headers one byte a second."""
     if urlparse(url).scheme not in ("http", "https"):
         raise FeedError(f"feed_url must be an http(s) URL, not {url[:100]!r}")
     box: dict[str, Any] = {}
@@ -220,8 +247,21 @@ def _fetch(url: str, budget_s: float, max_bytes: int, etag: str | None,
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    opener = urllib.request.build_opener(_HttpOnlyRedirects)
     request = urllib.request.Request(url, headers=headers)
+    with Watchdog(deadline) as dog:
+        try:
+            fetched = _get(_watched_opener(dog), request, deadline, budget_s, max_bytes)
+        except (OSError, http.client.HTTPException) as exc:
+            if dog.ended(exc):
+                raise FeedError(f"no complete answer within {budget_s:.1f} s") from None
+            raise
+        if dog.fired:  # the shutdown ended the body like an end of file: it is cut short
+            raise FeedError(f"no complete answer within {budget_s:.1f} s")
+        return fetched
+
+
+def _get(opener: urllib.request.OpenerDirector, request: urllib.request.Request,
+         deadline: float, budget_s: float, max_bytes: int) -> Fetched:
     try:
         with opener.open(request, timeout=budget_s) as response:
             length = response.headers.get("Content-Length")

@@ -42,7 +42,11 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
             deadline: float) -> None:
     """Judge this pass's samples and mail what changed (the ``collector.passes.hooks`` contract)."""
     state_dir = config.state_dir
-    state, problem = alert_store.load_state(state_dir)
+    try:
+        state, problem = alert_store.load_state(state_dir)
+    except alert_store.StateUnusable as exc:
+        _judge_nothing(config, now, deadline, str(exc))
+        return
     events: list[dict[str, Any]] = []
     if problem is not None:
         message = (f"alert state {problem} (kept as {alert_store.STATE_FILE}.corrupt); problems "
@@ -71,6 +75,16 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
     if feed is not None and feed.fetched:
         certfr.save_state(state_dir, feed.state)
     muting_store.end_acks(config, new_state, now)
+    if config.smtp.enabled:
+        _flush(config, now, deadline)
+
+
+def _judge_nothing(config: Config, now: datetime, deadline: float, reason: str) -> None:
+    """The alert state cannot be used as it is: say so, touch it not, still send what waits."""
+    log.error("%s", reason)
+    alert_store.append_history(config.state_dir, [{
+        "ts": format_ts(now), "host": "", "metric": "state", "item": None, "event": "state",
+        "level": "critical", "value": None, "threshold": None, "message": reason}])
     if config.smtp.enabled:
         _flush(config, now, deadline)
 

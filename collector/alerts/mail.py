@@ -42,6 +42,7 @@ from urllib.parse import quote
 
 from collector.alerts.certfr import short_id
 from collector.alerts.notification import Notification, severity_key
+from collector.alerts.watchdog import Watchdog
 from collector.alerts.wording import format_value, state_names
 from collector.config import Config, SmtpSettings
 from collector.metrics.registry import CHART_NAMES
@@ -230,40 +231,44 @@ def pending(state_dir: Path) -> list[Path]:
 
 def flush_outbox(settings: SmtpSettings, state_dir: Path, deadline: float) -> int:
     """Send what waits, oldest first, until done, an error, or ``deadline`` (monotonic).
-    Returns how many were sent; the rest stay for the next pass."""
+    Returns how many were sent; the rest stay for the next pass.
+
+    ``deadline`` is absolute: every step (connect, each reply, the TLS handshake, QUIT) ends
+    by then whatever the server does (:class:`Watchdog`), ``timeout_s`` bounding each one."""
     waiting = pending(state_dir)
     if not waiting:
         return 0
     sent = 0
-    try:
-        left = deadline - time.monotonic()
-        if left < 0.5:
-            log.info("e-mail: no time left in this pass; %d message(s) wait", len(waiting))
-            return 0
-        with connect(settings, min(settings.timeout_s, left)) as client:
-            for path in waiting:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                if client.sock is not None:
-                    client.sock.settimeout(min(settings.timeout_s, left))
-                msg = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
-                envelope = _envelope(msg)
-                try:
-                    refused = client.send_message(msg, to_addrs=envelope)
-                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                        smtplib.SMTPDataError) as exc:
-                    if not _permanent(exc):
-                        raise
-                    _set_aside(path, explain(exc, settings))
-                    continue
-                if refused:
-                    _partly_refused(path, msg, refused)
-                path.unlink(missing_ok=True)
-                sent += 1
-    except (OSError, smtplib.SMTPException, SmtpSetupError) as exc:
-        _smtp_failed(state_dir, explain(exc, settings), len(waiting) - sent)
-        return sent
+    left = deadline - time.monotonic()
+    if left < 0.5:
+        log.info("e-mail: no time left in this pass; %d message(s) wait", len(waiting))
+        return 0
+    with Watchdog(deadline) as dog:
+        try:
+            with connect(settings, min(settings.timeout_s, left), dog) as client:
+                for path in waiting:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    if client.sock is not None:
+                        client.sock.settimeout(min(settings.timeout_s, left))
+                    msg = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
+                    envelope = _envelope(msg)
+                    try:
+                        refused = client.send_message(msg, to_addrs=envelope)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
+                            smtplib.SMTPDataError) as exc:
+                        if not _permanent(exc):
+                            raise
+                        _set_aside(path, explain(exc, settings))
+                        continue
+                    if refused:
+                        _partly_refused(path, msg, refused)
+                    path.unlink(missing_ok=True)
+                    sent += 1
+        except (OSError, smtplib.SMTPException, SmtpSetupError) as exc:
+            _smtp_failed(state_dir, explain(exc, settings, dog), len(waiting) - sent)
+            return sent
     _smtp_ok(state_dir, sent)
     return sent
 
@@ -336,8 +341,37 @@ def _smtp_ok(state_dir: Path, sent: int) -> None:
 
 
 # -- SMTP -----------------------------------------------------------------------------------------
-def connect(settings: SmtpSettings, timeout: float) -> smtplib.SMTP:
-    """A connected, secured and authenticated client (the caller closes it)."""
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, showing each new connection to a :class:`Watchdog` (given before
+    ``__init__`` connects)."""
+
+    watchdog: Watchdog | None = None
+
+    def __init__(self, host: str, port: int, *, timeout: float,
+                 watchdog: Watchdog | None) -> None:
+        self.watchdog = watchdog
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.watchdog is not None:
+            self.watchdog.watch(sock)  # the raw socket, before any TLS handshake
+        return sock
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL, _SMTP):  # noqa: N801 - smtplib's naming
+    """Implicit TLS; its ``_get_socket`` wraps what :class:`_SMTP`'s returns."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, watchdog: Watchdog | None,
+                 context: ssl.SSLContext) -> None:
+        self.watchdog = watchdog
+        smtplib.SMTP_SSL.__init__(self, host, port, timeout=timeout, context=context)
+
+
+def connect(settings: SmtpSettings, timeout: float,
+            watchdog: Watchdog | None = None) -> smtplib.SMTP:
+    """A connected, secured and authenticated client (the caller closes it); ``timeout``
+    bounds each step, ``watchdog`` the whole exchange."""
     password = None
     if settings.user:
         try:
@@ -351,10 +385,10 @@ def connect(settings: SmtpSettings, timeout: float) -> smtplib.SMTP:
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if settings.security == "ssl":
-        client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout,
-                                  context=context)
+        client = _SMTP_SSL(settings.host, settings.port, timeout=timeout, watchdog=watchdog,
+                           context=context)
     else:
-        client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+        client = _SMTP(settings.host, settings.port, timeout=timeout, watchdog=watchdog)
     try:
         client.ehlo()
         if settings.security == "starttls":
@@ -368,17 +402,39 @@ def connect(settings: SmtpSettings, timeout: float) -> smtplib.SMTP:
     return client
 
 
+#: ``osmon test-email`` has no pass deadline: its whole exchange gets this many timeout_s.
+TEST_EMAIL_STEPS = 3
+
+
 def send_now(settings: SmtpSettings, msg: EmailMessage) -> dict[str, Any]:
-    """Send one message directly (no outbox); returns the recipients refused, if any."""
-    with connect(settings, settings.timeout_s) as client:
-        return dict(client.send_message(msg))
+    """Send one message directly (no outbox); returns the recipients refused, if any.
+    Raises :class:`DeadlineReached` when the server was still answering after
+    :data:`TEST_EMAIL_STEPS` x ``timeout_s``."""
+    limit = TEST_EMAIL_STEPS * settings.timeout_s
+    with Watchdog(time.monotonic() + limit, f"{limit:g} s ({TEST_EMAIL_STEPS} x timeout_s)"
+                  ) as dog:
+        try:
+            with connect(settings, settings.timeout_s, dog) as client:
+                return dict(client.send_message(msg))
+        except (OSError, smtplib.SMTPException) as exc:
+            if dog.ended(exc):
+                raise DeadlineReached(explain(exc, settings, dog)) from None
+            raise
 
 
-def explain(exc: BaseException, settings: SmtpSettings) -> str:
-    """One sentence an admin can act on, for any error of :func:`connect` or a send."""
+class DeadlineReached(SmtpSetupError):
+    """The whole exchange took longer than it may (its message is already worded)."""
+
+
+def explain(exc: BaseException, settings: SmtpSettings, watchdog: Watchdog | None = None) -> str:
+    """One sentence an admin can act on, for any error of :func:`connect` or a send; with the
+    exchange's ``watchdog``, an error that is the deadline's doing names the deadline."""
     where = f"{settings.host}:{settings.port}"
     if isinstance(exc, SmtpSetupError):
         return str(exc)
+    if watchdog is not None and watchdog.ended(exc):
+        return (f"gave up at {watchdog.label}: {where} had not finished answering by then "
+                "(a server that answers too slowly?)")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"TLS problem with {where}: its certificate is not trusted "
                 f"({exc.verify_message})")

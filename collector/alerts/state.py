@@ -3,7 +3,8 @@
 * ``<data_dir>/state/alerts.json``: the rules' memory between passes (versioned, written
   atomically).  A corrupt file is set aside as ``alerts.json.corrupt`` for inspection and the
   state rebuilt from nothing: the worst outcome is that current problems are confirmed and
-  mailed again, never a crashed pass.
+  mailed again, never a crashed pass.  A file that cannot be read (an I/O error) or that a
+  newer osmon wrote is not corrupt: it is left alone and alerts wait (:class:`StateUnusable`).
 * ``<data_dir>/state/alert-history.jsonl``: every event, one JSON line each, append-only.
   When it passes :data:`HISTORY_MAX_BYTES` it is renamed to ``alert-history.jsonl.1``
   (replacing the older one), so the history is bounded without a cleanup job.
@@ -34,15 +35,48 @@ HISTORY_MAX_BYTES = 8 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
+class StateUnusable(Exception):
+    """The alert state exists but must not be rebuilt: it could not be read (an I/O error,
+    no permission: maybe only for now) or it was written by a newer osmon.  Rebuilding would
+    forget every open alert, whose recoveries would then never be mailed, and saving would
+    overwrite the newer file; so the pass judges nothing and leaves the file alone."""
+
+
 def load_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
-    """The saved state, or an empty one and the reason it could not be used."""
+    """The saved state, or an empty one and the reason it could not be used.
+
+    Only a file that is really corrupt (not JSON, not osmon's alert state, an older format)
+    is set aside as ``alerts.json.corrupt`` and rebuilt; raises :class:`StateUnusable` for a
+    file that cannot be read or comes from a newer osmon.
+    """
     path = Path(state_dir) / STATE_FILE
-    value, problem = read_json(path, alert_rules.STATE_VERSION)
-    if problem is not None:
-        with contextlib.suppress(OSError):
-            os.replace(path, path.with_name(STATE_FILE + ".corrupt"))
-        return alert_rules.empty_state(), problem
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return alert_rules.empty_state(), None
+    except OSError as exc:
+        raise StateUnusable(f"{path}: cannot read it ({exc.strerror or exc}); alerts are not "
+                            "evaluated until it can be read") from None
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _set_aside(path, f"{path}: corrupt ({exc}); it will be rebuilt")
+    version = value.get("version") if isinstance(value, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) \
+            and version > alert_rules.STATE_VERSION:
+        raise StateUnusable(f"{path} was written by a newer osmon (state version {version}, "
+                            f"this one reads {alert_rules.STATE_VERSION}); alerts are not "
+                            "evaluated and the file is left as it is: run the newer osmon")
+    if version != alert_rules.STATE_VERSION:
+        return _set_aside(path, f"{path}: unexpected format or version; it will be rebuilt")
     return alert_rules.normalize_state(value), None
+
+
+def _set_aside(path: Path, problem: str) -> tuple[dict[str, Any], str]:
+    """Keep a corrupt state file for inspection; start again from an empty state."""
+    with contextlib.suppress(OSError):
+        os.replace(path, path.with_name(STATE_FILE + ".corrupt"))
+    return alert_rules.empty_state(), problem
 
 
 def read_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:

@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
                 result = run_pass(config)
                 for outcome in result.failures():
                     log.warning("%s", outcome.describe())
+                if result.interrupted is not None:
+                    log.warning("%s", result.interrupted["problem"])
+                if result.problem is not None:
+                    log.error("the pass ran but %s", result.problem)
             except OsmonError as exc:  # lock held by a cron pass, data dir not writable
                 log.warning("%s", exc)
             except Exception:  # one broken pass must not end the service

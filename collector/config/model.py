@@ -115,6 +115,9 @@ class WebSettings:
         if self.metrics_token_file is None:
             return None
         return self.metrics_token_file.read_text(encoding="utf-8").strip()
+    #: Addresses or networks of the reverse proxy in front: only requests from them may say
+    #: who the client is (X-Forwarded-For), so the login throttle counts real clients.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ class Host:
     probe: str = "auto"
     tags: tuple[str, ...] = ()
     network_fs: bool = False
+    #: Collect the top processes' command lines (secrets masked on the host); false: none.
+    command_lines: bool = True
     thresholds: Thresholds | None = None
 
 

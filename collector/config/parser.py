@@ -56,8 +56,6 @@ MAX_CHECK_OUTPUT = 1 << 20
 SAFE_INTERPRETER = re.compile(
     r"^(/[A-Za-z0-9._+/-]{1,255}|[A-Za-z0-9_][A-Za-z0-9._+-]{0,63})\Z")
 MAX_PORT = 65535
-#: A bearer token shorter than this could be guessed by a scraper trying.
-MIN_TOKEN_CHARS = 16
 
 
 
@@ -96,8 +94,9 @@ _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_ti
 _SMTP_KEYS = ("enabled", "host", "port", "security", "user", "password_env", "password_file",
               "from", "to", "timeout_s", "template")
 _HOST_KEYS = ("name", "local", "enabled", "address", "user", "port", "identity_file", "python",
-              "probe", "tags", "network_fs", "thresholds")
-_WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file")
+              "probe", "tags", "network_fs", "command_lines", "thresholds")
+_WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file",
+             "trusted_proxies")
 #: A host's ``probe``: the Python probe, the POSIX shell probe, or the first that works there.
 PROBES = ("auto", "python", "sh")
 _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
@@ -189,7 +188,8 @@ class _Parser(TableReader):
             host=self.get(t, "host", str, WebSettings.host, w),
             port=self.get(t, "port", int, WebSettings.port, w, minimum=1, maximum=MAX_PORT),
             require_login=self.get(t, "require_login", bool, False, w),
-            metrics_token_file=token_file)
+            metrics_token_file=token_file,
+            trusted_proxies=self.networks(t, "trusted_proxies", w))
 
     def level(self, t: Any, name: str, inherited: Level, where: str,
               extra: tuple[str, ...] = ()) -> Level:
@@ -300,10 +300,11 @@ class _Parser(TableReader):
         )
 
     def simple(self, doc: Mapping[str, Any], key: str, cls: type, kinds: dict[str, type],
-               bounds: Mapping[str, tuple[float, float]] | None = None) -> Any:
+               bounds: Mapping[str, tuple[float, float]] | None = None,
+               parsed_apart: tuple[str, ...] = ()) -> Any:
         t = self.table(doc, key, "top level")
         w = f"[{key}]"
-        self.unknown_keys(t, tuple(kinds), w)
+        self.unknown_keys(t, tuple(kinds) + parsed_apart, w)
         defaults = cls()
         limits = bounds or {}
         values = {k: self.get(t, k, kind, getattr(defaults, k), w,
@@ -311,21 +312,6 @@ class _Parser(TableReader):
                               maximum=limits.get(k, (None, None))[1])
                   for k, kind in kinds.items()}
         return cls(**values)
-
-    def check_token_file(self, path: Path, where: str) -> None:
-        """A token file must exist and hold a token long enough not to be guessed (its value
-        is read again when a scraper asks, never kept in the config)."""
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            self.problem(where, f"'metrics_token_file' names {path}, which cannot be read "
-                                f"({reason})")
-            return
-        if len(token) < MIN_TOKEN_CHARS or any(ch.isspace() for ch in token):
-            self.problem(where, f"'metrics_token_file' ({path}) must hold one token of at least "
-                                f"{MIN_TOKEN_CHARS} characters without spaces (for example the "
-                                "output of `openssl rand -hex 32`)")
 
     def hosts(self, raw: Any, defaults: Thresholds, ssh_config: SshConfig) -> tuple[Host, ...]:
         if not isinstance(raw, list):
@@ -392,6 +378,7 @@ class _Parser(TableReader):
             probe=probe,
             tags=self.str_list(t, "tags", where),
             network_fs=self.get(t, "network_fs", bool, False, where),
+            command_lines=self.get(t, "command_lines", bool, True, where),
             thresholds=host_thresholds,
         )
 

@@ -7,10 +7,14 @@ reader records a problem and goes on with the default, and the parser reports th
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+#: A bearer token shorter than this could be guessed by a scraper trying.
+MIN_TOKEN_CHARS = 16
 
 
 class TableReader:
@@ -90,6 +94,32 @@ class TableReader:
             self.problem(where, f"'{key}' must be one of {', '.join(choices)}, not {value!r}")
             return default
         return value
+
+    def check_token_file(self, path: Path, where: str) -> None:
+        """A token file must exist and hold a token long enough not to be guessed (its value
+        is read again when a scraper asks, never kept in the config)."""
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.problem(where, f"'metrics_token_file' names {path}, which cannot be read "
+                                f"({reason})")
+            return
+        if len(token) < MIN_TOKEN_CHARS or any(ch.isspace() for ch in token):
+            self.problem(where, f"'metrics_token_file' ({path}) must hold one token of at least "
+                                f"{MIN_TOKEN_CHARS} characters without spaces (for example the "
+                                "output of `openssl rand -hex 32`)")
+
+    def networks(self, t: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        """A list of IP addresses or networks ("10.0.0.0/8"), normalised."""
+        found = []
+        for value in self.str_list(t, key, where):
+            try:
+                found.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+            except ValueError:
+                self.problem(where, f"'{key}' holds {value!r}, which is not an IP address or "
+                                    "network (like \"127.0.0.1\" or \"10.0.0.0/8\")")
+        return tuple(found)
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

@@ -11,13 +11,14 @@ the process alive once the pass is over.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,10 +26,11 @@ from typing import Any
 
 from collector import SCHEMA_VERSION
 from collector.config import Config, Host
-from collector.errors import LockHeld
+from collector.errors import DataDirError, LockHeld
 from collector.metrics.families.checks import derive_checks
 from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import derive_sample
+from collector.passes import record as pass_record
 from collector.passes.hooks import POST_PASS_HOOKS
 from collector.passes.probe_call import (
     ProbeRun,
@@ -38,10 +40,10 @@ from collector.passes.probe_call import (
     probe_params,
 )
 from collector.passes.sh_probe import load_sh_probe
-from collector.store import passlog
 from collector.store import proc_counters as proc_state
 from collector.store.lock import DataLock
 from collector.store.samples import MAX_LINE_BYTES, Store, encode_line
+from collector.store.space import is_full, write_failure
 from collector.times import format_ts, utc_now
 from collector.transport import ssh
 
@@ -83,6 +85,13 @@ class PassResult:
     started: datetime
     duration_s: float
     outcomes: tuple[HostOutcome, ...]
+    #: Hosts whose sample could not be stored (a full disk): a failure of the pass, not of
+    #: the host, so they still count in ``ok``/``failed`` by what the host answered.
+    unstored: tuple[str, ...] = ()
+    #: Why the pass itself failed (its samples could not all be stored), or None.
+    problem: str | None = None
+    #: The pass log entry of an earlier pass found unfinished (killed), if any.
+    interrupted: dict[str, Any] | None = None
 
     @property
     def ok(self) -> int:
@@ -105,7 +114,10 @@ def run_pass(config: Config, *, now: datetime | None = None,
              progress: Progress | None = None) -> PassResult:
     """Collect every enabled host once, append one sample each, run the post-pass hooks.
 
-    Raises :class:`LockHeld` (after recording the skip) when another pass holds the lock.
+    Raises :class:`LockHeld` (after recording the skip) when another pass holds the lock, and
+    :class:`DataDirError` (after recording the failure where the disk still allows it) when
+    the data directory cannot be used at all.  A sample that cannot be stored does not raise:
+    the pass goes on and says so in ``PassResult.problem``.
     """
     started = now or utc_now()
     t0 = time.monotonic()
@@ -121,18 +133,30 @@ def run_pass(config: Config, *, now: datetime | None = None,
     try:
         lock.acquire()
     except LockHeld as exc:
-        _record_pass(config, {
+        pass_record.record(config, {
             "ts": format_ts(started), "duration_s": 0.0, "hosts": len(hosts), "ok": 0,
             "failed": 0, "skipped": True, "reason": str(exc)})
         raise
+    except DataDirError as exc:
+        pass_record.record(config, {
+            "ts": format_ts(started), "duration_s": 0.0, "hosts": len(hosts), "ok": 0,
+            "failed": 0, "skipped": False, "problem": f"the pass could not run: {exc}"})
+        raise
     try:
+        interrupted = pass_record.begin(config, started, len(hosts))
         store = Store(settings.data_dir)
+        unstored: dict[str, str] = {}
 
         def store_outcome(outcome: HostOutcome, done: int, total: int, failed: int) -> None:
             # Appended as soon as known: a pass killed midway keeps what it had collected.
             try:
                 store.append(outcome.host, outcome.sample, line=outcome.line)
-            except (OSError, ValueError) as exc:  # ValueError: not encodable, or too large
+            except OSError as exc:
+                unstored[outcome.host] = write_failure(settings.data_dir, exc)
+                log.error("cannot store the sample of %s: %s", outcome.host,
+                          unstored[outcome.host])
+            except ValueError as exc:  # not encodable, or too large
+                unstored[outcome.host] = str(exc)
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
             if progress is not None:
                 progress(outcome, done, total, failed)
@@ -140,37 +164,45 @@ def run_pass(config: Config, *, now: datetime | None = None,
         outcomes = collect_hosts(config, hosts, store=store, started=started,
                                  deadline=t0 + settings.pass_deadline_s,
                                  on_outcome=store_outcome)
-        samples = {o.host: o.sample for o in outcomes}
+        # Only what is stored is judged: an alert must not advance on a sample that a reader
+        # of the store (the dashboard, the next pass's rates) will never see.
+        samples = {o.host: o.sample for o in outcomes if o.host not in unstored}
         _run_hooks(config, store, samples, started,
-                   max(t0 + settings.pass_deadline_s, time.monotonic() + MIN_HOOK_BUDGET_S))
-        result = PassResult(started, round(time.monotonic() - t0, 3), tuple(outcomes))
-        _record_pass(config, {
+                   max(t0 + settings.pass_deadline_s, time.monotonic() + MIN_HOOK_BUDGET_S),
+                   stored=not unstored)
+        problem = pass_record.unstored_problem(unstored, len(outcomes))
+        result = PassResult(started, round(time.monotonic() - t0, 3), tuple(outcomes),
+                            tuple(h for h in (o.host for o in outcomes) if h in unstored),
+                            problem, interrupted)
+        entry: dict[str, Any] = {
             "ts": format_ts(started), "duration_s": result.duration_s, "hosts": len(hosts),
-            "ok": result.ok, "failed": result.failed, "skipped": False})
+            "ok": result.ok, "failed": result.failed, "skipped": False}
+        if unstored:
+            entry.update(unstored=len(unstored), problem=problem)
+        if interrupted is not None:
+            entry["after_interrupted"] = interrupted.get("ts")
+        pass_record.record(config, entry)
+        pass_record.end(config)
         return result
     finally:
         lock.release()
 
 
-def _record_pass(config: Config, entry: dict[str, Any]) -> None:
-    """The pass log is a convenience: failing to write it must not turn a pass into a crash."""
-    if config.settings.shard is not None:  # which share of the inventory "hosts" counts
-        entry["shard"] = str(config.settings.shard)
-    try:
-        passlog.record(config.state_dir, entry)
-    except OSError as exc:
-        log.error("cannot record the pass in %s: %s", config.state_dir, exc)
-
-
 def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
-               now: datetime, deadline: float) -> None:
+               now: datetime, deadline: float, *, stored: bool = True) -> None:
     for spec in POST_PASS_HOOKS:
         try:
             module_name, _, function_name = spec.partition(":")
             hook = getattr(importlib.import_module(module_name), function_name)
             hook(config, store, samples, now, deadline)
-        except Exception:
-            log.warning("post-pass hook %s failed; the samples are stored", spec, exc_info=True)
+        except Exception as exc:
+            outcome = ("the samples are stored" if stored else
+                       "some samples could not be stored either")
+            if isinstance(exc, OSError) and is_full(exc):  # said by the pass: no traceback
+                log.warning("post-pass hook %s failed: %s; %s", spec,
+                            write_failure(config.settings.data_dir, exc), outcome)
+            else:
+                log.warning("post-pass hook %s failed; %s", spec, outcome, exc_info=True)
 
 
 # -- fan-out -----------------------------------------------------------------------------------
@@ -260,8 +292,19 @@ class _Context:
                 self.host_keys_failure = exc
 
 
+class Abandoned(Exception):
+    """The coordinator gave up on this host: its worker must not write anything any more."""
+
+
 class _Job:
-    """One host being collected; the coordinator may abandon it, closing its connection."""
+    """One host being collected; the coordinator may abandon it, closing its connection.
+
+    Once abandoned, a job's worker may still run for a while (the local host cannot be
+    interrupted, a remote one may be between two steps), but the pass may already have
+    released the data lock, and a backup or restore may hold it.  So every write a worker
+    makes goes through :meth:`writing`, which refuses once the job is abandoned; and
+    :meth:`abandon` waits for a write in progress, so none straddles the lock's release.
+    """
 
     def __init__(self, host: Host, started: float) -> None:
         self.host = host
@@ -286,18 +329,29 @@ class _Job:
     def abandon(self) -> str:
         """Stop waiting for this host; return the step it was stuck in, for the message."""
         step = self.step
-        with self._lock:
+        with self._lock:  # waits for a write in progress (see writing())
             self._abandoned = True
             session = self._session
         if session is not None:
             session.abort()
         return step
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """``with job.writing():`` around a worker's write; raises :class:`Abandoned` once
+        the coordinator has given up on the host."""
+        with self._lock:
+            if self._abandoned:
+                raise Abandoned(self.host.name)
+            yield
+
 
 def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
     start = time.monotonic()
     try:
         sample = _collect(ctx, job)
+    except Abandoned:
+        return  # the coordinator recorded this host's timeout already
     except Exception as exc:  # a bug of ours must cost one host, not the pass
         log.exception("collecting %s failed unexpectedly", job.host.name)
         sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
@@ -332,13 +386,13 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
     params = probe_params(ctx.config, host, previous, proc_prev=(
         proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
     connect_s: float | None = None
-    run = ProbeRun(host, state_dir)
+    run = ProbeRun(ctx.config, host, state_dir)
     try:
         if host.local:
             raw, epoch = _run_local(params)
             connect_s = 0.0
         else:
-            session = _session(ctx, host)
+            session = _session(ctx, host, job)
             job.attach(session)
             result = run.execute(session, params, ctx.probe, ctx.sh_probe)
             connect_s = result.connect_s
@@ -348,7 +402,7 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
     except ssh.SshFailure as exc:
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
                               connect_s, run.probe)
-    run.keep_choice()
+    run.keep_choice(job.writing)
     sample: dict[str, Any] = {
         "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
         "collect": {"transport": _transport(host), "probe": run.probe,
@@ -358,23 +412,28 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
     for key, value in derived.items():
         sample.setdefault(key, value)
     if state_dir is not None and counters is not None:
-        _keep_counters(state_dir, host, counters, epoch)
+        _keep_counters(job, state_dir, counters, epoch)
     return sample
 
 
-def _keep_counters(state_dir: Path, host: Host, counters: dict[str, Any], epoch: float) -> None:
-    """Save the process counters for the next pass; failing costs interval percentages only."""
+def _keep_counters(job: _Job, state_dir: Path, counters: dict[str, Any], epoch: float) -> None:
+    """Save the process counters for the next pass; failing costs interval percentages only,
+    and a host the pass gave up on keeps none (the lock may be another process's by now)."""
     try:
-        proc_state.save(state_dir, host.name, counters, epoch)
+        with job.writing():
+            proc_state.save(state_dir, job.host.name, counters, epoch)
+    except Abandoned:
+        log.debug("%s: abandoned; its process counters are dropped", job.host.name)
     except (OSError, ValueError) as exc:
-        log.error("cannot keep the process counters of %s: %s", host.name, exc)
+        log.error("cannot keep the process counters of %s: %s", job.host.name, exc)
 
 
-def _session(ctx: _Context, host: Host) -> ssh.Session:
+def _session(ctx: _Context, host: Host, job: _Job) -> ssh.Session:
     if ctx.host_keys is None:
         assert ctx.host_keys_failure is not None
         raise ctx.host_keys_failure
-    return ssh.Session(host, ctx.config.settings, ctx.host_keys, ctx.credentials)
+    return ssh.Session(host, ctx.config.settings, ctx.host_keys, ctx.credentials,
+                       write_guard=job.writing)
 
 
 def _run_local(params: dict[str, Any]) -> tuple[dict[str, Any], float]:

@@ -2,15 +2,16 @@
 
 The probe's parameters are data (one ``OSMON_PARAMS`` line before the Python probe's source on
 stdin; here-documents before the shell probe's, see :mod:`collector.passes.sh_probe`), never
-shell words: ``remote_command`` is the same fixed string every pass.  The answer is untrusted:
-exit status, then JSON, then the schema gate, and nothing of a bad answer goes further than a
-reason.
+shell words: ``remote_command`` is one fixed string per host, the same every pass.  The answer
+is untrusted: exit status, then JSON, then the schema gate, and nothing of a bad answer goes
+further than a reason.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
     if proc_prev is not None:
         params["proc_prev"] = proc_prev
     params["network_fs"] = host.network_fs
+    params["command_lines"] = host.command_lines
     params["checks"] = check_params(config, host)
     if params["checks"]:
         params["checks_budget_s"] = checks_budget(config, params["checks"])
@@ -50,18 +52,22 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
 
 #: The first line of stdin for each probe (see :func:`remote_command`).
 PYTHON, SHELL = "python", "sh"
+#: The host-side limit outlasts the collector's own wait for the command by this much, so the
+#: collector's "no answer" is what a slow probe gets, and the kill only what outlives it.
+REMOTE_GRACE_S = 2
 
 
-def remote_command(host: Host) -> str:
-    """The command run on a host: one fixed string per host, whatever the pass sends.
+def remote_command(config: Config, host: Host) -> str:
+    """The command run on a host: one fixed string per host, whatever the pass sends (it
+    depends only on the config), so it can be pinned in ``authorized_keys`` with
+    ``command="..."``.
 
     Everything that varies per pass is on stdin, the probe included: its first line names the
     interpreter (``python`` or ``sh``) and the rest is that interpreter's input.  ``read``
     takes one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So
-    one command serves both probes, the shell probe can follow a failed Python start on the
-    same connection, and the command can be pinned in an ``authorized_keys`` ``command=``
-    option.  It runs under ``sh -c`` so that a login shell that is not POSIX (fish, csh) does
-    not matter.
+    one command serves both probes, and the shell probe can follow a failed Python start on
+    the same connection.  It runs under ``sh -c`` so that a login shell that is not POSIX
+    (fish, csh) does not matter.
 
     ``host.python`` is validated by the config (absolute path or plain name); it is quoted
     anyway, so no value from the config can ever reach the remote shell as syntax.
@@ -71,17 +77,41 @@ def remote_command(host: Host) -> str:
     isolated mode also keeps the account's home directory and PYTHON* variables out of
     ``sys.path``, so a stray ``json.py`` in that home cannot replace a module of the probe.
     Both flags exist since Python 3.4.
+
+    The limit: closing the SSH connection does not stop the remote command (sshd sends no
+    signal to a session without a terminal), and the probe cannot police itself when it is
+    what hangs (a dead NFS ``statvfs``, an interpreter that never reads its input).  So the
+    interpreter runs under ``timeout -s KILL`` (coreutils, and BusyBox since 1.30), killed
+    :data:`REMOTE_GRACE_S` after the collector stops waiting for it: nothing it started in
+    its process group outlives the host's deadline by more than that.  A host without
+    ``timeout``, or whose ``timeout`` does not take this syntax (BusyBox before 1.30: it
+    exits 127 without reading the probe), runs the interpreter as before.  ``sh -c`` makes
+    the string mean the same whatever the account's login shell is.
     """
-    python = f"{shlex.quote(host.python)} -I -S -"
+    limit = math.ceil(config.settings.ssh_timeout_s
+                      + checks_budget(config, check_params(config, host))) + REMOTE_GRACE_S
+    python = _start(shlex.quote(host.python), "-I -S -", limit)
+    shell = _start("sh", "-s", limit)
     script = (f"read -r osmon_probe || exit 2; case $osmon_probe in "
-              f"{PYTHON}) {_start(python)} ;; {SHELL}) {_start('sh -s')} ;; esac; "
+              f"{PYTHON}) {python} ;; {SHELL}) {shell} ;; esac; "
               'echo "osmon: unknown probe language" >&2; exit 2')
     return "sh -c " + shlex.quote(script)
 
 
-def _start(interpreter: str) -> str:
-    """How the remote command starts one probe's interpreter (on the rest of stdin)."""
-    return f"exec {interpreter}"
+def _start(interpreter: str, arguments: str, limit: int) -> str:
+    """How the remote command starts one probe's interpreter on the rest of stdin: under
+    ``timeout -s KILL`` where the host has one that takes this syntax, else directly.
+
+    `command -v` is a builtin (no process); a missing interpreter is left to `exec`, whose
+    "not found" is the message the admin reads.  ``timeout`` of BusyBox before 1.30 exits 127
+    on this syntax without reading stdin: the interpreter then runs directly.  An exit of 127
+    can also be the interpreter's own (a wrapper script whose target is gone): only when
+    ``timeout -s KILL 1 true`` fails too (the old syntax; checked on that rare path only) is
+    the interpreter started again, so the probe never runs twice."""
+    run = f"{interpreter} {arguments}"
+    return (f"command -v timeout >/dev/null 2>&1 && command -v {interpreter} >/dev/null 2>&1 "
+            f"&& {{ timeout -s KILL {limit} {run}; s=$?; [ $s -eq 127 ] || exit $s; "
+            f"timeout -s KILL 1 true >/dev/null 2>&1 && exit 127; }}; exec {run}")
 
 
 def python_stdin(params: dict[str, Any], probe: bytes) -> bytes:
@@ -92,8 +122,6 @@ def python_stdin(params: dict[str, Any], probe: bytes) -> bytes:
 def shell_stdin(params: dict[str, Any], script: bytes) -> bytes:
     """The stdin of a shell probe run: the dispatch line, then the parameters and probe.sh."""
     return SHELL.encode() + b"\n" + sh_probe_stdin(params, script)
-
-
 def needs_shell_probe(result: ssh.CommandResult) -> bool:
     """True when the Python probe could not start for want of a usable Python: the
     interpreter is missing or not executable (exit 127 or 126), or it is too old to read the
@@ -116,7 +144,8 @@ class ProbeRun:
     which remembers nothing.
     """
 
-    def __init__(self, host: Host, state_dir: Path | None) -> None:
+    def __init__(self, config: Config, host: Host, state_dir: Path | None) -> None:
+        self.config = config
         self.host = host
         self.state_dir = state_dir
         self.probe = SHELL if host.probe == SHELL else PYTHON
@@ -129,7 +158,7 @@ class ProbeRun:
                 sh_probe: bytes) -> ssh.CommandResult:
         """Run the probe (and the fallback) on ``session``; the probe that answered is in
         ``self.probe`` afterwards."""
-        command = remote_command(self.host)
+        command = remote_command(self.config, self.host)
         extra_s = params.get("checks_budget_s", 0.0)
         if self.probe == SHELL:
             return session.run(command, shell_stdin(params, sh_probe), extra_s=extra_s)
@@ -209,6 +238,8 @@ def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) ->
         if result.exit_status == 127:
             what = host.python if probe == PYTHON else "sh"
             message = f"{what} not found on the host (exit 127)"
+        elif result.exit_status == 137:  # 128 + SIGKILL: what timeout -s KILL returns
+            message = "the probe was killed at its host-side time limit (exit 137)"
         elif result.exit_status == -1:
             message = "the probe ended without an exit status (killed by a signal?)"
         else:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from collector.errors import DataDirError, LockHeld
+from collector.store.space import write_failure
 
 
 class DataLock:
@@ -44,9 +45,13 @@ class DataLock:
             # A restore swapped the data directory while we waited: our file is the old
             # directory's lock, so holding it would let us run beside the new one's holder.
             os.close(fd)
-        os.ftruncate(fd, 0)
         info = {"pid": os.getpid(), "purpose": self.purpose, "since": time.time()}
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as exc:  # a full disk: said as such, not as a traceback
+            os.close(fd)
+            raise DataDirError(write_failure(self.path.parent, exc)) from None
         self._fd = fd
 
     def _open(self) -> int:

@@ -6,8 +6,8 @@ Three steps, in this order:
    decompressing to check the copy) runs without the data lock so passes are not held up; only
    the swap takes the lock: if the plain file changed meanwhile, the copy is thrown away.  The
    copy is written to a temporary name, fsynced and renamed to ``<day>.jsonl.gz``, then the plain
-   file is removed; a reader that sees both for a moment reads the day once (the store prefers
-   the ``.gz``, which holds the same lines).
+   file is removed; a reader that sees both reads each line once.  A ``.gz`` already there
+   (the clock went back across days) is merged with, never replaced.
 2. Under the lock: day files (and chart rollups under ``rollups/``, named by day or month)
    older than ``retention_days`` are removed whole.
 3. Still under the lock: while the store is larger than ``retention_max_mb``, the oldest files
@@ -218,29 +218,40 @@ def _compress(path: Path, data_dir: Path, lock_wait_s: float) -> int | None:
     """Replace ``path`` by ``path.gz``; return the bytes saved, or None if it changed meanwhile.
 
     The copy is checked by decompressing it before the original is removed: a store loses no
-    line to a bad disk or a bug here.
+    line to a bad disk or a bug here.  When ``path.gz`` exists already it is never simply
+    replaced: either it is a prefix of ``path`` (a prune killed after its rename: the plain
+    file is whole) or it holds other lines of that day (the clock stepped back across days
+    and the collector appended to a day already compressed): then the new copy is the old
+    one's lines followed by the plain file's lines it does not hold yet.
     """
     before = os.stat(path)
     target = path.with_name(path.name + ".gz")
+    old = _stat_or_none(target)
+    merge = old is not None and not _gz_is_prefix_of(target, path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            source_digest = _gzip_copy(path, raw)
+            source_digest = (_gzip_merge(target, path, raw) if merge
+                             else _gzip_copy(path, raw))
             raw.flush()
             os.fsync(raw.fileno())
         if _gunzip_digest(tmp) != source_digest:
             raise OSError(f"the compressed copy of {path.name} does not read back the same")
         os.chmod(tmp, before.st_mode & 0o777)
         with DataLock(data_dir, "prune", wait_s=lock_wait_s):
-            try:
-                after = os.stat(path)
-            except FileNotFoundError:
-                after = None
-            if after is None or _identity(after) != _identity(before):
+            after = _stat_or_none(path)
+            now_old = _stat_or_none(target)
+            if after is None or _identity(after) != _identity(before) or (
+                    (now_old is None) != (old is None)
+                    or (old is not None and now_old is not None
+                        and _identity(now_old) != _identity(old))):
                 log.info("prune: %s changed while it was compressed; left for next time", path)
                 os.unlink(tmp)
                 return None
+            if merge:
+                log.warning("prune: %s and %s both held samples (the clock went back?); "
+                            "merged into %s", path.name, target.name, target.name)
             os.replace(tmp, target)
             fsync_dir(path.parent)
             os.unlink(path)
@@ -249,11 +260,32 @@ def _compress(path: Path, data_dir: Path, lock_wait_s: float) -> int | None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return before.st_size - target.stat().st_size
+    return before.st_size + (old.st_size if old is not None else 0) - target.stat().st_size
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _gz_is_prefix_of(gz_path: Path, plain: Path) -> bool:
+    """Whether ``gz_path`` decompresses to the start of ``plain`` (an unreadable one: no)."""
+    try:
+        with gzip.open(gz_path, "rb") as packed, open(plain, "rb") as src:
+            while True:
+                chunk = packed.read(_CHUNK)
+                if not chunk:
+                    return True
+                if src.read(len(chunk)) != chunk:
+                    return False
+    except (EOFError, OSError):
+        return False
 
 
 def _gzip_copy(path: Path, raw: IO[bytes]) -> str:
@@ -267,6 +299,35 @@ def _gzip_copy(path: Path, raw: IO[bytes]) -> str:
                 return digest.hexdigest()
             digest.update(chunk)
             out.write(chunk)
+
+
+def _gzip_merge(gz_path: Path, plain: Path, raw: IO[bytes]) -> str:
+    """Write the lines of ``gz_path`` then those of ``plain`` it lacks, compressed, to
+    ``raw``; return the digest of what was written (uncompressed), for the read-back check.
+
+    A line both files hold (a merge killed before the plain file was removed) is kept once;
+    a torn last line of the old copy stays a line of its own, as appends keep it.
+    """
+    digest = hashlib.sha256()
+    seen: set[bytes] = set()
+    last = b"\n"
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as out:
+        def write(data: bytes) -> None:
+            digest.update(data)
+            out.write(data)
+
+        with gzip.open(gz_path, "rb") as packed:
+            for line in packed:
+                seen.add(hashlib.sha256(line.rstrip(b"\n")).digest())
+                write(line)
+                last = line[-1:]
+        if last != b"\n":
+            write(b"\n")
+        with open(plain, "rb") as src:
+            for line in src:
+                if hashlib.sha256(line.rstrip(b"\n")).digest() not in seen:
+                    write(line)
+    return digest.hexdigest()
 
 
 def _gunzip_digest(path: Path) -> str:

@@ -22,8 +22,9 @@ time.  :func:`rebuild` recomputes everything from raw (for ``osmon prune``, or a
 callers hold the data lock, as a pass does.
 
 Readers (:func:`chart_rows`) take finalised buckets from the rollup and the newest raw
-samples past the watermark from the store, so charts are complete before the bucket closes,
-and are merely slower (never wrong) when rollups are missing.
+samples past the watermark from the store, so charts are complete before the bucket closes;
+closed buckets the files lack are built from raw in memory, a day at a time and once for
+every chart (:mod:`collector.store.built_rollups`), never written by a reader.
 
 Public API: :data:`RESOLUTIONS`, :func:`on_pass`, :func:`catch_up`, :func:`rebuild`,
 :func:`read_records`, :func:`read_raw`, :func:`aggregate`, :func:`chart_rows`.
@@ -37,13 +38,19 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from collector.metrics import series
-from collector.store.samples import Store, append_whole_lines, encode_line, tail_lines
+from collector.store.samples import (
+    Store,
+    append_whole_lines,
+    day_lines,
+    encode_line,
+    tail_lines,
+)
 from collector.store.statefile import atomic_write_bytes
 from collector.times import format_ts
 
@@ -104,19 +111,19 @@ def _day_lines(store: Store, host: str, start: float, end: float) -> Iterator[by
     start_text = format_ts(_utc(start))
     first_day = _utc(start).date()
     last_day = _utc(end - 1).date()
-    by_day: dict[Any, Path] = {}
+    by_day: dict[Any, list[Path]] = {}
     for day_file in store.day_files(host):
-        # A day both plain and gzipped means prune was interrupted: the plain one is whole.
-        if first_day <= day_file.day <= last_day and (
-                day_file.day not in by_day or not day_file.compressed):
-            by_day[day_file.day] = day_file.path
-    for day, path in sorted(by_day.items()):
+        if first_day <= day_file.day <= last_day:
+            by_day.setdefault(day_file.day, []).append(day_file.path)
+    for day, paths in sorted(by_day.items()):
         try:
+            if len(paths) > 1:  # plain and gzipped: each line once (store.samples.day_lines)
+                yield from day_lines(paths)
             # Starting late in a day (a 6 h chart, a closing bucket): read only the file's end.
-            if day == first_day and path.suffix != ".gz" and start % _DAY >= 3600:
-                yield from _tail_lines(path, start_text)
+            elif day == first_day and paths[0].suffix != ".gz" and start % _DAY >= 3600:
+                yield from _tail_lines(paths[0], start_text)
             else:
-                yield from _whole_file(path)
+                yield from _whole_file(paths[0])
         except FileNotFoundError:  # pruned while we read
             continue
 
@@ -225,6 +232,18 @@ def _record(points: list[_Point], t: float) -> dict[str, Any]:
 def aggregate(samples: list[Mapping[str, Any]], t: float) -> dict[str, Any]:
     """The rollup record of one bucket starting at ``t`` (epoch seconds)."""
     return _record(_points(samples), t)
+
+
+def day_records(lines: Iterable[bytes], res: str, day_start: float) -> list[dict[str, Any]]:
+    """The records of every bucket of the UTC day starting at ``day_start`` from its raw
+    lines, each line reduced to its chart values as soon as it is read: a day of large
+    samples costs its numbers, not its text (see :mod:`collector.store.built_rollups`)."""
+    points: list[_Point] = []
+    for line in lines:
+        sample = _decode(line) if line.strip() else None
+        if sample is not None and isinstance(sample.get("ts"), str):
+            points.extend(_points([sample]))
+    return _buckets(points, RESOLUTIONS[res], day_start, day_start + _DAY)
 
 
 def _buckets(points: list[_Point], secs: int, first: float, limit: float
@@ -436,20 +455,34 @@ def _rows_from_records(records: list[dict[str, Any]], secs: int, metric: str,
 
 
 def chart_rows(store: Store, host: str, spec: series.MetricSpec, res: str | None,
-               start: float, end: float, combined_label: str | None = None
-               ) -> tuple[list[series.Row], float]:
+               start: float, end: float, combined_label: str | None = None,
+               built: Any = None) -> tuple[list[series.Row], float]:
     """Rows of one metric in ``[start, end)`` and the step between them (for gap detection).
 
-    ``res`` None reads raw samples; otherwise finalised buckets of that resolution plus the
-    raw samples past the newest one (all raw samples when there is no rollup in the range).
+    ``res`` None reads raw samples; otherwise finalised buckets of that resolution, the
+    closed buckets the files lack built from raw in bounded memory (kept in ``built``, a
+    :class:`~collector.store.built_rollups.BuiltRollups`, when given), and the raw samples
+    of the bucket still open.
     """
     if res is None:
         rows = series.rows_from_samples(read_raw(store, host, start, end), spec, combined_label)
         return rows, series.estimate_step([r.t for r in rows], 60.0)
     secs = RESOLUTIONS[res]
     records = read_records(store, host, res, start, end)
+    last = _record_time(records[-1]) if records else None
+    watermark = last + secs if last is not None else start
+    newest = store.latest(host)
+    upto = series.sample_time(newest) if newest is not None else None
+    if upto is not None and min(end, upto - upto % secs) > watermark:
+        # The files stop short (no rollups yet, or passes had no time to write them): the
+        # closed buckets in between are built from raw a day at a time, never all at once.
+        from collector.store.built_rollups import BuiltRollups
+
+        source = built if built is not None else BuiltRollups(max_records=0)
+        stop = min(end, upto - upto % secs)
+        records = records + source.records(store, host, res, watermark, stop)
+        watermark = stop
     rows = _rows_from_records(records, secs, spec.name, combined_label)
-    watermark = rows[-1].t + secs if rows else start
     raw = read_raw(store, host, max(start, watermark), end)
     return rows + series.rows_from_samples(raw, spec, combined_label), float(secs)
 

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from collector.metrics.stored import bad_sample, check_stored
 from collector.names import SAFE_NAME
 from collector.times import format_ts, parse_ts
 
@@ -46,6 +47,10 @@ def append_whole_lines(path: Path, data: bytes) -> None:
     previous writer was killed mid-line, the file does not end with a newline; ``data`` then
     starts with one, so the torn fragment stays a line of its own (skipped by readers) instead
     of swallowing the new line.
+
+    A write that fails half-way (a disk that fills up during it) is undone: the file is cut
+    back to its size before the call, so it never keeps a fragment of ours, and the error is
+    raised for the caller to count.  Callers hold the data lock, so nobody appended meanwhile.
     """
     if not data:
         return
@@ -55,9 +60,14 @@ def append_whole_lines(path: Path, data: bytes) -> None:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        written = os.write(fd, data)
-        while written < len(data):  # a short write (disk nearly full): finish the line or raise
-            written += os.write(fd, data[written:])
+        written = 0
+        try:
+            while written < len(data):  # a short write (disk nearly full): finish or raise
+                written += os.write(fd, data[written:])
+        except OSError:
+            if written:
+                os.ftruncate(fd, size)  # cutting back needs no free space
+            raise
     finally:
         os.close(fd)
 
@@ -76,6 +86,13 @@ class DayFile:
     @property
     def compressed(self) -> bool:
         return self.path.suffix == ".gz"
+
+
+def _checked(sample: dict[str, Any]) -> dict[str, Any]:
+    """A newest sample as readers may use it: checked as the probe's answer was on write
+    (:mod:`collector.metrics.stored`), a line of the wrong shape becoming a failure line."""
+    problem = check_stored(sample)
+    return sample if problem is None else bad_sample(sample, problem[:200])
 
 
 class Store:
@@ -128,14 +145,17 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------
     def latest(self, host: str) -> dict[str, Any] | None:
-        """The newest readable sample of a host, reading only the end of its newest file."""
+        """The newest readable sample of a host, reading only the end of its newest file.
+
+        Checked as the probe's answer was on write (:mod:`collector.metrics.stored`): a line
+        of the wrong shape comes back as the host's failure line, never as a good sample."""
         for day_file in reversed(self.day_files(host)):
             if day_file.compressed:
                 sample = _last_valid(_read_lines(day_file.path))
             else:
                 sample = _tail_sample(day_file.path)
             if sample is not None:
-                return sample
+                return _checked(sample)
         return None
 
     def latest_in(self, host: str, path: Path) -> dict[str, Any] | None:
@@ -143,7 +163,7 @@ class Store:
         file (a caller that keeps the listing, like the dashboard's cache): no directory
         listing; the other files are read only if that one holds no valid line."""
         sample = _last_valid(_read_lines(path)) if path.suffix == ".gz" else _tail_sample(path)
-        return sample if sample is not None else self.latest(host)
+        return self.latest(host) if sample is None else _checked(sample)
 
     def latest_all(self, hosts: Iterable[str] | None = None) -> dict[str, dict[str, Any] | None]:
         names = list(hosts) if hosts is not None else self.hosts()
@@ -156,14 +176,13 @@ class Store:
         end_text = format_ts(end) if end is not None else None
         first_day = start.astimezone(timezone.utc).date()
         last_day = end.astimezone(timezone.utc).date() if end is not None else None
-        seen_days: set[date] = set()
+        by_day: dict[date, list[Path]] = {}
         for day_file in self.day_files(host):
             if day_file.day < first_day or (last_day is not None and day_file.day > last_day):
                 continue
-            if day_file.day in seen_days:  # a day both plain and gzipped: prune was interrupted
-                continue
-            seen_days.add(day_file.day)
-            for sample in _decode_lines(_read_lines(day_file.path)):
+            by_day.setdefault(day_file.day, []).append(day_file.path)
+        for _day, paths in sorted(by_day.items()):
+            for sample in _decode_lines(day_lines(paths)):
                 ts = sample.get("ts")
                 if not isinstance(ts, str) or ts < start_text:
                     continue
@@ -174,6 +193,26 @@ class Store:
     def last_day_with_data(self, host: str) -> date | None:
         files = self.day_files(host)
         return files[-1].day if files else None
+
+
+def day_lines(paths: list[Path]) -> list[bytes]:
+    """The lines of one day, from its one file or from both its files, each line once.
+
+    A day is both ``.jsonl.gz`` and ``.jsonl`` for a moment while prune swaps them (the two
+    then hold the same lines), or for longer when the clock went back across days and the
+    collector appended to a day already compressed (then they hold different lines, until
+    prune merges them): either way every line is read, and read once.
+    """
+    if len(paths) == 1:
+        return _read_lines(paths[0])
+    lines: list[bytes] = []
+    seen: set[bytes] = set()
+    for path in paths:
+        for line in _read_lines(path):
+            if line not in seen:
+                seen.add(line)
+                lines.append(line)
+    return lines
 
 
 def _read_lines(path: Path) -> list[bytes]:

@@ -34,6 +34,7 @@ from remote_probe.probe import (
     cap_entries,
     is_physical_disk,
     iso_utc,
+    mask_command_line,
     parse_proc_prev,
     process_cpu_percent,
     select_mounts,
@@ -46,7 +47,7 @@ from remote_probe.probe import Context as ProbeContext
 #: The probe's parameters that mean something here, with the probe's own defaults: the two
 #: must give the same sample for the same settings.
 _SHARED_PARAMS = ("cpu_sample_s", "network_fs", "statvfs_timeout_s", "top_n",
-                  "include_loopback", "max_processes")
+                  "include_loopback", "max_processes", "command_lines")
 DEFAULTS: dict[str, Any] = {key: PROBE_DEFAULTS[key] for key in _SHARED_PARAMS}
 DEFAULTS["proc_prev"] = None
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -196,13 +197,14 @@ def _process_times(max_processes: int) -> dict[int, tuple[psutil.Process, float,
 
 
 def _process_entry(proc: psutil.Process, cpu: float | None, rss: int,
-                   mem_total: int) -> dict[str, Any]:
+                   mem_total: int, command_lines: bool) -> dict[str, Any]:
     """Details for one top process; a process that vanished meanwhile keeps empty strings."""
     details = {"name": "", "user": "", "cmdline": ""}
     with contextlib.suppress(psutil.Error), proc.oneshot():
         details["name"] = proc.name()
         details["user"] = proc.username()
-        details["cmdline"] = " ".join(proc.cmdline())[:CMDLINE_CHARS]
+        if command_lines:  # masked as the probe masks them on the other hosts
+            details["cmdline"] = " ".join(mask_command_line(proc.cmdline()))[:CMDLINE_CHARS]
     return {"pid": proc.pid, "user": details["user"], "name": details["name"],
             "cmdline": details["cmdline"], "cpu_percent": cpu,
             "mem_percent": round(rss * 100.0 / mem_total, 2), "rss": rss}
@@ -263,7 +265,8 @@ def _processes(state: _State, errors: dict[str, str]) -> dict[str, Any]:
     by_cpu = sorted(current, key=lambda pid: (-(cpu[pid] or 0.0), pid))[:top_n]
     by_mem = sorted(current, key=lambda pid: (-current[pid][3], pid))[:top_n]
     mem_total = psutil.virtual_memory().total
-    details = {pid: _process_entry(current[pid][0], cpu[pid], current[pid][3], mem_total)
+    details = {pid: _process_entry(current[pid][0], cpu[pid], current[pid][3], mem_total,
+                                   state.params["command_lines"])
                for pid in dict.fromkeys(by_cpu + by_mem)}
     return {"count": count, "scanned": len(current), "cpu_basis": basis,
             "top_cpu": [details[pid] for pid in by_cpu],

@@ -40,11 +40,12 @@ MAX_STDERR_KEPT = 16 * 1024
 #: Beyond this much stderr the host is only wasting our time.
 MAX_STDERR = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
+#: ``with guard():`` around a session's one write, a new host key (passes.collect._Job).
+WriteGuard = Callable[[], contextlib.AbstractContextManager[None]]
 _DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
-# paramiko logs a traceback at ERROR for every connection we abort or that fails, which we
-# already report as one short line per host; under cron it would turn each mail into noise.
-# Left alone if someone configured the "paramiko" logger on purpose.
+# paramiko logs a traceback at ERROR for every connection we abort or that fails, already one
+# short line per host of ours (noise in cron mail); left alone if configured on purpose.
 if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
@@ -104,7 +105,8 @@ class HostKeyChecker:
                 types.extend(t for t in entry if t not in types)
         return types
 
-    def verify(self, host: Host, key: paramiko.PKey) -> None:
+    def verify(self, host: Host, key: paramiko.PKey,
+               write_guard: WriteGuard = contextlib.nullcontext) -> None:
         """Return if ``key`` is the host's known key (or was just accepted); else raise."""
         name = known_hosts_name(host.address, host.port)
         with self._lock:
@@ -113,7 +115,8 @@ class HostKeyChecker:
                 return
             if status == "unknown" and self.policy == "accept-new" and self.osmon_file:
                 try:
-                    self._accept(name, key)
+                    with write_guard():  # raises if the pass gave up on the host
+                        self._accept(name, key)
                 except OSError as exc:  # a key we cannot record is a key we do not trust
                     raise SshFailure(HOSTKEY, (
                         f"cannot record the new host key of {name} in {self.osmon_file}: "
@@ -238,16 +241,13 @@ def _load_key(path: Path) -> paramiko.PKey | SshFailure:
 # -- one session -------------------------------------------------------------------------------
 class Session:
     """One host's connection.  The worker calls :meth:`run`; the coordinator may :meth:`abort`.
-
-    ``step`` names what the session is waiting for, so a timeout says where it was stuck.
-    """
+    ``step`` names what the session is waiting for, so a timeout says where it was stuck."""
 
     def __init__(self, host: Host, settings: Settings, host_keys: HostKeyChecker,
-                 credentials: Credentials) -> None:
-        self.host = host
-        self.timeout = settings.ssh_timeout_s
-        self.host_keys = host_keys
-        self.credentials = credentials
+                 credentials: Credentials,
+                 write_guard: WriteGuard = contextlib.nullcontext) -> None:
+        self.host, self.timeout, self.write_guard = host, settings.ssh_timeout_s, write_guard
+        self.host_keys, self.credentials = host_keys, credentials
         self.step = "waiting"
         self._sock: socket.socket | None = None
         self._transport: paramiko.Transport | None = None
@@ -329,7 +329,7 @@ class Session:
             raise _handshake_failure(transport.get_exception(), where)
 
         self.step = "host key check"
-        self.host_keys.verify(host, transport.get_remote_server_key())
+        self.host_keys.verify(host, transport.get_remote_server_key(), self.write_guard)
         self.step = "authentication"
         self._authenticate(transport)
         return transport

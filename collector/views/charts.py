@@ -5,8 +5,9 @@ Public API (the web layer relies on these exact names)::
     METRICS = ("cpu", "memory", "swap", "disk", "load", "net", ...)  # the registry's charts
     RANGES = {"1h": timedelta(hours=1), "6h": ..., "24h": ..., "7d": ..., "30d": ...}
 
-    render_host_chart(store, host, metric, range_name, now, *, cache=None, color=None) -> Chart
-    render_combined_chart(store, hosts, metric, range_name, now, *, cache=None,
+    render_host_chart(store, host, metric, range_name, now, *, cache=None, color=None,
+                      built=None) -> Chart
+    render_combined_chart(store, hosts, metric, range_name, now, *, cache=None, built=None,
                           colors=None) -> Chart
     color_for(host) -> str
     assign_colors(hosts) -> dict[str, str]
@@ -56,6 +57,7 @@ from pygal.style import Style
 from collector.config import SAFE_NAME
 from collector.metrics import series
 from collector.store import rollup
+from collector.store.built_rollups import BuiltRollups
 from collector.store.samples import Store
 from collector.views.chart_cache import ChartCache
 
@@ -165,11 +167,12 @@ def assign_colors(hosts: Sequence[str]) -> dict[str, str]:
 
 # -- public rendering ----------------------------------------------------------------------------
 def render_host_chart(store: Store, host: str, metric: str, range_name: str, now: datetime,
-                      *, cache: ChartCache[Chart] | None = None, color: str | None = None
-                      ) -> Chart:
+                      *, cache: ChartCache[Chart] | None = None, color: str | None = None,
+                      built: BuiltRollups | None = None) -> Chart:
     """One host's chart of one metric: a line per series (mount, load average, direction).
 
-    ``color`` is the host's colour (see :func:`assign_colors`), :func:`color_for` if None.
+    ``color`` is the host's colour (see :func:`assign_colors`), :func:`color_for` if None;
+    ``built`` keeps the rollups the files lack, built from raw once for every chart.
     """
     spec = series.metric_spec(metric)
     window = plan_window(range_name, now)
@@ -184,7 +187,8 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
     lines: list[series.Line] = []
     step = float(window.width)
     if newest is not None:
-        rows, step = rollup.chart_rows(store, host, spec, window.res, window.start, window.end)
+        rows, step = rollup.chart_rows(store, host, spec, window.res, window.start, window.end,
+                                       built=built)
         lines = series.downsample(rows, window.start, window.end, window.width, step)
     unit = (spec.unit_of(latest) if spec.unit_of and latest else None) or spec.unit
     first = PALETTE.index(color)
@@ -212,7 +216,8 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
 
 def render_combined_chart(store: Store, hosts: list[str], metric: str, range_name: str,
                           now: datetime, *, cache: ChartCache[Chart] | None = None,
-                          colors: Mapping[str, str] | None = None) -> Chart:
+                          colors: Mapping[str, str] | None = None,
+                          built: BuiltRollups | None = None) -> Chart:
     """Every host of ``hosts`` as one line of its one number (worst disk, load1, rx + tx).
 
     ``colors`` maps hosts to colours (see :func:`assign_colors`); :func:`color_for` otherwise.
@@ -233,7 +238,7 @@ def render_combined_chart(store: Store, hosts: list[str], metric: str, range_nam
         points: list[tuple[float, float | None]] = []
         if sample is not None:
             rows, step = rollup.chart_rows(store, host, spec, window.res, window.start,
-                                           window.end, combined_label=host)
+                                           window.end, combined_label=host, built=built)
             lines = series.downsample(rows, window.start, window.end, window.width, step)
             points = lines[0].peak if lines else []
             averaged = averaged or window.width > step or window.res is not None

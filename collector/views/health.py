@@ -92,11 +92,15 @@ class HostStatus:
 
 @dataclass(frozen=True)
 class CollectorState:
-    """When the collector last ran a pass (``ts`` None: never), and whether that is too long ago."""
+    """When the collector last ran a pass (``ts`` None: never), whether that is too long ago,
+    and whether that pass failed as a pass (``problem``: e.g. its samples could not be stored
+    on a full disk) or came after one that was killed (``interrupted``: when that one began)."""
 
     ts: str | None
     age_s: float | None
     stale: bool
+    problem: str | None = None
+    interrupted: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,11 +242,17 @@ def fleet_status(config: Config, latest: Mapping[str, Mapping[str, Any] | None],
 def collector_state(last_pass: Mapping[str, Any] | None, now: datetime,
                     interval_s: float) -> CollectorState:
     """Is the collector still running?  Stale once its last pass is three intervals old, or
-    when no pass was ever recorded (cron not set up yet: the page says so)."""
+    when no pass was ever recorded (cron not set up yet: the page says so).  Failing when its
+    last pass recorded a ``problem`` (see :mod:`collector.store.passlog`)."""
     age = sample_age(last_pass, now)
-    ts = last_pass.get("ts") if last_pass else None
+    entry = last_pass or {}
+    ts = entry.get("ts")
     stale = is_stale(age, interval_s)
-    return CollectorState(ts=ts if isinstance(ts, str) else None, age_s=age, stale=stale)
+    problem = entry.get("problem")
+    interrupted = entry.get("after_interrupted")
+    return CollectorState(ts=ts if isinstance(ts, str) else None, age_s=age, stale=stale,
+                          problem=problem if isinstance(problem, str) and problem else None,
+                          interrupted=interrupted if isinstance(interrupted, str) else None)
 
 
 def check_label(state: Any) -> str:

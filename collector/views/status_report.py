@@ -52,6 +52,8 @@ DASH = "-"
 MAX_MOUNT = 32
 MAX_CHECKS = 60
 MAX_NOTE = 80
+#: The collector line says why the last pass failed in at most this many characters.
+MAX_PROBLEM = 300
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
@@ -106,7 +108,8 @@ def build_report(config: Config, now: datetime, tag: str | None = None) -> Repor
                         reasons=tuple(redact(r) or "" for r in status.reasons))
         lines.append(HostLine(clean, tuple(failing_checks(latest.get(status.name)))))
     last = passlog.last_pass(config.state_dir)
-    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines,
+    state = collector_state(last, now, config.settings.interval_s)
+    return Report(now, replace(state, problem=redact(state.problem)), last, lines,
                   shard_info(config))
 
 
@@ -172,9 +175,15 @@ def collector_line(report: Report, colour: bool = False) -> str:
         text += f", {last['hosts']} hosts, {_int(last.get('failed'))} failed"
     if isinstance(last.get("duration_s"), (int, float)):
         text += f", {last['duration_s']:.1f} s"
+    if state.interrupted:
+        text += (f", after an interrupted pass (started "
+                 f"{terminal_safe(state.interrupted).replace('T', ' ').replace('Z', ' UTC')})")
     if state.stale:
         return ("collector: " + _paint("stale", "stale", colour) + f", {text}: "
                 "it has stopped (is `osmon collect` in cron? see `osmon cron`)")
+    if state.problem:
+        return ("collector: " + _paint("failing", "critical", colour) + f", {text}: "
+                + terminal_safe(state.problem, MAX_PROBLEM))
     return "collector: " + _paint("ok", "ok", colour) + f", {text}"
 
 

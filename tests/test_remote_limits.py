@@ -1,0 +1,129 @@
+"""Nothing osmon starts on a host outlives the host's deadline by more than a few seconds,
+whatever hangs there, and the remote command stays one fixed string per host.
+
+The hosts are a private sshd that adopts its sessions' orphans (``subreaper``), so what a
+killed session left running is still below it: the tests look at that sshd's process tree,
+never at every process of the test account (other suites use it at the same time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sshd as harness
+
+from collector import config as config_mod
+from collector.passes import collect, probe_call
+
+#: What the host-side limit may add to the host's deadline: the grace and process start-up.
+FEW_S = probe_call.REMOTE_GRACE_S + 3
+
+
+@pytest.fixture(scope="module")
+def reaping_sshd() -> Iterator[harness.Sshd]:
+    with harness.running_sshd(subreaper=True) as server:
+        yield server
+
+
+def left_below(server: harness.Sshd) -> list[tuple[int, str]]:
+    """Processes below the sshd but its own session processes."""
+    return [(pid, cmd) for pid, cmd in server.descendants() if not cmd.startswith("sshd")]
+
+
+def test_nothing_a_hung_host_runs_outlives_its_deadline(reaping_sshd: harness.Sshd,
+                                                        tmp_path: Path) -> None:
+    server = reaping_sshd
+    interpreters = {
+        # never reads its input: what a wrong `python` that waits on something looks like
+        "mute": "exec sleep 1000\n",
+        # reads the probe, then hangs in a child (a probe stuck in a dead NFS statvfs)
+        "stuck": "cat >/dev/null\nsleep 1000\n",
+        # leaves a child of its own in the background, then hangs too
+        "spawner": "cat >/dev/null\nsleep 1000 &\nsleep 1000\n",
+    }
+    hosts = {name: {"python": str(server.script(f"{name}-{tmp_path.name}.sh", body))}
+             for name, body in interpreters.items()}
+    path = server.write_hosts_toml(tmp_path / "hosts.toml", list(interpreters),
+                                   settings={"ssh_timeout_s": 1, "host_deadline_s": 3},
+                                   hosts=hosts)
+    config = config_mod.load(path)
+    try:
+        result = collect.run_pass(config)
+        ended = time.monotonic()
+        assert [o.error["kind"] for o in result.outcomes] == ["timeout"] * 3
+        while left_below(server) and time.monotonic() < ended + FEW_S:
+            time.sleep(0.1)
+        assert left_below(server) == []
+    finally:
+        for pid, _cmd in left_below(server):  # without the fix: do not leave them running
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_the_remote_command_is_one_fixed_string_per_host(sshd: harness.Sshd,
+                                                         tmp_path: Path) -> None:
+    path = sshd.write_hosts_toml(
+        tmp_path / "hosts.toml", ["plain", "checked"], settings={"ssh_timeout_s": 10},
+        extra='[[checks]]\nname = "slow"\ncommand = ["/bin/true"]\ntimeout_s = 15\n'
+              'hosts = ["checked"]\n')
+    config = config_mod.load(path)
+    plain, checked = config.hosts
+    first = probe_call.remote_command(config, plain)
+    assert first == probe_call.remote_command(config_mod.load(path), plain)
+    assert "timeout -s KILL 12 python3 -I -S -" in first  # 10 s + the grace
+    assert "timeout -s KILL 28 python3 -I -S -" in probe_call.remote_command(config, checked)
+
+
+def _run_with_path(command: str, bin_dir: Path, stdin: bytes,
+                   timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """The remote command as the host's shell runs it (dash), with only ``bin_dir`` on PATH."""
+    return subprocess.run(["/bin/dash", "-c", command], input=stdin, capture_output=True,
+                          timeout=timeout, env={"PATH": str(bin_dir)})
+
+
+@pytest.mark.parametrize("timeout", ["none", "busybox", "old busybox"])
+def test_the_probe_runs_with_any_or_no_timeout_on_the_host(sshd: harness.Sshd, tmp_path: Path,
+                                                           timeout: str) -> None:
+    """A host without ``timeout``, with BusyBox's, or with a BusyBox older than 1.30 whose
+    ``timeout`` wants ``-t SECS`` (it exits 127 without reading anything), still answers."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "python3"):
+        (bin_dir / tool).symlink_to(f"/usr/bin/{tool}" if tool == "python3" else "/bin/dash")
+    if timeout == "busybox":
+        (bin_dir / "timeout").symlink_to("/usr/bin/busybox")
+    elif timeout == "old busybox":  # what BusyBox 1.29's applet does with the new syntax
+        (bin_dir / "timeout").write_text(
+            "#!/bin/dash\necho \"timeout: can't execute '$3': No such file or directory\" >&2\n"
+            "exit 127\n")
+        (bin_dir / "timeout").chmod(0o755)
+    config = config_mod.load(sshd.write_hosts_toml(tmp_path / "hosts.toml", ["h"]))
+    command = probe_call.remote_command(config, config.hosts[0])
+    stdin = probe_call.python_stdin({"cpu_sample_s": 0}, probe_call.load_probe())
+    run = _run_with_path(command, bin_dir, stdin)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["probe"] == 1
+
+
+def test_busybox_timeout_kills_an_interpreter_that_hangs(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to("/bin/dash")
+    (bin_dir / "timeout").symlink_to("/usr/bin/busybox")
+    hang = bin_dir / "python3"
+    hang.write_text("#!/bin/dash\nexec /bin/sleep 1000\n")
+    hang.chmod(0o755)
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_timeout_s = 1\nhost_deadline_s = 3\n'
+                    '[[hosts]]\nname = "h"\naddress = "192.0.2.1"\nuser = "u"\n')
+    config = config_mod.load(path)
+    started = time.monotonic()
+    run = _run_with_path(probe_call.remote_command(config, config.hosts[0]), bin_dir,
+                         b"python\n")
+    assert run.returncode == 137
+    assert time.monotonic() - started < 1 + probe_call.REMOTE_GRACE_S + 3
