@@ -16,12 +16,10 @@ alert recovered or got worse (:func:`end_acks`), and records each in the history
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import logging
 import os
 import secrets
-import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -33,6 +31,7 @@ from collector.alerts.muting import LEVELS, Ack, Muting, Silence
 from collector.alerts.wording import label
 from collector.config import Config
 from collector.errors import MutingError
+from collector.store.lock import wait_for_flock
 from collector.store.statefile import atomic_write_json, read_json
 from collector.times import format_ts
 
@@ -88,16 +87,8 @@ def _locked(state_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
         raise MutingError(f"cannot use the state directory {path.parent}: "
                           f"{exc.strerror or exc}") from None
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise MutingError(f"{path} stays locked by another osmon process; try "
-                                      "again") from None
-                time.sleep(0.05)
+        if not wait_for_flock(fd, wait_s):
+            raise MutingError(f"{path} stays locked by another osmon process; try again")
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -43,7 +43,7 @@ from collector.backup.archive import (
 from collector.config import Config
 from collector.store import swap as backup_swap
 from collector.store.lock import DataLock
-from collector.store.retention import format_size
+from collector.store.space import format_size
 from collector.store.statefile import atomic_write_bytes, fsync_dir
 
 __all__ = ["BackupError", "BackupInfo", "apply_backup_retention", "create_backup",

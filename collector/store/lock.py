@@ -101,3 +101,19 @@ class DataLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def wait_for_flock(fd: int, wait_s: float, poll_s: float = 0.05) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, waiting up to ``wait_s``; False if still held.
+
+    For the small locks beside the data directory's own (the muting files, the swap's
+    recovery): polled, since ``flock`` has no timeout of its own."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)

@@ -37,6 +37,7 @@ from collector.config import Config
 from collector.store import swap as backup_swap
 from collector.store.lock import DataLock
 from collector.store.samples import Store
+from collector.store.space import format_size
 from collector.store.statefile import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -341,13 +342,3 @@ def _gunzip_digest(path: Path) -> str:
                 digest.update(chunk)
     except EOFError:  # truncated: the caller treats it like any other failed read-back
         return ""
-
-
-def format_size(size: int) -> str:
-    """Bytes for people: ``512 B``, ``1.5 KiB``, ``12.0 MiB``."""
-    value, unit = float(size), "B"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -33,13 +33,13 @@ def write_failure(data_dir: Path, exc: OSError) -> str:
     """One sentence for a write under ``data_dir`` that failed with ``exc``."""
     if is_full(exc):
         free = free_bytes(data_dir)
-        room = "free space unknown" if free is None else f"{format_bytes(free)} free"
+        room = "free space unknown" if free is None else f"{format_size(free)} free"
         return f"the data directory {data_dir} is full ({room})"
     return f"cannot write in the data directory {data_dir}: {exc.strerror or exc}"
 
 
-def format_bytes(size: int) -> str:
-    """``0 B``, ``12 KiB``, ``3.5 MiB``: free space for people."""
+def format_size(size: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KiB``, ``12.0 MiB`` (free space, backups, prune)."""
     value, unit = float(size), "B"
     for bigger in ("KiB", "MiB", "GiB", "TiB"):
         if value < 1024:

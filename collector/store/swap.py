@@ -14,17 +14,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import functools
 import glob
 import logging
 import os
 import stat
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from collector.errors import BackupError, LockHeld
+from collector.store.lock import wait_for_flock
 from collector.store.statefile import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -117,15 +116,8 @@ def _locked(directory: Path, wait_s: float = 30) -> Iterator[None]:
         yield  # no lock file to wait on: nobody can be holding it
         return
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockHeld(f"{directory} is in use; not recovering it now") from None
-                time.sleep(0.1)
+        if not wait_for_flock(fd, wait_s, poll_s=0.1):
+            raise LockHeld(f"{directory} is in use; not recovering it now")
         yield
     finally:
         os.close(fd)
