@@ -26,6 +26,7 @@ from typing import Any
 from collector import SCHEMA_VERSION
 from collector.config import Config, Host
 from collector.errors import LockHeld
+from collector.metrics import disk_trend
 from collector.metrics.families.checks import derive_checks
 from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import derive_sample
@@ -38,6 +39,7 @@ from collector.passes.probe_call import (
     probe_stdin,
     remote_command,
 )
+from collector.store import disk_trend as trend_store
 from collector.store import passlog
 from collector.store import proc_counters as proc_state
 from collector.store.lock import DataLock
@@ -59,6 +61,8 @@ class HostOutcome:
     sample: dict[str, Any]
     #: The sample already encoded as its log line, when the worker did it (to measure it).
     line: bytes | None = None
+    #: The host's disk trend to keep when the sample is stored (None: unchanged).
+    disk_trend: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -134,6 +138,8 @@ def run_pass(config: Config, *, now: datetime | None = None,
                 store.append(outcome.host, outcome.sample, line=outcome.line)
             except (OSError, ValueError) as exc:  # ValueError: not encodable, or too large
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
+            else:
+                _keep_trend(config, outcome)
             if progress is not None:
                 progress(outcome, done, total, failed)
 
@@ -158,6 +164,17 @@ def _record_pass(config: Config, entry: dict[str, Any]) -> None:
         passlog.record(config.state_dir, entry)
     except OSError as exc:
         log.error("cannot record the pass in %s: %s", config.state_dir, exc)
+
+
+def _keep_trend(config: Config, outcome: HostOutcome) -> None:
+    """Save the disk trend of a stored sample (here, in the coordinator: never by a worker the
+    pass gave up on); failing costs the forecasts some points, never the pass."""
+    if outcome.disk_trend is None:
+        return
+    try:
+        trend_store.save(config.state_dir, outcome.host, outcome.disk_trend)
+    except (OSError, ValueError) as exc:
+        log.error("cannot keep the disk trend of %s: %s", outcome.host, exc)
 
 
 def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
@@ -186,18 +203,19 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
     ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts))
     pending = deque(hosts)
     running: list[_Job] = []
-    answers: queue.SimpleQueue[tuple[_Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
+    answers: queue.SimpleQueue[tuple[_Job, Answer]] = queue.SimpleQueue()
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
 
-    def finish(job: _Job, sample: dict[str, Any], line: bytes | None = None) -> None:
+    def finish(job: _Job, sample: dict[str, Any], answer: Answer | None = None) -> None:
         nonlocal failed
         running.remove(job)
         samples[job.host.name] = sample
         failed += not sample["ok"]
         if on_outcome is not None:
-            on_outcome(HostOutcome(job.host.name, sample, line), len(samples), len(hosts),
-                       failed)
+            line, trend = (answer.line, answer.disk_trend) if answer is not None else (None, None)
+            on_outcome(HostOutcome(job.host.name, sample, line, trend), len(samples),
+                       len(hosts), failed)
 
     while pending or running:
         now = time.monotonic()
@@ -210,9 +228,9 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
                              name=f"osmon-{job.host.name}").start()
         wake = min([deadline] + [j.started + settings.host_deadline_s for j in running])
         try:
-            job, sample, line = answers.get(timeout=max(0.0, wake - now))
+            job, answer = answers.get(timeout=max(0.0, wake - now))
             if job in running:  # else: already recorded as timeout, the answer is too late
-                finish(job, sample, line)
+                finish(job, answer.sample, answer)
         except queue.Empty:
             pass
         now = time.monotonic()
@@ -291,10 +309,20 @@ class _Job:
         return step
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a worker hands the coordinator: the sample, its line, the disk trend to keep."""
+
+    sample: dict[str, Any]
+    line: bytes | None
+    disk_trend: dict[str, Any] | None = None
+
+
 def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
     start = time.monotonic()
+    trend = None
     try:
-        sample = _collect(ctx, job)
+        sample, trend = _collect(ctx, job)
     except Exception as exc:  # a bug of ours must cost one host, not the pass
         log.exception("collecting %s failed unexpectedly", job.host.name)
         sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
@@ -303,9 +331,9 @@ def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
     # what the coordinator appends.
     line, unstorable = _as_line(sample)
     if unstorable is not None:
-        sample = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
-                                time.monotonic() - start)
-    answers.put((job, sample, line))
+        sample, trend = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
+                                       time.monotonic() - start), None
+    answers.put((job, Answer(sample, line, trend)))
 
 
 def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
@@ -321,7 +349,8 @@ def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
 
 
 # -- one host ----------------------------------------------------------------------------------
-def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
+def _collect(ctx: _Context, job: _Job) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The host's sample, and its disk trend to keep (None: unchanged, or not kept)."""
     host = job.host
     start = time.monotonic()
     previous = ctx.store.latest(host.name) if ctx.store is not None else None
@@ -344,7 +373,7 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
         derived = _derive(raw, previous, epoch, params["checks"])
     except ssh.SshFailure as exc:
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
-                              connect_s)
+                              connect_s), None
     sample: dict[str, Any] = {
         "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
         "collect": {"transport": _transport(host), "duration_s": _r(time.monotonic() - start),
@@ -354,7 +383,11 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
         sample.setdefault(key, value)
     if state_dir is not None and counters is not None:
         _keep_counters(state_dir, host, counters, epoch)
-    return sample
+    trend = None
+    if state_dir is not None and isinstance(sample.get("disks"), list):
+        sample["disks"], trend = disk_trend.update(trend_store.load(state_dir, host.name),
+                                                   sample["disks"], epoch, host.name)
+    return sample, trend
 
 
 def _keep_counters(state_dir: Path, host: Host, counters: dict[str, Any], epoch: float) -> None:
