@@ -164,19 +164,29 @@ class _Parser(TableReader):
         )
 
     def level(self, t: Any, name: str, inherited: Level, where: str,
-              extra: tuple[str, ...] = ()) -> Level:
-        """One ``{ warning, critical, for }`` table; ``false`` switches a level off."""
+              extra: tuple[str, ...] = (), spec: ThresholdSpec | None = None) -> Level:
+        """One ``{ warning, critical, for }`` table (the family's own names for the levels,
+        ``warning_h``); ``false`` switches a level off."""
+        keys = spec.level_keys if spec is not None else _LEVEL_KEYS[:2]
+        lower = spec is not None and spec.lower_is_worse
         if not isinstance(t, Mapping):
-            self.problem(where, f"'{name}' must be a table like "
-                                f"{{ warning = 80, critical = 95 }}, not {type_name(t)}")
+            example = (f"{keys[0]} = 24, {keys[1]} = 4" if lower else
+                       f"{keys[0]} = 80, {keys[1]} = 95")
+            self.problem(where, f"'{name}' must be a table like {{ {example} }}, not "
+                                f"{type_name(t)}")
             return inherited
         w = f"{where}.{name}"
-        self.unknown_keys(t, _LEVEL_KEYS + extra, w)
-        warning, critical = (self.limit(t, key, getattr(inherited, key), w)
-                             for key in ("warning", "critical"))
+        self.unknown_keys(t, keys + ("for",) + extra, w)
+        warning, critical = (self.limit(t, key, getattr(inherited, attr), w)
+                             for key, attr in zip(keys, ("warning", "critical")))
         for_passes = self.get(t, "for", int, inherited.for_passes, w, minimum=1)
-        if warning is not None and critical is not None and warning >= critical:
-            self.problem(w, f"warning ({warning:g}) must be below critical ({critical:g})")
+        if warning is not None and critical is not None:
+            if lower and warning <= critical:
+                self.problem(w, f"{keys[0]} ({warning:g}) must be above {keys[1]} "
+                                f"({critical:g}): for {name}, the lower the worse")
+            elif not lower and warning >= critical:
+                self.problem(w, f"{keys[0]} ({warning:g}) must be below {keys[1]} "
+                                f"({critical:g})")
         return Level(warning, critical, for_passes)
 
     def limit(self, t: Mapping[str, Any], key: str, inherited: float | None,
@@ -219,10 +229,11 @@ class _Parser(TableReader):
             own = items.setdefault(name, {})
             for item in spec.fixed_items:
                 if item in t:
-                    own[item] = self.level(t[item], item, own.get(item, spec.default), w)
+                    own[item] = self.level(t[item], item, own.get(item, spec.default), w,
+                                           spec=spec)
             return
         extra = (spec.item_key,) if spec.item_key else ()
-        levels[name] = self.level(t, name, levels.get(name, spec.default), where, extra)
+        levels[name] = self.level(t, name, levels.get(name, spec.default), where, extra, spec)
         if not spec.item_key or not isinstance(t, Mapping) or spec.item_key not in t:
             return
         raw_items = t[spec.item_key]
@@ -231,7 +242,8 @@ class _Parser(TableReader):
             return
         own = items.setdefault(name, {})
         for item, lt in raw_items.items():
-            own[item] = self.level(lt, name, levels[name], f"{w}.{spec.item_key}[{item!r}]")
+            own[item] = self.level(lt, name, levels[name], f"{w}.{spec.item_key}[{item!r}]",
+                                   spec=spec)
 
     def smtp(self, t: Mapping[str, Any]) -> SmtpSettings:
         w = "[smtp]"

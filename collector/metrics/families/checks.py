@@ -171,5 +171,5 @@ FAMILY = Family(
     chart_for=check_chart,
     chart_names=chart_names,
     thresholds=ThresholdSpec(check_states, Level(1.0, 2.0, CHECK_FOR_PASSES), unit="",
-                             configurable=False, states=CHECK_STATE_NAMES),
+                             configurable=False, states=CHECK_STATE_NAMES, item_label="check"),
 )

@@ -1,4 +1,8 @@
-"""disk: usage of each real file system, judged per mount (each mount may have its levels)."""
+"""disk: usage of each real file system, judged per mount (each mount may have its levels).
+
+Each mount of a stored sample also carries ``full_in_s``, when it will be full at its current
+growth (:mod:`collector.metrics.disk_trend`), which the ``disk_full`` family judges.
+"""
 
 from __future__ import annotations
 
@@ -54,12 +58,15 @@ FAMILY = Family(
         "free": counter(unit="bytes"), "percent": percent(nullable=True),
     })),
     chart=ChartSpec("Disk usage", PERCENT, disk_lines, largest),
-    thresholds=ThresholdSpec(per_mount, Level(85, 95, 1), item_key="mounts"),
+    thresholds=ThresholdSpec(per_mount, Level(85, 95, 1), item_key="mounts", item_label="mount"),
     summary=Summary("Fullest disk", fullest, item_field="disk_mount", overview=True,
-                    terminal="DISK"),
+                    terminal="DISK", mark="disk_full", mark_field="disk_mark"),
     table=Table("Disks", "disks", (
         Column("mount", "Mount"), Column("device", "Device"), Column("fstype", "Type"),
         Column("total", "Size", "size"), Column("used", "Used", "size"),
-        Column("free", "Free", "size"), Column("percent", "Use", "percent")),
+        Column("free", "Free", "size"), Column("percent", "Use", "percent"),
+        Column("full_in_s", "Full in", "duration")),
         "No disk reported."),
+    stored=(("disks[].full_in_s", "number >= 0 or null: time until full at the growth of the "
+             "last hours (null: not filling, or no trusted trend)", "s"),),
 )
