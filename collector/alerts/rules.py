@@ -394,7 +394,7 @@ class _HostPass:
             event=event, level=level, host=self.host, metric=alert["metric"],
             item=alert.get("item"), value=alert.get("value"), threshold=alert.get("threshold"),
             since=alert["since"], message=message, unit=alert.get("unit", ""),
-            silenced=silenced))
+            silenced=silenced, was=alert.get("level") if event == "recovery" else None))
 
     @staticmethod
     def record_muted(event: str, alert: dict[str, Any], level: str, silence_id: str) -> bool:

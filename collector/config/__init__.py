@@ -18,6 +18,7 @@ from collector.config.model import (
     Settings,
     SmtpSettings,
     Thresholds,
+    WebhookSettings,
     WebSettings,
     default_config_path,
 )
@@ -39,6 +40,7 @@ def load_config(args: Any) -> Config:
 
 __all__ = [
     "OFF", "AlertSettings", "BackupSettings", "CertFrSettings", "Check", "Config", "Host",
-    "Level", "Settings", "SmtpSettings", "Thresholds", "WebSettings", "default_config_path",
+    "Level", "Settings", "SmtpSettings", "Thresholds", "WebhookSettings", "WebSettings",
+    "default_config_path",
     "MAX_CHECK_OUTPUT", "MAX_PORT", "SAFE_INTERPRETER", "SAFE_NAME", "load", "load_config", "parse",
 ]

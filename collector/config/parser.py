@@ -38,6 +38,7 @@ from collector.config.model import (
 )
 from collector.config.reader import TableReader, type_name
 from collector.config.ssh_config import SshConfig
+from collector.config.webhook import webhook as webhook_table
 from collector.errors import ConfigError
 from collector.metrics.family import ThresholdSpec
 from collector.metrics.registry import CONFIGURABLE, builtin_levels
@@ -84,8 +85,8 @@ def parse(doc: Mapping[str, Any], path: Path) -> Config:
     return cfg
 
 
-_TOP_KEYS = ("settings", "thresholds", "smtp", "certfr", "alerts", "web", "backup", "hosts",
-             "checks")
+_TOP_KEYS = ("settings", "thresholds", "smtp", "webhook", "certfr", "alerts", "web", "backup",
+             "hosts", "checks")
 _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_timeout_s",
                   "host_deadline_s", "pass_deadline_s", "known_hosts", "osmon_known_hosts",
                   "host_key_policy", "ssh_config", "retention_days", "retention_max_mb",
@@ -107,6 +108,7 @@ class _Parser(TableReader):
         settings = self.settings(self.table(doc, "settings", "top level"))
         defaults = self.thresholds(self.table(doc, "thresholds", "top level"), None, "[thresholds]")
         smtp = self.smtp(self.table(doc, "smtp", "top level"))
+        webhook = webhook_table(self, self.table(doc, "webhook", "top level"))
         certfr = self.simple(doc, "certfr", CertFrSettings,
                              {"enabled": bool, "feed_url": str, "interval_s": int,
                               "timeout_s": float, "max_bytes": int},
@@ -129,7 +131,7 @@ class _Parser(TableReader):
         checks = self.checks(doc.get("checks", []), hosts, settings)
         return Config(path=self.path, settings=settings, thresholds=defaults, smtp=smtp,
                       certfr=certfr, alerts=alerts, web=web, backup=backup, hosts=hosts,
-                      checks=checks)
+                      checks=checks, webhook=webhook)
 
     def settings(self, t: Mapping[str, Any]) -> Settings:
         w = "[settings]"
