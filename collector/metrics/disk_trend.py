@@ -19,7 +19,10 @@ it, by the coordinator only) and only when it changed: about once per slot, not 
 
 Pure: the state, the disks and the reading's epoch come in; nothing reads a clock or a file.
 A state file of the wrong shape (hand edit, damage, another version) is ignored: the mount's
-forecast starts again, which costs 30 minutes of "no forecast", never a wrong one.
+forecast starts again, which costs 30 minutes of "no forecast", never a wrong one.  Most
+passes fall in the slot of the newest point: they read the newest point, the size, the
+cleanup threshold and the fit, and leave the other points as they are, so such a pass costs
+the same whatever the window holds.
 """
 
 from __future__ import annotations
@@ -85,14 +88,12 @@ def update(state: Any, disks: Any, epoch: float, host: str
         entry, moved = _step(old.get(mount), Point(epoch, percent, total), phase)
         mounts[mount] = entry
         changed = changed or moved
-        projected = forecast.project(entry["fit"], epoch)
-        full_in = projected.full_in_s
+        full_in = forecast.project(entry["fit"], epoch).full_in_s
         out.append(dict(disk, full_in_s=None if full_in is None else round(full_in)))
     for mount, entry in old.items():  # not in this sample: kept while its points are recent
         if mount in mounts:
             continue
-        points = entry["points"]
-        if points and points[-1].t >= epoch - WINDOW_S and len(mounts) < MAX_MOUNTS:
+        if entry["last"][0] >= epoch - WINDOW_S and len(mounts) < MAX_MOUNTS:
             mounts[mount] = entry
         else:
             changed = True
@@ -103,43 +104,66 @@ def update(state: Any, disks: Any, epoch: float, host: str
 
 def _step(entry: dict[str, Any] | None, reading: Point, phase: float
           ) -> tuple[dict[str, Any], bool]:
-    """One mount's entry after ``reading``, and whether it changed."""
-    points: list[Point] = list(entry["points"]) if entry is not None else []
-    previous: Fit | None = entry["fit"] if entry is not None else None
-    if points and (forecast.resized(points[-1].total, reading.total)
-                   or reading.t < points[-1].t - CLOCK_SLACK_S):
-        points, previous = [], None  # resized, or the clock went back: a new regime
-    if not points:
+    """One mount's entry after ``reading``, and whether it changed.
+
+    In the slot of the newest point (most passes) this is constant time: the reading is
+    compared with that point (a resize, a cleanup beyond the mount's ``drop``, the clock going
+    back) and the kept fit serves.  A new slot refits over the points of the window."""
+    if entry is None:
         return _entry([reading], None), True
-    regime = forecast.current_regime(points + [reading])
-    if len(regime) == 1:  # this reading is a cleanup
+    last_t, last_percent = entry["last"]
+    if (forecast.resized(entry["total"], reading.total) or reading.t < last_t - CLOCK_SLACK_S
+            or last_percent - reading.percent > entry["drop"]):
+        return _entry([reading], None), True  # a new regime
+    if reading.t <= last_t or _slot(reading.t, phase) == _slot(last_t, phase):
+        return entry, False
+    points = _points(entry)
+    if points is None:  # damaged points: start again from this reading
         return _entry([reading], None), True
-    if _slot(reading.t, phase) == _slot(points[-1].t, phase):
-        assert entry is not None
-        return entry, False  # same slot: the kept fit serves
     start = reading.t - WINDOW_S
-    return _entry([p for p in regime if p.t >= start], previous), True
+    window = [p for p in points if p.t >= start] + [reading]
+    drop = forecast.cleanup_drop(window)
+    regime = forecast.current_regime(window, drop)
+    return _entry(regime, entry["fit"], drop if len(regime) == len(window) else None), True
 
 
-def _entry(points: list[Point], previous: Fit | None) -> dict[str, Any]:
+def _entry(points: list[Point], previous: Fit | None,
+           drop: float | None = None) -> dict[str, Any]:
+    """An entry of ``points`` (in time order, one regime) and its fit; ``drop``: their
+    cleanup threshold, if known."""
     trusted = previous is not None and previous.trusted
-    return {"points": points, "fit": forecast.fit(points, trusted_before=trusted)}
+    last = points[-1]
+    return {"total": last.total, "raw": [[round(p.t, 1), round(p.percent, 5)] for p in points],
+            "last": (last.t, last.percent),
+            "drop": forecast.cleanup_drop(points) if drop is None else drop,
+            "fit": forecast.fit_regime(points, trusted_before=trusted)}
+
+
+def _points(entry: dict[str, Any]) -> list[Point] | None:
+    """The entry's stored points, checked only now that they are needed (None: damaged)."""
+    total, points = entry["total"], []
+    for pair in entry["raw"]:
+        if not isinstance(pair, list) or len(pair) != 2:
+            return None
+        t, percent = num(pair[0]), num(pair[1])
+        if t is None or percent is None or (points and t < points[-1].t):
+            return None
+        points.append(Point(t, percent, total))
+    return points
 
 
 # -- the state as stored ---------------------------------------------------------------------------
 def _dump(entry: dict[str, Any]) -> dict[str, Any]:
-    points: list[Point] = entry["points"]
     fit: Fit = entry["fit"]
-    return {"total": points[-1].total if points else 0,
-            "points": [[round(p.t, 1), round(p.percent, 5)] for p in points],
+    return {"total": entry["total"], "points": entry["raw"], "drop": entry["drop"],
             "fit": {"slope": fit.slope, "level": fit.level, "at": fit.at, "recent": fit.recent,
                     "points": fit.points, "span_s": fit.span_s, "trusted": fit.trusted,
                     "reason": fit.reason}}
 
 
 def _mounts(state: Any) -> tuple[dict[str, dict[str, Any]], bool]:
-    """The stored mounts as entries, and whether anything had to be left out or rebuilt
-    (the state is then written again)."""
+    """The stored mounts as entries, and whether anything had to be left out (the state is
+    then written again)."""
     if not isinstance(state, Mapping) or state.get("version") != VERSION:
         return {}, True
     raw = state.get("mounts")
@@ -150,28 +174,25 @@ def _mounts(state: Any) -> tuple[dict[str, dict[str, Any]], bool]:
         entry = _load(value)
         if isinstance(mount, str) and entry is not None:
             mounts[mount] = entry
-    repaired = len(mounts) != len(raw) or any(e.get("rebuilt") for e in mounts.values())
-    return mounts, repaired
+    return mounts, len(mounts) != len(raw)
 
 
 def _load(value: Any) -> dict[str, Any] | None:
-    if not isinstance(value, Mapping) or not isinstance(value.get("points"), list):
+    """An entry as stored; only what every pass reads is checked here (the newest point, the
+    size, the fit), the other points when a refit needs them (:func:`_points`)."""
+    if not isinstance(value, Mapping):
         return None
-    total = num(value.get("total"))
-    points = []
-    for pair in value["points"]:
-        if not isinstance(pair, list) or len(pair) != 2:
-            return None
-        t, percent = num(pair[0]), num(pair[1])
-        if t is None or percent is None or total is None:
-            return None
-        points.append(Point(t, percent, total))
-    if not points or any(b.t < a.t for a, b in zip(points, points[1:])):
-        return None
+    raw, total, drop = value.get("points"), num(value.get("total")), num(value.get("drop"))
     fit = _load_fit(value.get("fit"))
-    if fit is None:
-        return {"points": points, "fit": forecast.fit(points), "rebuilt": True}
-    return {"points": points, "fit": fit}
+    if not isinstance(raw, list) or not raw or total is None or drop is None or fit is None:
+        return None
+    last = raw[-1]
+    if not isinstance(last, list) or len(last) != 2:
+        return None
+    t, percent = num(last[0]), num(last[1])
+    if t is None or percent is None:
+        return None
+    return {"total": total, "raw": raw, "last": (t, percent), "drop": drop, "fit": fit}
 
 
 def _load_fit(raw: Any) -> Fit | None:

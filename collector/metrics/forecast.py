@@ -27,8 +27,7 @@ come in, nothing reads a clock or a file.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -49,6 +48,17 @@ RESIZE_SHARE = 0.005
 MAX_POINTS = 120
 
 FILLING = "filling"
+
+
+def median(values: Iterable[float]) -> float:
+    """The median (the mean of the two middle values of an even count), as
+    ``statistics.median`` computes it; here because that module costs every ``osmon collect``
+    several milliseconds to import."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if not ordered:
+        raise ValueError("no median of nothing")
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 class Point(NamedTuple):
@@ -91,13 +101,18 @@ class Fit:
         return None if self.slope is None else self.slope * 3600.0
 
 
-def current_regime(points: Sequence[Point]) -> list[Point]:
-    """The points since the last resize or cleanup, oldest first.
-
-    A cleanup is a fall of use larger than :data:`CLEANUP_DROP` points and than what the
-    disk's own jitter explains (five times the median step), so noise is not a cleanup."""
+def cleanup_drop(points: Sequence[Point]) -> float:
+    """The fall of use between two readings that is a cleanup for this disk: more than
+    :data:`CLEANUP_DROP` points and than what its own jitter explains (five times the median
+    step), so noise is not a cleanup."""
     steps = [abs(b.percent - a.percent) for a, b in zip(points, points[1:])]
-    drop = max(CLEANUP_DROP, 5.0 * statistics.median(steps)) if steps else CLEANUP_DROP
+    return max(CLEANUP_DROP, 5.0 * median(steps)) if steps else CLEANUP_DROP
+
+
+def current_regime(points: Sequence[Point], drop: float | None = None) -> list[Point]:
+    """The points since the last resize or cleanup (a fall beyond ``drop``, by default
+    :func:`cleanup_drop` of the points), oldest first."""
+    drop = cleanup_drop(points) if drop is None else drop
     start = 0
     for i in range(1, len(points)):
         before, after = points[i - 1], points[i]
@@ -130,8 +145,8 @@ def theil_sen(points: Sequence[Point]) -> tuple[float, float]:
     slopes = [(yb - ya) / (tb - ta)
               for i, (ta, ya) in enumerate(zip(ts, ys))
               for tb, yb in zip(ts[i + 1:], ys[i + 1:]) if tb > ta]
-    slope = statistics.median(slopes)
-    intercept = statistics.median(y - slope * t for t, y in zip(ts, ys))
+    slope = median(slopes)
+    intercept = median(y - slope * t for t, y in zip(ts, ys))
     return slope, intercept - slope * t0
 
 
@@ -140,10 +155,17 @@ def fit(points: Sequence[Point], *, trusted_before: bool = False) -> Fit:
 
     ``trusted_before``: the previous fit of this mount was trusted, so the lower bar
     :data:`KEEP_SIGNAL` applies."""
-    regime = _thin(current_regime(sorted(points, key=lambda p: p.t)))
+    return fit_regime(current_regime(sorted(points, key=lambda p: p.t)),
+                      trusted_before=trusted_before)
+
+
+def fit_regime(regime: list[Point], *, trusted_before: bool = False) -> Fit:
+    """:func:`fit` of points already in time order and of one regime (the pass's own
+    window, :mod:`collector.metrics.disk_trend`, which cuts the regime as it goes)."""
+    regime = _thin(regime)
     span = regime[-1].t - regime[0].t if regime else 0.0
     at = regime[-1].t if regime else 0.0
-    recent = statistics.median(p.percent for p in regime[-3:]) if regime else None
+    recent = median(p.percent for p in regime[-3:]) if regime else None
     if len(regime) < MIN_POINTS or span < MIN_SPAN_S:
         return Fit(None, None, at, recent, len(regime), span, False, "not enough data yet")
     slope, intercept = theil_sen(regime)
@@ -151,8 +173,8 @@ def fit(points: Sequence[Point], *, trusted_before: bool = False) -> Fit:
     if slope <= 0:
         return Fit(slope, level, at, recent, len(regime), span, False, "not filling")
     residuals = [p.percent - (intercept + slope * p.t) for p in regime]
-    center = statistics.median(residuals)
-    spread = 1.4826 * statistics.median(abs(r - center) for r in residuals)
+    center = median(residuals)
+    spread = 1.4826 * median(abs(r - center) for r in residuals)
     bar = KEEP_SIGNAL if trusted_before else MIN_SIGNAL
     if slope * span < bar * spread:
         return Fit(slope, level, at, recent, len(regime), span, False,
