@@ -293,3 +293,15 @@ def test_off_without_a_url_and_on_loopback_over_http(tmp_path: Path) -> None:
     passes = Passes(config)
     passes.run(db1=passes.ok(disks={"/": 97.0}))
     assert time.monotonic() - started < 5
+
+
+def test_a_pass_with_hundreds_of_notifications_is_several_whole_messages(
+        tmp_path: Path, hook: WebhookServer) -> None:
+    hosts = tuple(f"web{i:03d}" for i in range(450))
+    passes = Passes(webhook_config(tmp_path, hook.url(), hosts=hosts))
+    passes.run(**{h: passes.ok(h, disks={"/": 97.0}) for h in hosts})
+    sizes = [len(p["alerts"]) for p in hook.payloads]
+    assert sizes == [200, 200, 50]
+    assert all(p["truncatedAlerts"] == 0 for p in hook.payloads)
+    instances = [a["labels"]["instance"] for p in hook.payloads for a in p["alerts"]]
+    assert sorted(instances) == list(hosts)

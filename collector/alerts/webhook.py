@@ -56,10 +56,12 @@ class WebhookError(Exception):
 
 # -- outbox ---------------------------------------------------------------------------------------
 def queue(state_dir: Path, payloads: list[dict[str, Any]], now: datetime) -> list[Path]:
-    """Write each message to the outbox (atomically); names sort oldest first."""
+    """Write each message to the outbox (atomically); names sort oldest first, and in the
+    order given within a pass."""
     paths = []
-    for payload in payloads:
-        path = outbox_dir(state_dir) / f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+    for index, payload in enumerate(payloads):
+        name = f"{now:%Y%m%dT%H%M%SZ}-{index:03d}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+        path = outbox_dir(state_dir) / name
         data = json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
                           ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         atomic_write_bytes(path, data.encode("utf-8"), mode=0o600)
@@ -184,14 +186,15 @@ def post(settings: WebhookSettings, body: bytes, budget_s: float) -> int:
             box["answer"] = (answer.status, answer.reason)
         except Exception as exc:  # handed to the caller's thread
             box["error"] = exc
+        finally:
+            connection.close()  # here, also when the caller has stopped waiting
 
     worker = threading.Thread(target=exchange, name="osmon-webhook", daemon=True)
     worker.start()
     worker.join(budget_s)
     if worker.is_alive():
-        _shut(connection)
+        _shut(connection)  # the exchange fails at once, and the thread closes it
         raise WebhookError(f"no answer from {where} within {budget_s:.1f} s")
-    connection.close()
     if "error" in box:
         raise WebhookError(_mask(explain(box["error"], where, budget_s), token))
     status, reason = box["answer"]
