@@ -154,3 +154,10 @@ def test_osmon_status_marks_the_disk_that_will_be_full(tmp_path: Path) -> None:
     assert "/ 61.0 % (/ full in about 3 h)" in text
     painted = render(report, colour=True)
     assert "\x1b[31m/ 61.0 % (/ full in about 3 h)\x1b[0m" in painted  # critical: red
+
+
+def test_a_disk_full_now_says_so(tmp_path: Path) -> None:
+    engine = Engine(tmp_path, extra="[thresholds]\ndisk_full = { for = 1 }")
+    notes = engine.run(db1=filling("db1", engine.now, root=(84.0, 0.0)))
+    assert [n.message for n in notes] == [
+        "disk_full / on db1 is full or about to be; 84.0 % used now (critical under 4 h)"]

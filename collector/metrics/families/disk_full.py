@@ -76,6 +76,8 @@ def _parts(detail: str) -> tuple[str, str]:
 def says(hours: float, detail: str) -> str:
     """"will be full in about 5 h, around 14:20 UTC; 82.0 % used now"."""
     around, used = _parts(detail)
+    if hours < 1 / 60:
+        return f"is full or about to be; {used}".rstrip("; ")
     when = f", {around}" if around else ""
     return f"will be full in about {hours_text(hours)}{when}; {used}".rstrip("; ")
 
