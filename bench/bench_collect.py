@@ -40,9 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-#: What collector.passes.probe_call.remote_command runs: the baselines must pay the same
-#: probe start-up.
-REMOTE_COMMAND = "python3 -I -S -"
+#: What collector.passes.probe_call.remote_command runs (for a host with python = "python3"):
+#: the baselines must pay the same probe start-up.
+REMOTE_COMMAND = ("sh -c 'read -r osmon_probe || exit 2; case $osmon_probe in python) exec "
+                  "python3 -I -S - ;; sh) exec sh -s ;; esac; echo \"osmon: unknown probe "
+                  "language\" >&2; exit 2'")
 
 CONTENDERS = ("osmon", "bare", "ssh")
 # The steady state of a pass: the collector has the previous counters, the probe never sleeps.
@@ -63,13 +65,16 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     import sshd as harness
 
-    from collector.passes.collect import load_probe, probe_stdin
+    from collector.config import Host
+    from collector.passes.probe_call import load_probe, python_stdin, remote_command
+
+    assert remote_command(Host(name="h")) == REMOTE_COMMAND
 
     with harness.running_sshd() as server:
         work = Path(tempfile.mkdtemp(prefix="osmon-bench-"))
         try:
             payload = work / "payload.py"
-            payload.write_bytes(probe_stdin(PARAMS, load_probe()))
+            payload.write_bytes(python_stdin(PARAMS, load_probe()))
             rows = [run_size(server, work, payload, n, args.repeat, args.concurrency)
                     for n in sizes]
         finally:

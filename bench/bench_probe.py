@@ -7,6 +7,14 @@ collector does over SSH. Reported per mode: wall time (median, p95), CPU time of
 (user+sys from RUSAGE_CHILDREN, interpreter start-up included) and the probe's own CPU time
 (`self_timing`: from main() to the end, start-up excluded). A baseline row shows what the
 interpreter alone costs (`-c pass`). Target: at most 40 ms CPU per steady-state run.
+
+The shell probe (remote_probe/probe.sh, for hosts without Python) is run the same way: its
+parameters and source piped into `<shell> -s`, under BusyBox ash with only BusyBox applets
+on PATH and under dash with Debian's tools (mawk), with the previous pass's counters as the
+collector sends them. Its CPU column counts every process it forks (all are reaped children).
+Target: at most 30 ms CPU per run. The "dispatch" row is the Python probe through the remote
+command osmon really runs (`sh -c 'read ...; exec python3 -I -S -'`), to show what the one
+fixed command per host costs over `python3 -I -S -`.
 Figures only, no assertions: they depend on the machine.
 """
 
@@ -16,9 +24,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from collector.config import Host  # noqa: E402
+from collector.passes.probe_call import python_stdin, remote_command  # noqa: E402
+from collector.passes.sh_probe import load_sh_probe, sh_probe_stdin  # noqa: E402
 from collector.transport.local import collect_local  # noqa: E402
 
 PROBE_SOURCE = (ROOT / "remote_probe" / "probe.py").read_text()
@@ -39,13 +52,18 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(command: list[str], params: dict | None) -> tuple[float, float, float | None]:
+def run_once(command: list[str], params: dict | None, stdin: bytes | None = None,
+             env: dict[str, str] | None = None) -> tuple[float, float, float | None]:
     """(wall s, child CPU s, in-probe CPU s) of one run of `command` fed the probe on stdin;
-    params None runs `command` as is (the interpreter baseline)."""
+    params None runs `command` as is (the interpreter baseline); `stdin` replaces the Python
+    probe's (then there is no in-probe figure)."""
     cpu_before = children_cpu()
     started = time.perf_counter()
-    if params is None:
+    if params is None and stdin is None:
         subprocess.run(command, check=True)
+        inner = None
+    elif stdin is not None:
+        subprocess.run(command, input=stdin, stdout=subprocess.PIPE, check=True, env=env)
         inner = None
     else:
         source = f"OSMON_PARAMS = {json.dumps(params)!r}\n" + PROBE_SOURCE
@@ -66,10 +84,11 @@ def row(label: str, walls: list[float], cpus: list[float], inner: list[float]) -
             f"{statistics.median(cpus) * 1000:8.1f} {inner_ms}")
 
 
-def bench_probe(command: list[str], label: str, params: dict | None, runs: int) -> str:
+def bench_probe(command: list[str], label: str, params: dict | None, runs: int,
+                stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
     walls, cpus, inner = [], [], []
     for _ in range(runs):
-        wall, cpu, own = run_once(command, params)
+        wall, cpu, own = run_once(command, params, stdin, env)
         walls.append(wall)
         cpus.append(cpu)
         if own is not None:
@@ -114,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                       "python3 -I -S -c exec(stdin), steady", steady, args.runs))
     print(bench_probe([*python, "-"], "python3 -, first pass (0.25 s)", first,
                       max(3, args.runs // 3)))
+    dispatch = python_stdin(steady, PROBE_SOURCE.encode())
+    print(bench_probe(["sh", "-c", remote_command(Host(name="h", python=args.python))],
+                      "dispatch: sh -c ... exec python3 -I -S -", None, args.runs, dispatch))
+    for row in shell_rows(args.runs):
+        print(row)
     print(bench_local("collect_local(), steady (in-process)",
                       lambda: collect_local({"cpu_sample_s": 0}), args.runs))
     print(bench_local("collect_local(), first pass (0.25 s)",
@@ -121,6 +145,32 @@ def main(argv: list[str] | None = None) -> int:
     print("\nCPU ms: the child's user+sys, start-up included. own ms: CPU inside main() "
           "(self_timing), start-up excluded; for collect_local, its process_time.")
     return 0
+
+
+def shell_rows(runs: int) -> list[str]:
+    """The shell probe under BusyBox (applets only) and dash (Debian tools), with the counters
+    of a previous run as proc_prev, as in a steady state."""
+    script = load_sh_probe()
+    busybox = shutil.which("busybox")
+    applets = Path(tempfile.mkdtemp(prefix="osmon-bench-busybox-"))
+    setups = [("sh probe: dash -s (Debian tools, mawk)", ["dash", "-s"],
+               {"PATH": "/usr/local/bin:/usr/bin:/bin"})]
+    if busybox:
+        subprocess.run([busybox, "--install", "-s", str(applets)], check=True)
+        setups.insert(0, ("sh probe: busybox sh -s (BusyBox only)", [busybox, "sh", "-s"],
+                          {"PATH": str(applets)}))
+    rows = []
+    try:
+        for label, command, env in setups:
+            first = subprocess.run(command, input=sh_probe_stdin({}, script), env=env,
+                                   stdout=subprocess.PIPE, check=True)
+            counters = json.loads(first.stdout)["processes"]["counters"]
+            stdin = sh_probe_stdin({"cpu_sample_s": 0, "network_fs": False,
+                                    "proc_prev": counters}, script)
+            rows.append(bench_probe(command, label, None, runs, stdin, env))
+    finally:
+        shutil.rmtree(applets, ignore_errors=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from process_fixtures import is_dead, wait_for
 from collector.metrics.families.checks import CHECKS_MAX_BYTES, derive_checks
 from collector.metrics.gate import validate_probe_output
 from collector.metrics.nagios import CRITICAL, OK, UNKNOWN, WARNING
-from collector.passes.collect import probe_stdin
+from collector.passes.probe_call import probe_stdin
 from remote_probe import probe
 
 PROBE_SOURCE = Path(probe.__file__).read_bytes()

@@ -242,14 +242,17 @@ def test_check_prints_a_table_and_fails_when_a_host_fails(sshd: harness.Sshd, tm
     result = osmon("--config", str(path), "check")
     assert result.returncode == 1, result.stderr
     rows = result.stdout.splitlines()
-    assert rows[0].split() == ["HOST", "ADDRESS", "PYTHON", "RESULT"]
-    central, web1, db2 = (row.split(maxsplit=3) for row in rows[1:4])
-    assert central[:2] == ["central", "local"] and central[3].startswith("ok ")
+    assert rows[0].split() == ["HOST", "ADDRESS", "PROBE", "RESULT"]
+    # Columns are aligned: every cell starts where its heading does.
+    starts = [rows[0].index(h) for h in ("HOST", "ADDRESS", "PROBE", "RESULT")] + [None]
+    central, web1, db2 = ([row[a:b].strip() for a, b in zip(starts, starts[1:])]
+                          for row in rows[1:4])
+    assert central[:2] == ["central", "local"] and central[2].startswith("python 3.")
+    assert central[3].startswith("ok ")
     assert web1[:2] == ["web1", f"{sshd.user}@127.0.0.1:{sshd.port}"]
-    assert web1[2].startswith("3.") and web1[3].endswith(" s") and web1[3].startswith("ok ")
+    assert web1[2].startswith("python 3.") and web1[3].endswith(" s")
+    assert web1[3].startswith("ok ")
     assert db2[2:] == ["-", f"unreachable: connection refused on 127.0.0.1:{refused_port}"]
-    # Columns are aligned: every result starts at the same offset.
-    assert len({row.index(cells[3]) for row, cells in zip(rows[1:4], (central, web1, db2))}) == 1
     assert "not tried (enabled = false): old" in result.stdout
     assert rows[-1] == "2 ok, 1 failed"
     assert not (tmp_path / "data" / "hosts").exists()  # nothing stored

@@ -116,6 +116,12 @@ CASES = {
                            ["top level: 'hosts' must be an array of tables: [[hosts]]"]),
     "tags not strings": ('[[hosts]]\nname = "a"\nlocal = true\ntags = [1]\n',
                          ["host 'a': 'tags' must be a list of strings"]),
+    "probe that is neither python nor sh": (
+        '[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nprobe = "perl"\n'
+        '[[hosts]]\nname = "b"\nlocal = true\nprobe = "sh"\n',
+        ["host 'a': 'probe' must be one of auto, python, sh, not 'perl'",
+         "host 'b': 'probe' = \"sh\" is for remote hosts: the local host is measured "
+         "in-process (psutil), never by a probe"]),
     "check for an unknown host": (
         '[[hosts]]\nname = "a"\nlocal = true\n'
         '[[checks]]\nname = "x"\ncommand = ["/bin/true"]\nhosts = ["b"]\n',
@@ -271,3 +277,12 @@ def test_unreadable_ssh_config_is_reported(tmp_path: Path,
         config.load(path)
     assert info.value.problems[0].startswith(
         f"{path}: [settings]: cannot read the ssh config {tmp_path / 'fleet_ssh_config'}: ")
+
+
+def test_probe_defaults_to_auto(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nuser = "m"\n'
+                    '[[hosts]]\nname = "b"\naddress = "192.0.2.2"\nuser = "m"\nprobe = "sh"\n',
+                    encoding="utf-8")
+    a, b = config.load(path).hosts
+    assert (a.probe, b.probe) == ("auto", "sh")

@@ -146,12 +146,28 @@ def test_hard_host_deadline_applies_while_the_command_runs(inventory: Inventory,
     assert result.duration_s < 60
 
 
-def test_remote_command_quotes_the_interpreter() -> None:
-    """Config validation refuses such a value; the quoting is the second line of defence."""
-    assert probe_call.remote_command(Host(name="a", python="/usr/bin/python3")) == \
-        "/usr/bin/python3 -I -S -"
-    assert probe_call.remote_command(Host(name="a", python="python3; reboot")) == \
-        "'python3; reboot' -I -S -"
+def test_remote_command_quotes_the_interpreter(tmp_path: Path) -> None:
+    """Config validation refuses such a value; the quoting is the second line of defence:
+    through a real shell, the value is one word that names no interpreter."""
+    marker = tmp_path / "pwned"
+    command = probe_call.remote_command(Host(name="a", python=f"python3; touch {marker}"))
+    done = subprocess.run(["sh", "-c", command], input=b"python\n", capture_output=True,
+                          timeout=30)
+    assert done.returncode == 127 and not marker.exists()
+    assert f"python3; touch {marker}".encode() in done.stderr  # named whole, as one word
+
+
+def test_remote_command_is_one_fixed_string_per_host() -> None:
+    """What varies per pass (the probe, its language, the parameters) is on stdin: the command
+    of a host is the same for the Python and the shell probe, and only its interpreter
+    changes it."""
+    web = Host(name="web", python="/usr/bin/python3")
+    assert probe_call.remote_command(web) == probe_call.remote_command(
+        Host(name="web", python="/usr/bin/python3", probe="sh", tags=("x",)))
+    assert "/usr/bin/python3 -I -S -" in probe_call.remote_command(web)
+    done = subprocess.run(["sh", "-c", probe_call.remote_command(web)], input=b"perl\n",
+                          capture_output=True, timeout=30)
+    assert done.returncode == 2 and b"unknown probe language" in done.stderr
 
 
 def test_pass_deadline_records_every_unfinished_host(inventory: Inventory,
@@ -278,8 +294,11 @@ def test_missing_identity_file_is_auth(inventory: Inventory, tmp_path: Path) -> 
 
 def test_missing_remote_interpreter_is_probe(inventory: Inventory) -> None:
     # Several at once: the shell may exit before the probe is sent, which must not matter.
+    # probe = "python": with "auto" (the default) such a host gets the shell probe instead
+    # (tests/test_probe_sh_live.py).
     names = [f"bare{i}" for i in range(6)]
-    config = inventory(names, hosts={n: {"python": "/nonexistent/python3"} for n in names})
+    config = inventory(names, hosts={n: {"python": "/nonexistent/python3", "probe": "python"}
+                                     for n in names})
     collect.run_pass(config, now=NOW)
     for name in names:
         kind, message = error_of(config, name)

@@ -175,7 +175,8 @@ def test_json_matches_the_text_and_holds_no_secret(fleet: Site) -> None:
     assert "\x1b" not in result.stdout  # JSON escapes control characters (\u001b)
     assert SMTP_PASSWORD not in result.stdout and str(fleet.identity_file) not in result.stdout
     doc = json.loads(result.stdout)
-    assert sorted(doc) == ["collector", "counts", "generated", "hosts", "silenced"]
+    assert sorted(doc) == ["collector", "counts", "generated", "hosts", "shard", "silenced"]
+    assert doc["shard"] is None  # not one shard of several
     assert doc["collector"]["stale"] is False and doc["collector"]["ts"]
     assert doc["counts"] == {"ok": 1, "stale": 1, "warning": 1, "critical": 2, "down": 1}
     hosts = {h["name"]: h for h in doc["hosts"]}

@@ -129,6 +129,16 @@ def test_host_page_shows_charts_facts_disks_processes_users(site: Site) -> None:
     assert "Checks" not in html  # no check results: no empty section
 
 
+def test_host_page_says_which_probe_answered(site: Site) -> None:
+    shell = sample("web1", NOW + timedelta(seconds=1))
+    shell["collect"]["probe"] = "sh"
+    shell["system"]["python"] = None
+    site.store.append("web1", shell)
+    html = site.client().get("/hosts/web1").get_data(as_text=True)
+    assert re.search(r'<dt>Probe</dt><dd data-bind="sample.collect.probe" '
+                     r'data-format="text">sh</dd>', html)
+
+
 def test_range_selector_changes_the_chart_urls(site: Site) -> None:
     html = site.client().get("/hosts/web1?range=7d").get_data(as_text=True)
     assert set(re.findall(r'<img src="[^"]+\?range=(\w+)"', html)) == {"7d"}

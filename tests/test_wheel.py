@@ -71,13 +71,14 @@ def test_the_wheel_holds_every_module_and_file(installed: Path) -> None:
             "from collector.alerts import mail\n"
             "print(collector.__file__)\n"
             "print(sorted(p.name for p in mail.TEMPLATES.iterdir()))\n"
-            "print((pathlib.Path(remote_probe.__file__).parent / 'probe.py').is_file())\n")
+            "print((pathlib.Path(remote_probe.__file__).parent / 'probe.py').is_file())\n"
+            "print((pathlib.Path(remote_probe.__file__).parent / 'probe.sh').is_file())\n")
     out = _run([str(installed / "python"), "-c", code], installed.parent)
     assert out.returncode == 0, out.stderr
-    location, templates, probe = out.stdout.splitlines()
+    location, templates, probe, sh_probe = out.stdout.splitlines()
     assert location.startswith(str(installed.parent)), location  # not the checkout
     assert templates == "['alert_email.html', 'alert_email.txt']"
-    assert probe == "True"
+    assert probe == sh_probe == "True"
 
 
 def test_a_pass_with_alerting_from_the_installed_wheel(installed: Path, sshd: harness.Sshd,
@@ -85,15 +86,17 @@ def test_a_pass_with_alerting_from_the_installed_wheel(installed: Path, sshd: ha
     with SmtpSink() as sink:
         extra = (f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\n'
                  'from = "osmon@example.org"\nto = ["ops@example.org"]\n')
-        config = sshd.write_hosts_toml(tmp_path / "hosts.toml", ["central", "remote"], hosts={
+        config = sshd.write_hosts_toml(tmp_path / "hosts.toml", ["central", "remote", "tiny"],
+                                       hosts={
             # Any memory use is over these thresholds: the first pass must mail.
             "central": {"local": True,
                         "thresholds": {"memory": {"warning": 0.001, "critical": 0.002,
-                                                  "for": 1}}}}, extra=extra)
+                                                  "for": 1}}},
+            "tiny": {"probe": "sh"}}, extra=extra)
         result = _run([str(installed / "osmon"), "--config", str(config), "collect"], tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout == ""  # every host answered
-        for host in ("central", "remote"):
+        for host in ("central", "remote", "tiny"):  # tiny: the packaged shell probe
             line = next((tmp_path / "data" / "hosts" / host).glob("*.jsonl")).read_text()
             sample = json.loads(line.splitlines()[-1])
             assert sample["ok"] is True, sample.get("error")

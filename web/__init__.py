@@ -17,7 +17,7 @@ def create_app(config: Config, *, test_config: Mapping[str, Any] | None = None) 
     ``test_config`` overrides Flask settings; ``OSMON_CLOCK`` (a function returning an aware
     UTC datetime) pins "now" so tests never wait for time to pass.
     """
-    from web import api, auth, backups_bp, charts_bp, pages, security, silences_bp
+    from web import api, auth, backups_bp, charts_bp, metrics_bp, pages, security, silences_bp
     from web.fleet import Fleet
 
     app = Flask(__name__)
@@ -28,6 +28,7 @@ def create_app(config: Config, *, test_config: Mapping[str, Any] | None = None) 
     security.init_app(app)
     auth.init_app(app, config.state_dir,
                   secure_cookie=config.web.public_url.lower().startswith("https://"))
-    for blueprint in (pages.bp, api.bp, charts_bp.bp, backups_bp.bp, silences_bp.bp):
+    for blueprint in (pages.bp, api.bp, charts_bp.bp, backups_bp.bp, silences_bp.bp,
+                      metrics_bp.bp):
         app.register_blueprint(blueprint)
     return app

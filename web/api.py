@@ -120,7 +120,7 @@ def certfr() -> ResponseReturnValue:
 def _known_host(name: str) -> Host:
     host = current_fleet().host(name)
     if host is None:
-        abort(404, description=f"no host named {name!r} in the config")
+        abort(404, description=current_fleet().unknown_host(name))
     return host
 
 

@@ -55,8 +55,9 @@ NO_PASSWORD_MESSAGE = ("No admin password is set, so changes are disabled. Run "
 #: At most this many failed logins per client address per window, then 429.
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 600.0
-#: Endpoints reachable without a session when the whole dashboard requires login.
-_PUBLIC_ENDPOINTS = {"auth.login", "static"}
+#: Endpoints reachable without a session when the whole dashboard requires login
+#: (``/metrics`` checks its own bearer token: see :mod:`web.metrics_bp`).
+_PUBLIC_ENDPOINTS = {"auth.login", "static", "metrics.metrics"}
 
 
 # -- the password file and the session key (no Flask: also used by `osmon set-password`) --------

@@ -55,7 +55,7 @@ def host_chart(name: str, metric: str) -> ResponseReturnValue:
     fleet = current_fleet()
     host = fleet.host(name)
     if host is None:
-        abort(404, description=f"no host named {name!r} in the config")
+        abort(404, description=fleet.unknown_host(name))
     return _render(metric, [host], lambda range_name, cache: charts.render_host_chart(
         fleet.store, name, metric, range_name, fleet.clock(), cache=cache,
         color=fleet.colors.get(name)))

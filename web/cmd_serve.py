@@ -27,7 +27,7 @@ from typing import Any
 
 from waitress import create_server, wasyncore
 
-from collector.config import Config
+from collector.config import Config, add_shard_option
 from collector.errors import OsmonError
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default: [web] host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: [web] port, 5000)")
+    add_shard_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

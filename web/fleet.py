@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -19,21 +20,25 @@ from flask import current_app
 from collector.alerts import certfr, muting_store
 from collector.alerts import state as alert_store
 from collector.alerts.muting import Muting, Silence
-from collector.config import Config, Host
+from collector.config import Config, Host, shard_of
 from collector.metrics import series
 from collector.redact import Redactor
 from collector.store import passlog
 from collector.store.samples import Store
 from collector.times import format_ts
 from collector.views import charts
+from collector.views.exposition import Snapshot
+from collector.views.exposition_render import ExpositionRenderer, gc_paused
 from collector.views.health import (
     STATUSES,
     CollectorState,
     HostStatus,
+    ShardInfo,
     check_label,
     collector_state,
     fleet_status,
     host_status,
+    shard_info,
 )
 
 
@@ -43,6 +48,8 @@ class Overview:
     collector: CollectorState
     hosts: list[HostStatus]
     tags: list[str]
+    #: None unless this collector is one shard of several.
+    shard: ShardInfo | None = None
 
     def as_dict(self, summary: Callable[[HostStatus], dict[str, Any]]) -> dict[str, Any]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -51,7 +58,8 @@ class Overview:
         # The newest sample of all: the fleet charts page reloads its charts when it moves.
         newest = max((h.ts for h in self.hosts if h.ts), default=None)
         return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
-                "counts": counts, "silenced": sum(1 for h in self.hosts if h.silenced),
+                "shard": self.shard.as_dict() if self.shard else None, "counts": counts,
+                "silenced": sum(1 for h in self.hosts if h.silenced),
                 "tags": self.tags, "newest": newest,
                 "hosts": [summary(h) for h in self.hosts]}
 
@@ -67,13 +75,26 @@ class Fleet:
         self._latest = LatestCache(self.store)
         #: Every host's chart colour, distinct within the config (disabled hosts keep theirs).
         self.colors = charts.assign_colors([h.name for h in config.hosts])
+        self.shard = shard_info(config)
+        self._exposition = ExpositionRenderer()
 
     @property
     def interval_s(self) -> int:
         return self.config.settings.interval_s
 
     def host(self, name: str) -> Host | None:
-        return self.config.host(name)
+        """A host of the config that this collector watches (of its shard, if it is one)."""
+        host = self.config.host(name)
+        shard = self.config.settings.shard
+        return None if host is None or (shard is not None and not shard.owns(name)) else host
+
+    def unknown_host(self, name: str) -> str:
+        """Why :meth:`host` found nothing, for the 404."""
+        shard = self.config.settings.shard
+        if shard is not None and self.config.host(name) is not None:
+            return (f"host {name!r} belongs to shard {shard_of(name, shard.count)}/{shard.count}"
+                    f"; this is shard {shard}")
+        return f"no host named {name!r} in the config"
 
     def overview(self, tag: str | None = None) -> Overview:
         now = self.clock()
@@ -85,7 +106,7 @@ class Fleet:
         if tag:
             statuses = [s for s in statuses if tag in s.tags]
         tags = sorted({t for h in hosts for t in h.tags})
-        return Overview(now, self.collector(now), statuses, tags)
+        return Overview(now, self.collector(now), statuses, tags, self.shard)
 
     def host_status(self, host: Host, sample: dict[str, Any] | None,
                     now: datetime) -> HostStatus:
@@ -167,6 +188,21 @@ class Fleet:
     def certfr(self, limit: int = 50) -> list[dict[str, Any]]:
         return certfr.recent_alerts(self.config.state_dir, limit=limit)
 
+    def exposition(self, openmetrics: bool = False) -> bytes:
+        """``/metrics``: this collector's hosts from the cached newest samples (no scan of the
+        store), its alerts and its last pass."""
+        hosts = self.config.enabled_hosts
+        shard = self.config.settings.shard
+        with gc_paused():
+            snapshot = Snapshot(
+                now=self.clock(), interval_s=self.interval_s, hosts=hosts,
+                latest={h.name: self._latest.get(h.name) for h in hosts},
+                alerts=alert_store.active_alerts(self.config.state_dir),
+                last_pass=passlog.last_pass(self.config.state_dir),
+                shard=str(shard) if shard is not None else "",
+                fleet_hosts=len(self.config.fleet_hosts))
+            return self._exposition.render(snapshot, openmetrics)
+
     def collector(self, now: datetime) -> CollectorState:
         """When the collector last finished (or skipped) a pass: stale if long ago, or never."""
         return collector_state(passlog.last_pass(self.config.state_dir), now, self.interval_s)
@@ -227,7 +263,7 @@ class LatestCache:
         entry = self._entries.get(host)
         if entry is not None and entry[0] == key:
             return entry[1]
-        sample = self._store.latest(host)
+        sample = self._store.latest_in(host, Path(path))
         self._entries[host] = (key, sample)
         return sample
 

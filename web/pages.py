@@ -58,7 +58,7 @@ def host(name: str) -> ResponseReturnValue:
     fleet = current_fleet()
     host = fleet.host(name)
     if host is None:
-        abort(404, description=f"no host named {name!r} in the config")
+        abort(404, description=fleet.unknown_host(name))
     range_name = requested_range()
     now = fleet.clock()
     sample = fleet.latest(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from collector.config import load_config
+from collector.config import add_shard_option, load_config
 from collector.passes import collect
 from collector.views.progress import TerminalProgress
 
@@ -20,6 +20,7 @@ from collector.views.progress import TerminalProgress
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show progress on stderr (default: only on a terminal)")
+    add_shard_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

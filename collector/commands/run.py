@@ -16,6 +16,7 @@ import threading
 import time
 from types import FrameType
 
+from collector.config import add_shard_option
 from collector.errors import OsmonError
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="dashboard address (default: [web] host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="dashboard port (default: [web] port, 5000)")
     parser.add_argument("--no-web", action="store_true", help="collect only, no dashboard")
+    add_shard_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         threading.Thread(target=server.run, name="osmon-web", daemon=True).start()
         print(f"osmon: dashboard on {server.url}", file=sys.stderr, flush=True)
     interval = config.settings.interval_s
+    shard = config.settings.shard
+    of_shard = f" of shard {shard} ({len(config.fleet_hosts)} in all)" if shard else ""
     print(f"osmon: a collection pass every {interval} s for {len(config.enabled_hosts)} host(s)"
-          " (Ctrl-C stops)", file=sys.stderr, flush=True)
+          f"{of_shard} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         while not stop.is_set():
             try:

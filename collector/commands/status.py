@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from collector.config import load_config
+from collector.config import add_shard_option, load_config
 from collector.times import format_ts, utc_now
 from collector.views.status_report import build_report, render, to_json
 
@@ -30,8 +30,10 @@ USAGE_NOTES = """output:
   plain text, coloured only on a terminal (--color auto) unless $NO_COLOR is set;
   --color always/never overrides both.  Host data (mounts, check names, errors) has its
   control characters replaced by '?': escapes sent by a host never reach the terminal.
-  --json prints {"generated", "collector", "counts", "hosts": [...]}, keys sorted; the
-  host objects carry the /api/hosts fields plus "failing_checks".
+  --json prints {"generated", "collector", "shard", "counts", "silenced", "hosts": [...]},
+  keys sorted; "shard" is null unless this collector is one shard of several ({"shard":
+  "2/3", "hosts", "other_hosts"}); the host objects carry the /api/hosts fields plus
+  "failing_checks".
   --watch N redraws every N seconds (on a terminal in place; piped, snapshots separated by a
   blank line) until Ctrl-C, which exits 0 (so does a reader that closes the pipe).
   The exit status does not depend on the hosts' health: read --json for that.
@@ -47,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         default="auto", metavar="WHEN",
                         help="colour the status words: auto (default), always or never")
     parser.add_argument("--tag", metavar="TAG", help="only hosts with this tag")
+    add_shard_option(parser)
     parser.epilog = USAGE_NOTES + "\n" + (parser.epilog or "")
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from collector.config.shard import Shard
 from collector.metrics.family import Level
 
 #: A family with no level set: nothing is ever judged a problem.
@@ -52,6 +54,8 @@ class Settings:
     retention_days: int = 90
     retention_max_mb: int = 2048
     compress_after_days: int = 2
+    #: This collector's share of the hosts when several boxes share the inventory; None: all.
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,15 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     require_login: bool = False
+    #: A file holding the bearer token Prometheus sends for ``/metrics`` (read when needed).
+    metrics_token_file: Path | None = None
+
+    def metrics_token(self) -> str | None:
+        """The token, read now (so it can be rotated without a restart); None when no file is
+        set.  ``OSError`` when the file cannot be read."""
+        if self.metrics_token_file is None:
+            return None
+        return self.metrics_token_file.read_text(encoding="utf-8").strip()
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,9 @@ class Host:
     identity_file: Path | None = None
     #: Interpreter started on the host; a path, never passed through a shell.
     python: str = "python3"
+    #: Which probe runs there: "python" (remote_probe/probe.py), "sh" (remote_probe/probe.sh,
+    #: for hosts without Python) or "auto" (Python, else the shell probe; remembered a day).
+    probe: str = "auto"
     tags: tuple[str, ...] = ()
     network_fs: bool = False
     thresholds: Thresholds | None = None
@@ -188,8 +204,17 @@ class Config:
     checks: tuple[Check, ...] = ()
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
-    @property
+    @cached_property
     def enabled_hosts(self) -> tuple[Host, ...]:
+        """The hosts this collector watches: enabled, and of its shard when it is one of
+        several (:mod:`collector.config.shard`).  Passes, alerts, views and ``/metrics`` all
+        use this, so a shard never judges or shows another shard's hosts."""
+        shard = self.settings.shard
+        return tuple(h for h in self.fleet_hosts if shard is None or shard.owns(h.name))
+
+    @cached_property
+    def fleet_hosts(self) -> tuple[Host, ...]:
+        """Every enabled host of the file, whatever shard it belongs to."""
         return tuple(h for h in self.hosts if h.enabled)
 
     @property

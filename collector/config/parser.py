@@ -37,6 +37,7 @@ from collector.config.model import (
     default_config_path,
 )
 from collector.config.reader import TableReader, type_name
+from collector.config.shard import Shard, parse_shard
 from collector.config.ssh_config import SshConfig
 from collector.config.webhook import webhook as webhook_table
 from collector.errors import ConfigError
@@ -56,6 +57,8 @@ MAX_CHECK_OUTPUT = 1 << 20
 SAFE_INTERPRETER = re.compile(
     r"^(/[A-Za-z0-9._+/-]{1,255}|[A-Za-z0-9_][A-Za-z0-9._+-]{0,63})\Z")
 MAX_PORT = 65535
+#: A bearer token shorter than this could be guessed by a scraper trying.
+MIN_TOKEN_CHARS = 16
 
 
 
@@ -90,11 +93,14 @@ _TOP_KEYS = ("settings", "thresholds", "smtp", "webhook", "certfr", "alerts", "w
 _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_timeout_s",
                   "host_deadline_s", "pass_deadline_s", "known_hosts", "osmon_known_hosts",
                   "host_key_policy", "ssh_config", "retention_days", "retention_max_mb",
-                  "compress_after_days")
+                  "compress_after_days", "shard")
 _SMTP_KEYS = ("enabled", "host", "port", "security", "user", "password_env", "password_file",
               "from", "to", "timeout_s", "template")
 _HOST_KEYS = ("name", "local", "enabled", "address", "user", "port", "identity_file", "python",
-              "tags", "network_fs", "thresholds")
+              "probe", "tags", "network_fs", "thresholds")
+_WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file")
+#: A host's ``probe``: the Python probe, the POSIX shell probe, or the first that works there.
+PROBES = ("auto", "python", "sh")
 _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
 _LEVEL_KEYS = ("warning", "critical", "for")
 
@@ -122,9 +128,7 @@ class _Parser(TableReader):
                               "silent_after_s": int, "hysteresis": float},
                              {"repeat_interval_s": (0, None), "down_after": (1, 1000),
                               "silent_after_s": (60, None), "hysteresis": (0, 50)})
-        web = self.simple(doc, "web", WebSettings,
-                          {"public_url": str, "host": str, "port": int, "require_login": bool},
-                          {"port": (1, MAX_PORT)})
+        web = self.web(self.table(doc, "web", "top level"))
         backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int},
                              {"keep": (1, 100000), "keep_days": (0, 100000)})
         hosts = self.hosts(doc.get("hosts", []), defaults, self.ssh_config(settings, doc))
@@ -163,7 +167,31 @@ class _Parser(TableReader):
             retention_days=self.get(t, "retention_days", int, 90, w, minimum=1),
             retention_max_mb=self.get(t, "retention_max_mb", int, 2048, w, minimum=1),
             compress_after_days=self.get(t, "compress_after_days", int, 2, w, minimum=1),
+            shard=self.shard(t, w),
         )
+
+    def shard(self, t: Mapping[str, Any], where: str) -> Shard | None:
+        text = self.get(t, "shard", str, None, where)
+        if text is None:
+            return None
+        try:
+            return parse_shard(text)
+        except ValueError as exc:
+            self.problem(where, f"'shard': {exc}")
+            return None
+
+    def web(self, t: Mapping[str, Any]) -> WebSettings:
+        w = "[web]"
+        self.unknown_keys(t, _WEB_KEYS, w)
+        token_file = self.path_value(t, "metrics_token_file", None, w)
+        if token_file is not None:
+            self.check_token_file(token_file, w)
+        return WebSettings(
+            public_url=self.get(t, "public_url", str, WebSettings.public_url, w),
+            host=self.get(t, "host", str, WebSettings.host, w),
+            port=self.get(t, "port", int, WebSettings.port, w, minimum=1, maximum=MAX_PORT),
+            require_login=self.get(t, "require_login", bool, False, w),
+            metrics_token_file=token_file)
 
     def level(self, t: Any, name: str, inherited: Level, where: str,
               extra: tuple[str, ...] = (), spec: ThresholdSpec | None = None) -> Level:
@@ -298,6 +326,21 @@ class _Parser(TableReader):
                   for k, kind in kinds.items()}
         return cls(**values)
 
+    def check_token_file(self, path: Path, where: str) -> None:
+        """A token file must exist and hold a token long enough not to be guessed (its value
+        is read again when a scraper asks, never kept in the config)."""
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.problem(where, f"'metrics_token_file' names {path}, which cannot be read "
+                                f"({reason})")
+            return
+        if len(token) < MIN_TOKEN_CHARS or any(ch.isspace() for ch in token):
+            self.problem(where, f"'metrics_token_file' ({path}) must hold one token of at least "
+                                f"{MIN_TOKEN_CHARS} characters without spaces (for example the "
+                                "output of `openssl rand -hex 32`)")
+
     def hosts(self, raw: Any, defaults: Thresholds, ssh_config: SshConfig) -> tuple[Host, ...]:
         if not isinstance(raw, list):
             self.problem("top level", "'hosts' must be an array of tables: [[hosts]]")
@@ -346,6 +389,10 @@ class _Parser(TableReader):
                                 f"'-', with no spaces, quotes or shell characters; not "
                                 f"{python!r}")
             python = "python3"
+        probe = self.choice(t, "probe", PROBES, "auto", where)
+        if local and probe == "sh":
+            self.problem(where, "'probe' = \"sh\" is for remote hosts: the local host is "
+                                "measured in-process (psutil), never by a probe")
         host_thresholds = None
         if "thresholds" in t:
             tt = t["thresholds"]
@@ -356,6 +403,7 @@ class _Parser(TableReader):
         return Host(
             name=name, local=local, enabled=self.get(t, "enabled", bool, True, where),
             address=address, user=user, port=port or 22, identity_file=identity, python=python,
+            probe=probe,
             tags=self.str_list(t, "tags", where),
             network_fs=self.get(t, "network_fs", bool, False, where),
             thresholds=host_thresholds,

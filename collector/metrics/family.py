@@ -14,7 +14,7 @@ See docs/architecture.md, "How to add a metric family".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -168,6 +168,32 @@ class Table:
     empty: str
 
 
+# Kinds of exported series (the Prometheus metric types osmon uses).
+COUNTER = "counter"
+GAUGE = "gauge"
+INFO = "info"
+#: One exported value: its label values (in the order of :attr:`Exported.labels`) and value.
+Point = tuple[tuple[str, ...], float]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One series family of ``GET /metrics``, read from a host's newest good sample.
+
+    ``name`` is the name people query (``node_cpu_seconds_total``, ``node_uname_info``):
+    a counter's ends in ``_total``, an info's in ``_info``.  ``labels`` are the labels besides
+    ``instance`` (the host name, added to every series); ``points`` turns a sample into
+    values, in base units (seconds, bytes), skipping what the sample lacks.  Where osmon has
+    what node_exporter exports, the name, unit, labels and help are node_exporter's, so
+    dashboards written for it work unchanged."""
+
+    name: str
+    kind: str
+    help: str
+    points: Callable[[Sample], Iterable[Point]]
+    labels: tuple[str, ...] = ()
+
+
 #: (section now, previous sample's section, seconds between the readings or None) -> stored.
 Derive = Callable[[Any, Any, "float | None"], Any]
 #: (previous sample, now as epoch seconds, previous reading's epoch or None) -> probe params.
@@ -207,3 +233,5 @@ class Family:
     stored: tuple[tuple[str, str, str], ...] = ()
     #: ... and the probe's fields it does not store (paths; their sub-fields go too).
     not_stored: tuple[str, ...] = ()
+    #: Its series in ``GET /metrics`` (node_exporter's names where they exist).
+    exported: tuple[Exported, ...] = ()

@@ -32,13 +32,13 @@ from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import derive_sample
 from collector.passes.hooks import POST_PASS_HOOKS
 from collector.passes.probe_call import (
+    ProbeRun,
     decode_answer,
     load_probe,
     previous_epoch,
     probe_params,
-    probe_stdin,
-    remote_command,
 )
+from collector.passes.sh_probe import load_sh_probe
 from collector.store import disk_trend as trend_store
 from collector.store import passlog
 from collector.store import proc_counters as proc_state
@@ -160,6 +160,8 @@ def run_pass(config: Config, *, now: datetime | None = None,
 
 def _record_pass(config: Config, entry: dict[str, Any]) -> None:
     """The pass log is a convenience: failing to write it must not turn a pass into a crash."""
+    if config.settings.shard is not None:  # which share of the inventory "hosts" counts
+        entry["shard"] = str(config.settings.shard)
     try:
         passlog.record(config.state_dir, entry)
     except OSError as exc:
@@ -266,6 +268,7 @@ class _Context:
         self.store = store
         self.credentials = ssh.Credentials()
         self.probe = load_probe() if remote else b""
+        self.sh_probe = load_sh_probe() if remote else b""
         self.host_keys: ssh.HostKeyChecker | None = None
         self.host_keys_failure: ssh.SshFailure | None = None
         if remote:
@@ -358,6 +361,7 @@ def _collect(ctx: _Context, job: _Job) -> tuple[dict[str, Any], dict[str, Any] |
     params = probe_params(ctx.config, host, previous, proc_prev=(
         proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
     connect_s: float | None = None
+    run = ProbeRun(host, state_dir)
     try:
         if host.local:
             raw, epoch = _run_local(params)
@@ -365,18 +369,19 @@ def _collect(ctx: _Context, job: _Job) -> tuple[dict[str, Any], dict[str, Any] |
         else:
             session = _session(ctx, host)
             job.attach(session)
-            result = session.run(remote_command(host), probe_stdin(params, ctx.probe),
-                                 extra_s=params.get("checks_budget_s", 0.0))
+            result = run.execute(session, params, ctx.probe, ctx.sh_probe)
             connect_s = result.connect_s
-            raw, epoch = decode_answer(host, result), result.reading_epoch
+            raw, epoch = decode_answer(host, result, run.probe), result.reading_epoch
         counters = proc_state.take_counters(raw)  # for the next pass, never for the log
         derived = _derive(raw, previous, epoch, params["checks"])
     except ssh.SshFailure as exc:
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
-                              connect_s), None
+                              connect_s, run.probe), None
+    run.keep_choice()
     sample: dict[str, Any] = {
         "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
-        "collect": {"transport": _transport(host), "duration_s": _r(time.monotonic() - start),
+        "collect": {"transport": _transport(host), "probe": run.probe,
+                    "duration_s": _r(time.monotonic() - start),
                     "connect_s": _r(connect_s or 0.0), "epoch": round(epoch, 3)},
     }
     for key, value in derived.items():
@@ -436,11 +441,13 @@ def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
 
 
 def failure_sample(ts: str, host: Host, kind: str, message: str, duration_s: float,
-                   connect_s: float | None = None) -> dict[str, Any]:
+                   connect_s: float | None = None, probe: str | None = None) -> dict[str, Any]:
     """The line of a host that gave no sample, so the gap is visible and alerts can fire."""
     collect: dict[str, Any] = {"transport": _transport(host), "duration_s": _r(duration_s)}
     if connect_s is not None:
         collect["connect_s"] = _r(connect_s)
+        if probe is not None:  # the probe ran (or failed to start): which one
+            collect["probe"] = probe
     return {"v": SCHEMA_VERSION, "ts": ts, "host": host.name, "ok": False,
             "error": {"kind": kind, "message": message}, "collect": collect}
 

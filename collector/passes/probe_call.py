@@ -1,6 +1,7 @@
 """What a pass asks of a host's probe, and how it reads the answer.
 
-The probe's parameters are data (one ``OSMON_PARAMS`` line before its source on stdin), never
+The probe's parameters are data (one ``OSMON_PARAMS`` line before the Python probe's source on
+stdin; here-documents before the shell probe's, see :mod:`collector.passes.sh_probe`), never
 shell words: ``remote_command`` is the same fixed string every pass.  The answer is untrusted:
 exit status, then JSON, then the schema gate, and nothing of a bad answer goes further than a
 reason.
@@ -9,8 +10,11 @@ reason.
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,11 @@ import remote_probe
 from collector.config import Config, Host
 from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import probe_params_for
+from collector.passes.sh_probe import sh_probe_stdin
+from collector.store import probe_choice
 from collector.transport import ssh
+
+log = logging.getLogger(__name__)
 
 
 def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
@@ -40,8 +48,20 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
     return params
 
 
+#: The first line of stdin for each probe (see :func:`remote_command`).
+PYTHON, SHELL = "python", "sh"
+
+
 def remote_command(host: Host) -> str:
-    """The command run on a host: its interpreter reading the probe from stdin.
+    """The command run on a host: one fixed string per host, whatever the pass sends.
+
+    Everything that varies per pass is on stdin, the probe included: its first line names the
+    interpreter (``python`` or ``sh``) and the rest is that interpreter's input.  ``read``
+    takes one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So
+    one command serves both probes, the shell probe can follow a failed Python start on the
+    same connection, and the command can be pinned in an ``authorized_keys`` ``command=``
+    option.  It runs under ``sh -c`` so that a login shell that is not POSIX (fish, csh) does
+    not matter.
 
     ``host.python`` is validated by the config (absolute path or plain name); it is quoted
     anyway, so no value from the config can ever reach the remote shell as syntax.
@@ -52,7 +72,92 @@ def remote_command(host: Host) -> str:
     ``sys.path``, so a stray ``json.py`` in that home cannot replace a module of the probe.
     Both flags exist since Python 3.4.
     """
-    return f"{shlex.quote(host.python)} -I -S -"
+    python = f"{shlex.quote(host.python)} -I -S -"
+    script = (f"read -r osmon_probe || exit 2; case $osmon_probe in "
+              f"{PYTHON}) {_start(python)} ;; {SHELL}) {_start('sh -s')} ;; esac; "
+              'echo "osmon: unknown probe language" >&2; exit 2')
+    return "sh -c " + shlex.quote(script)
+
+
+def _start(interpreter: str) -> str:
+    """How the remote command starts one probe's interpreter (on the rest of stdin)."""
+    return f"exec {interpreter}"
+
+
+def python_stdin(params: dict[str, Any], probe: bytes) -> bytes:
+    """The stdin of a Python probe run: the dispatch line, then :func:`probe_stdin`."""
+    return PYTHON.encode() + b"\n" + probe_stdin(params, probe)
+
+
+def shell_stdin(params: dict[str, Any], script: bytes) -> bytes:
+    """The stdin of a shell probe run: the dispatch line, then the parameters and probe.sh."""
+    return SHELL.encode() + b"\n" + sh_probe_stdin(params, script)
+
+
+def needs_shell_probe(result: ssh.CommandResult) -> bool:
+    """True when the Python probe could not start for want of a usable Python: the
+    interpreter is missing or not executable (exit 127 or 126), or it is too old to read the
+    probe (before 3.6: a SyntaxError, or before 3.4 an unknown ``-I``), with no answer."""
+    if result.exit_status in (126, 127):
+        return True
+    if result.exit_status not in (1, 2) or result.stdout.strip():
+        return False
+    return b"SyntaxError" in result.stderr or b"nknown option" in result.stderr
+
+
+class ProbeRun:
+    """Which probe a remote host runs this pass, and what to remember of it.
+
+    ``probe = "auto"``: the shell probe at once while state/probe-choice remembers that the
+    host has no usable Python, else the Python probe, followed on the same connection by the
+    shell probe when the host turns out to have no usable Python (needs_shell_probe).  A
+    shell probe that answered is remembered (a day, collector.store.probe_choice); a Python
+    probe that started forgets an expired choice.  ``state_dir`` is None for ``osmon check``,
+    which remembers nothing.
+    """
+
+    def __init__(self, host: Host, state_dir: Path | None) -> None:
+        self.host = host
+        self.state_dir = state_dir
+        self.probe = SHELL if host.probe == SHELL else PYTHON
+        self.fell_back = False
+        if host.probe == "auto" and state_dir is not None and not host.local and \
+                probe_choice.remembered(state_dir, host.name, time.time()) == SHELL:
+            self.probe = SHELL
+
+    def execute(self, session: ssh.Session, params: dict[str, Any], python_probe: bytes,
+                sh_probe: bytes) -> ssh.CommandResult:
+        """Run the probe (and the fallback) on ``session``; the probe that answered is in
+        ``self.probe`` afterwards."""
+        command = remote_command(self.host)
+        extra_s = params.get("checks_budget_s", 0.0)
+        if self.probe == SHELL:
+            return session.run(command, shell_stdin(params, sh_probe), extra_s=extra_s)
+
+        def retry(result: ssh.CommandResult) -> bytes | None:
+            if self.host.probe != "auto" or not needs_shell_probe(result):
+                return None
+            self.probe, self.fell_back = SHELL, True
+            return shell_stdin(params, sh_probe)
+
+        return session.run(command, python_stdin(params, python_probe), extra_s=extra_s,
+                           retry=retry)
+
+    def keep_choice(self, writing: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+        """After a good answer: remember a fallback, forget a choice the host outgrew.
+
+        ``writing`` guards the write like the pass's other state writes of a worker (it may
+        refuse once the pass has given up on the host and released the data lock)."""
+        if self.host.probe != "auto" or self.state_dir is None or self.host.local:
+            return
+        try:
+            with writing():
+                if self.fell_back:
+                    probe_choice.remember_shell(self.state_dir, self.host.name, time.time())
+                elif self.probe == PYTHON:
+                    probe_choice.forget(self.state_dir, self.host.name)
+        except OSError as exc:  # costs one failed Python start next pass, nothing more
+            log.error("cannot keep the probe choice of %s: %s", self.host.name, exc)
 
 
 def check_params(config: Config, host: Host) -> list[dict[str, Any]]:
@@ -97,12 +202,13 @@ def load_probe() -> bytes:
     return (Path(remote_probe.__file__).resolve().parent / "probe.py").read_bytes()
 
 
-def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
+def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) -> dict[str, Any]:
     """Exit status, then JSON, then shape: nothing of a bad answer goes further than a reason."""
     if result.exit_status != 0:
         line = ssh.first_line(result.stderr)
         if result.exit_status == 127:
-            message = f"{host.python} not found on the host (exit 127)"
+            what = host.python if probe == PYTHON else "sh"
+            message = f"{what} not found on the host (exit 127)"
         elif result.exit_status == -1:
             message = "the probe ended without an exit status (killed by a signal?)"
         else:

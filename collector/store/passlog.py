@@ -22,7 +22,8 @@ _TAIL = 16 * 1024
 
 def record(state_dir: Path, entry: dict[str, Any]) -> None:
     """Append ``entry`` (``ts``, ``duration_s``, ``hosts``, ``ok``, ``failed``, ``skipped``,
-    optional ``reason``) as one whole line."""
+    optional ``reason``, and ``shard`` ("2/3") when the collector is one of several) as one
+    whole line."""
     path = state_dir / FILE_NAME
     try:
         if path.stat().st_size > MAX_BYTES:

@@ -6,10 +6,10 @@ changed" and "key refused"), and the coordinating thread can :meth:`Session.abor
 outside by shutting its socket down.  paramiko's own timeouts do not cover every hang (waiting
 for the reply to ``exec`` has none), so the pass never relies on them alone.
 
-The remote command is the constant ``<python> -``: the probe arrives on stdin, so nothing is
-installed on the host and no value from a host is ever put in a shell string; ``Host.python``,
-the one value from the config, is validated as an absolute path or a bare command name of
-characters no shell treats specially, and quoted all the same.
+The remote command is one fixed string per host (``collector.passes.probe_call``): the probe
+arrives on stdin, so nothing is installed on the host and no value from a host is ever put in
+a shell string; ``Host.python``, the one value from the config, is validated as an absolute
+path or a bare command name of characters no shell treats specially, and quoted all the same.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,8 @@ if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 # Error kinds (docs/architecture.md, "The sample").
-UNREACHABLE = "unreachable"
-TIMEOUT = "timeout"
-AUTH = "auth"
-HOSTKEY = "hostkey"
-PROBE = "probe"
-INVALID_OUTPUT = "invalid-output"
+UNREACHABLE, TIMEOUT, AUTH, HOSTKEY = "unreachable", "timeout", "auth", "hostkey"
+PROBE, INVALID_OUTPUT = "probe", "invalid-output"
 
 
 class SshFailure(Exception):
@@ -62,8 +59,7 @@ class SshFailure(Exception):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
+        self.kind, self.message = kind, message
 
 
 @dataclass(frozen=True)
@@ -271,17 +267,22 @@ class Session:
         if sock is not None:
             sock.close()
 
-    def run(self, command: str, stdin: bytes, extra_s: float = 0.0) -> CommandResult:
+    def run(self, command: str, stdin: bytes, extra_s: float = 0.0,
+            retry: Callable[[CommandResult], bytes | None] | None = None) -> CommandResult:
         """Connect, check the host key, authenticate, run ``command`` fed with ``stdin``.
 
         ``extra_s`` lengthens the command step beyond ``ssh_timeout_s`` by what the command is
         allowed to spend on purpose (the host's custom checks, each with its own timeout).
+        ``retry`` may turn the result into the stdin of a second run on this same connection.
         """
         start = time.monotonic()
         try:
             transport = self._connect()
-            connect_s = time.monotonic() - start
-            return self._command(transport, command, stdin, connect_s, self.timeout + extra_s)
+            connect_s, budget = time.monotonic() - start, self.timeout + extra_s
+            result = self._command(transport, command, stdin, connect_s, budget)
+            again = retry(result) if retry is not None else None
+            return result if again is None else self._command(transport, command, again,
+                                                              connect_s, budget)
         finally:
             self.abort()
 

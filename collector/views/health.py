@@ -106,6 +106,38 @@ class CollectorState:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ShardInfo:
+    """Which shard this collector is, and how many hosts it and the other shards hold."""
+
+    shard: str
+    hosts: int
+    other_hosts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"shard {self.shard}: {self.hosts} host(s) here, {self.other_hosts} on the "
+                f"other shards")
+
+
+def shard_info(config: Config) -> ShardInfo | None:
+    """None unless the collector is one shard of several (``[settings] shard``)."""
+    shard = config.settings.shard
+    if shard is None:
+        return None
+    here = len(config.enabled_hosts)
+    return ShardInfo(str(shard), here, len(config.fleet_hosts) - here)
+
+
+def is_stale(age_s: float | None, interval_s: float) -> bool:
+    """The one definition of stale: no sample (or collector pass) at all, or one older than
+    :data:`STALE_AFTER_INTERVALS` intervals.  The dashboard, ``osmon status`` and ``/metrics``
+    (where a stale host shows only ``osmon_up 0`` and its age) all ask this."""
+    return age_s is None or age_s > STALE_AFTER_INTERVALS * interval_s
+
+
 def sample_age(sample: Mapping[str, Any] | None, now: datetime) -> float | None:
     ts = sample.get("ts") if sample else None
     if not isinstance(ts, str):
@@ -229,7 +261,7 @@ def collector_state(last_pass: Mapping[str, Any] | None, now: datetime,
     when no pass was ever recorded (cron not set up yet: the page says so)."""
     age = sample_age(last_pass, now)
     ts = last_pass.get("ts") if last_pass else None
-    stale = age is None or age > STALE_AFTER_INTERVALS * interval_s
+    stale = is_stale(age, interval_s)
     return CollectorState(ts=ts if isinstance(ts, str) else None, age_s=age, stale=stale)
 
 
@@ -255,7 +287,7 @@ def _decide(sample: Mapping[str, Any], age: float | None, alerts: list[Mapping[s
     error = _error_text(sample.get("error"))
     if not sample:
         return "stale", ["no data yet"], None
-    if age is None or age > STALE_AFTER_INTERVALS * interval_s:
+    if is_stale(age, interval_s):
         return "stale", [f"last sample {format_age(age)}"], error
     if sample.get("ok") is False:
         return "down", [error or "collection failed"], error

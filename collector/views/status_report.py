@@ -35,10 +35,12 @@ from collector.views.health import (
     STATUSES,
     CollectorState,
     HostStatus,
+    ShardInfo,
     collector_state,
     failing_checks,
     fleet_status,
     format_age,
+    shard_info,
 )
 
 #: SGR colour of each status word (and of a value at that level); a silenced host's is cyan.
@@ -72,6 +74,8 @@ class Report:
     collector: CollectorState
     last_pass: Mapping[str, Any] | None
     hosts: list[HostLine]
+    #: None unless this collector is one shard of several.
+    shard: ShardInfo | None = None
 
     def as_dict(self) -> dict[str, Any]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -80,6 +84,7 @@ class Report:
         # Not in counts: those partition the hosts by status; a silenced host has one too.
         silenced = sum(1 for line in self.hosts if line.status.silenced is not None)
         return {"generated": format_ts(self.now), "collector": self.collector.as_dict(),
+                "shard": self.shard.as_dict() if self.shard else None,
                 "counts": counts, "silenced": silenced,
                 "hosts": [line.as_dict() for line in self.hosts]}
 
@@ -103,7 +108,8 @@ def build_report(config: Config, now: datetime, tag: str | None = None) -> Repor
                         reasons=tuple(redact(r) or "" for r in status.reasons))
         lines.append(HostLine(clean, tuple(failing_checks(latest.get(status.name)))))
     last = passlog.last_pass(config.state_dir)
-    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines)
+    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines,
+                  shard_info(config))
 
 
 def to_json(report: Report) -> str:
@@ -140,6 +146,8 @@ def render(report: Report, colour: bool = False) -> str:
                        _worst_check(line), "" if s.status == "ok" else word))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = [collector_line(report, colour)]
+    if report.shard is not None:
+        out.append(report.shard.describe())
     for row, row_levels in zip(rows, levels):
         cells = []
         for i, cell in enumerate(row):

@@ -10,9 +10,10 @@ in a row; UNKNOWN is judged a warning (the check is broken, the service may be f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from collector.metrics.exports import gauge_series
 from collector.metrics.family import (
     BYTES,
     NUMBER,
@@ -22,6 +23,7 @@ from collector.metrics.family import (
     Family,
     Judged,
     Level,
+    Point,
     Sample,
     ThresholdSpec,
     Values,
@@ -155,6 +157,38 @@ def check_states(sample: Sample) -> list[Judged] | None:
     return judged
 
 
+# -- exported series -------------------------------------------------------------------------------
+def _results(sample: Sample) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for name, result in section(sample, "checks").items():
+        if isinstance(name, str) and isinstance(result, Mapping):
+            yield name, result
+
+
+def state_points(sample: Sample) -> Iterator[Point]:
+    for name, result in _results(sample):
+        state = result.get("state")
+        if state in CHECK_STATE_NAMES and not isinstance(state, bool):
+            yield (name,), float(state)
+
+
+def duration_points(sample: Sample) -> Iterator[Point]:
+    for name, result in _results(sample):
+        seconds = num(result.get("duration_s"))
+        if seconds is not None:
+            yield (name,), seconds
+
+
+def perf_points(sample: Sample) -> Iterator[Point]:
+    """Every perfdata value as the plugin gave it; ``uom`` says its unit ("" for a count)."""
+    for name, result in _results(sample):
+        perf = result.get("perf")
+        for label, item in (perf.items() if isinstance(perf, Mapping) else ()):
+            value = num(item.get("value")) if isinstance(item, Mapping) else None
+            if isinstance(label, str) and value is not None:
+                uom = item.get("uom")
+                yield (name, label, uom if isinstance(uom, str) else ""), value
+
+
 FAMILY = Family(
     name="check",
     doc="Nagios plugin results: state 0-3, output, performance data (checks.<name>)",
@@ -172,4 +206,13 @@ FAMILY = Family(
     chart_names=chart_names,
     thresholds=ThresholdSpec(check_states, Level(1.0, 2.0, CHECK_FOR_PASSES), unit="",
                              configurable=False, states=CHECK_STATE_NAMES, item_label="check"),
+    exported=(
+        gauge_series("osmon_check_state", "State of the check's last run: 0 OK, 1 WARNING, "
+                     "2 CRITICAL, 3 UNKNOWN (Nagios plugin API).", state_points, ("check",)),
+        gauge_series("osmon_check_perf", "Performance data of the check's last run, in the "
+                     "plugin's unit of measure (label uom).", perf_points,
+                     ("check", "label", "uom")),
+        gauge_series("osmon_check_duration_seconds", "How long the check's last run took.",
+                     duration_points, ("check",)),
+    ),
 )

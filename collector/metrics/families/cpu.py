@@ -9,19 +9,24 @@ host's first pass (or after a gap) does it measure a short in-probe interval
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from collector.metrics.exports import counter_series
 from collector.metrics.family import (
     PERCENT,
     ChartSpec,
     Fact,
     Family,
     Level,
+    Point,
+    Sample,
     Summary,
     ThresholdSpec,
 )
 from collector.metrics.schema import MAX_ITEMS, array, number, percent, record
 from collector.metrics.values import (
+    OBJECT,
     num,
     only,
     percent_judge,
@@ -77,6 +82,18 @@ def busy_percent(before: Any, after: Any) -> float | None:
     return round(min(100.0, max(0.0, busy * 100.0 / total)), 1)
 
 
+def cpu_seconds(sample: Sample) -> Iterator[Point]:
+    """node_cpu_seconds_total{cpu, mode}: the raw per-core counters, in seconds.  ``cpu`` is the
+    core's position in /proc/stat (its number, unless a core is offline)."""
+    cores = section(sample, "cpu").get("per_core_times")
+    for index, core in enumerate(cores if isinstance(cores, list) else []):
+        if isinstance(core, OBJECT):
+            for mode in CPU_FIELDS:
+                value = num(core.get(mode))
+                if value is not None:
+                    yield (str(index), mode), value
+
+
 def derive_cpu(cpu: dict, prev_cpu: Any, seconds: float | None) -> dict:
     """CPU percent over the interval between passes, else the probe's in-probe figures.
 
@@ -122,4 +139,6 @@ FAMILY = Family(
     thresholds=ThresholdSpec(percent_judge("cpu"), Level(80, 95, 3)),
     summary=Summary("CPU", percent_value("cpu"), overview=True, terminal="CPU"),
     facts=(Fact("CPUs", "cpu.count", "integer"),),
+    exported=(counter_series("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.",
+                      cpu_seconds, ("cpu", "mode")),),
 )

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.metrics.exports import counter_series, per_item
 from collector.metrics.family import Family
 from collector.metrics.schema import array, counter, record, string
 from collector.metrics.values import counter_rates
 
 _RATES = counter_rates("device", {"read_bps": "read_bytes", "write_bps": "write_bytes",
                                   "busy_ms_per_s": "busy_ms"})
+
+
+#: node_exporter's diskstats series -> (our counter, factor to the base unit, help).
+NODE_SERIES = {
+    "reads_completed": ("reads", 1.0, "The total number of reads completed successfully."),
+    "writes_completed": ("writes", 1.0, "The total number of writes completed successfully."),
+    "read_bytes": ("read_bytes", 1.0, "The total number of bytes read successfully."),
+    "written_bytes": ("write_bytes", 1.0, "The total number of bytes written successfully."),
+    "io_time_seconds": ("busy_ms", 0.001, "Total seconds spent doing I/Os."),
+}
 
 
 def derive_disk_io(entries: Any, previous: Any, seconds: float | None) -> list[dict[str, Any]]:
@@ -35,4 +46,8 @@ FAMILY = Family(
     stored=(("disk_io[].read_bps", "number >= 0 or null", "bytes/s"),
             ("disk_io[].write_bps", "number >= 0 or null", "bytes/s"),
             ("disk_io[].busy_percent", "number 0..100 or null", "%")),
+    exported=tuple(
+        counter_series(f"node_disk_{name}_total", help_text,
+                per_item("disk_io", {"device": "device"}, key, scale), ("device",))
+        for name, (key, scale, help_text) in NODE_SERIES.items()),
 )

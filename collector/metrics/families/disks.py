@@ -6,6 +6,9 @@ growth (:mod:`collector.metrics.disk_trend`), which the ``disk_full`` family jud
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from collector.metrics.exports import gauge_series, per_item
 from collector.metrics.family import (
     PERCENT,
     ChartSpec,
@@ -13,6 +16,7 @@ from collector.metrics.family import (
     Family,
     Judged,
     Level,
+    Point,
     Sample,
     Summary,
     Table,
@@ -43,6 +47,21 @@ def per_mount(sample: Sample) -> list[Judged] | None:
     return [Judged(mount, value, value) for mount, value in mount_percents(sample)]
 
 
+#: node_exporter's filesystem labels -> the fields of a ``disks`` entry.
+FS_LABELS = {"device": "device", "fstype": "fstype", "mountpoint": "mount"}
+_FS_LABELS = tuple(FS_LABELS)
+
+
+def free_bytes(sample: Sample) -> Iterator[Point]:
+    """node_filesystem_free_bytes (f_bfree, root's reserve included): ``used`` is
+    ``(f_blocks - f_bfree) * f_frsize`` (probe and psutil alike), so it is ``total - used``."""
+    for disk in items(sample, "disks"):
+        labels = tuple(disk.get(key) for key in FS_LABELS.values())
+        total, used = num(disk.get("total")), num(disk.get("used"))
+        if total is not None and used is not None and all(isinstance(v, str) for v in labels):
+            yield labels, max(0.0, total - used)  # type: ignore[misc]
+
+
 def fullest(sample: Sample) -> tuple[float | None, str | None]:
     """The fullest mount point of a sample, as (percent, mount)."""
     return highest(mount_percents(sample))
@@ -69,4 +88,14 @@ FAMILY = Family(
         "No disk reported."),
     stored=(("disks[].full_in_s", "number >= 0 or null: time until full at the growth of the "
              "last hours (null: not filling, or no trusted trend)", "s"),),
+    # The sample's "free" is f_bavail (what non-root users may write): node_exporter's avail.
+    exported=(
+        gauge_series("node_filesystem_size_bytes", "Filesystem size in bytes.",
+                     per_item("disks", FS_LABELS, "total"), _FS_LABELS),
+        gauge_series("node_filesystem_free_bytes", "Filesystem free space in bytes.",
+                     free_bytes, _FS_LABELS),
+        gauge_series("node_filesystem_avail_bytes",
+                     "Filesystem space available to non-root users in bytes.",
+                     per_item("disks", FS_LABELS, "free"), _FS_LABELS),
+    ),
 )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+from collector.metrics.exports import gauge_series
 from collector.metrics.family import (
     LOAD,
     ChartSpec,
     Family,
     Judged,
     Level,
+    Point,
     Sample,
     Summary,
     ThresholdSpec,
@@ -28,6 +32,15 @@ def load_lines(sample: Sample) -> Values:
         if value is not None and value >= 0:
             out[label] = value
     return out
+
+
+def load_average(position: int) -> Callable[[Sample], Iterator[Point]]:
+    def points(sample: Sample) -> Iterator[Point]:
+        load = section(sample, "cpu").get("load")
+        value = num(load[position]) if isinstance(load, list) and len(load) == 3 else None
+        if value is not None:
+            yield (), value
+    return points
 
 
 def load1(sample: Sample) -> float | None:
@@ -54,4 +67,7 @@ FAMILY = Family(
                              note="per core"),
     summary=Summary("Load (1 min)", lambda sample: (load1(sample), None), format="number",
                     overview=True),
+    exported=tuple(
+        gauge_series(f"node_{label}", f"{minutes}m load average.", load_average(position))
+        for position, (label, minutes) in enumerate(zip(LOAD_LABELS, (1, 5, 15)))),
 )

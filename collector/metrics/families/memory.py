@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collector.metrics.exports import field, gauge_series
 from collector.metrics.family import PERCENT, ChartSpec, Fact, Family, Level, Summary, ThresholdSpec
 from collector.metrics.schema import counter, percent, record
 from collector.metrics.values import only, percent_judge, percent_lines, percent_value
@@ -20,4 +21,11 @@ FAMILY = Family(
     thresholds=ThresholdSpec(percent_judge("memory"), Level(85, 95, 3)),
     summary=Summary("Memory", percent_value("memory"), overview=True, terminal="MEM"),
     facts=(Fact("Memory", "memory.total", "size"),),
+    # node_exporter's names for /proc/meminfo fields.  Not "cached": the probe adds
+    # SReclaimable to it, so it is not node_memory_Cached_bytes.
+    exported=tuple(
+        gauge_series(f"node_memory_{meminfo}_bytes", f"Memory information field {meminfo}_bytes.",
+              field("memory", key))
+        for meminfo, key in (("MemTotal", "total"), ("MemAvailable", "available"),
+                             ("Buffers", "buffers"))),
 )

@@ -9,12 +9,20 @@ not be.
 
 from __future__ import annotations
 
+from collector.metrics.exports import counter_series, per_item
 from collector.metrics.family import RATE, ChartSpec, Family, Sample, Values
 from collector.metrics.schema import array, counter, record, string
 from collector.metrics.values import counter_rates, items, num
 
 COUNTERS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors",
             "rx_drops", "tx_drops")
+
+
+#: node_exporter's /proc/net/dev statistics (its default, "legacy" names) -> our counters.
+NODE_NAMES = {"receive_bytes": "rx_bytes", "transmit_bytes": "tx_bytes",
+              "receive_packets": "rx_packets", "transmit_packets": "tx_packets",
+              "receive_errs": "rx_errors", "transmit_errs": "tx_errors",
+              "receive_drop": "rx_drops", "transmit_drop": "tx_drops"}
 
 
 def net_lines(sample: Sample) -> Values:
@@ -47,4 +55,8 @@ FAMILY = Family(
             ("net[].tx_bps", "number >= 0 or null", "bytes/s")),
     chart=ChartSpec("Network", RATE, net_lines, rx_plus_tx,
                     legend={"rx": "received", "tx": "sent"}),
+    exported=tuple(
+        counter_series(f"node_network_{stat}_total", f"Network device statistic {stat}.",
+                per_item("net", {"device": "iface"}, key), ("device",))
+        for stat, key in NODE_NAMES.items()),
 )

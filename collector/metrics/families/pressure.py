@@ -15,12 +15,16 @@ high CPU pressure and is fine).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+from collector.metrics.exports import counter_series
 from collector.metrics.family import (
     PERCENT,
     ChartSpec,
     Family,
     Judged,
     Level,
+    Point,
     Sample,
     Summary,
     ThresholdSpec,
@@ -40,6 +44,31 @@ _LINE = record({"avg10": percent(), "avg60": percent(), "avg300": percent(),
 
 def _average(sample: Sample, resource: str, kind: str) -> float | None:
     return num(section(section(section(sample, "pressure"), resource), kind).get(AVERAGE))
+
+
+#: node_exporter's PSI counters: (resource, kind) -> (name, help).  "some" is waiting (at
+#: least one task stalled), "full" stalled (no task could run).
+NODE_SERIES = {
+    ("cpu", "some"): ("cpu_waiting", "Total time in seconds that processes have waited for CPU "
+                                     "time"),
+    ("io", "some"): ("io_waiting", "Total time in seconds that processes have waited due to IO "
+                                   "congestion"),
+    ("io", "full"): ("io_stalled", "Total time in seconds no process could make progress due "
+                                   "to IO congestion"),
+    ("memory", "some"): ("memory_waiting", "Total time in seconds that processes have waited "
+                                           "for memory"),
+    ("memory", "full"): ("memory_stalled", "Total time in seconds no process could make "
+                                           "progress due to memory congestion"),
+}
+
+
+def stall_seconds(resource: str, kind: str) -> Callable[[Sample], Iterator[Point]]:
+    """The cumulative stall time; the kernel counts it in microseconds."""
+    def points(sample: Sample) -> Iterator[Point]:
+        total = num(section(section(section(sample, "pressure"), resource), kind).get("total"))
+        if total is not None:
+            yield (), total / 1e6
+    return points
 
 
 def pressure_lines(sample: Sample) -> Values:
@@ -84,4 +113,7 @@ FAMILY = Family(
         note="the 60-second 'some' average, per resource", item_label="resource"),
     summary=Summary("Pressure", worst, item_field="pressure_resource"),
     local="probe",
+    exported=tuple(counter_series(f"node_pressure_{name}_seconds_total", help_text,
+                           stall_seconds(resource, kind))
+                   for (resource, kind), (name, help_text) in NODE_SERIES.items()),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.metrics.exports import field, gauge_series
 from collector.metrics.family import Column, Fact, Family, Table
 from collector.metrics.schema import (
     MAX_ITEMS,
@@ -86,4 +87,6 @@ FAMILY = Family(
         Column("cmdline", "Command line"), Column("cpu_percent", "CPU", "percent"),
         Column("mem_percent", "Memory", "percent"), Column("rss", "Resident", "size")),
         "No process reported."),
+    exported=(gauge_series("osmon_processes", "Processes on the host (the probe's count of /proc).",
+                    field("processes", "count")),),
 )

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from collector.metrics.family import Fact, Family
+from collections.abc import Iterator
+
+from collector.metrics.exports import field, gauge_series
+from collector.metrics.family import Fact, Family, Point, Sample
 from collector.metrics.schema import number, record, string
+from collector.metrics.values import section
+
+#: node_uname_info's labels (alphabetical, as node_exporter has them) -> the sample's fields.
+#: osmon has no ``version`` (uname -v) nor ``domainname``: those labels are left out.
+UNAME = {"machine": "arch", "nodename": "hostname", "release": "kernel", "sysname": "os"}
+
+
+def uname(sample: Sample) -> Iterator[Point]:
+    system = section(sample, "system")
+    if system:
+        yield tuple(str(system.get(key) or "") for key in UNAME.values()), 1.0
 
 FAMILY = Family(
     name="system",
@@ -22,4 +36,11 @@ FAMILY = Family(
            Fact("Kernel", "system.kernel", "text"), Fact("Architecture", "system.arch", "text"),
            Fact("Uptime", "system.uptime_s", "duration"),
            Fact("Python", "system.python", "text")),
+    exported=(
+        gauge_series("node_boot_time_seconds", "Node boot time, in unixtime.",
+                     field("system", "boot_time")),
+        gauge_series("node_uname_info",
+                     "Labeled system information as provided by the uname system call.",
+                     uname, tuple(UNAME)),
+    ),
 )

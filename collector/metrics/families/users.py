@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from collector.metrics.family import Column, Family, Table
+from collections.abc import Iterator
+
+from collector.metrics.exports import gauge_series
+from collector.metrics.family import Column, Family, Point, Sample, Table
 from collector.metrics.schema import array, record, string
+
+
+def sessions(sample: Sample) -> Iterator[Point]:
+    users = sample.get("users")
+    if isinstance(users, list):
+        yield (), float(len(users))
 
 FAMILY = Family(
     name="users",
@@ -16,4 +25,5 @@ FAMILY = Family(
     table=Table("Logged-in users", "users", (
         Column("name", "User"), Column("tty", "Terminal"), Column("from", "From"),
         Column("since", "Since", "when")), "Nobody is logged in."),
+    exported=(gauge_series("osmon_user_sessions", "Logged-in sessions (utmp).", sessions),),
 )
