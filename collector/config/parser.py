@@ -29,20 +29,17 @@ from collector.config.model import (
     Check,
     Config,
     Host,
-    Level,
     Settings,
     SmtpSettings,
     Thresholds,
     WebSettings,
     default_config_path,
 )
-from collector.config.reader import TableReader, type_name
 from collector.config.shard import Shard, parse_shard
 from collector.config.ssh_config import SshConfig
+from collector.config.thresholds import ThresholdReader
 from collector.config.webhook import webhook as webhook_table
 from collector.errors import ConfigError
-from collector.metrics.family import ThresholdSpec
-from collector.metrics.registry import CONFIGURABLE, builtin_levels
 from collector.names import SAFE_NAME
 
 #: An SMTP server on this machine may take a password without TLS; no other may.
@@ -102,10 +99,9 @@ _WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file"
 #: A host's ``probe``: the Python probe, the POSIX shell probe, or the first that works there.
 PROBES = ("auto", "python", "sh")
 _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
-_LEVEL_KEYS = ("warning", "critical", "for")
 
 
-class _Parser(TableReader):
+class _Parser(ThresholdReader):
     """Builds a :class:`Config`; problems are collected, not raised (see :class:`TableReader`)."""
 
     # -- sections ------------------------------------------------------------------------------
@@ -192,88 +188,6 @@ class _Parser(TableReader):
             port=self.get(t, "port", int, WebSettings.port, w, minimum=1, maximum=MAX_PORT),
             require_login=self.get(t, "require_login", bool, False, w),
             metrics_token_file=token_file)
-
-    def level(self, t: Any, name: str, inherited: Level, where: str,
-              extra: tuple[str, ...] = (), spec: ThresholdSpec | None = None) -> Level:
-        """One ``{ warning, critical, for }`` table (the family's own names for the levels,
-        ``warning_h``); ``false`` switches a level off."""
-        keys = spec.level_keys if spec is not None else _LEVEL_KEYS[:2]
-        lower = spec is not None and spec.lower_is_worse
-        if not isinstance(t, Mapping):
-            example = (f"{keys[0]} = 24, {keys[1]} = 4" if lower else
-                       f"{keys[0]} = 80, {keys[1]} = 95")
-            self.problem(where, f"'{name}' must be a table like {{ {example} }}, not "
-                                f"{type_name(t)}")
-            return inherited
-        w = f"{where}.{name}"
-        self.unknown_keys(t, keys + ("for",) + extra, w)
-        warning, critical = (self.limit(t, key, getattr(inherited, attr), w)
-                             for key, attr in zip(keys, ("warning", "critical")))
-        for_passes = self.get(t, "for", int, inherited.for_passes, w, minimum=1)
-        if warning is not None and critical is not None:
-            if lower and warning <= critical:
-                self.problem(w, f"{keys[0]} ({warning:g}) must be above {keys[1]} "
-                                f"({critical:g}): for {name}, the lower the worse")
-            elif not lower and warning >= critical:
-                self.problem(w, f"{keys[0]} ({warning:g}) must be below {keys[1]} "
-                                f"({critical:g})")
-        return Level(warning, critical, for_passes)
-
-    def limit(self, t: Mapping[str, Any], key: str, inherited: float | None,
-              where: str) -> float | None:
-        if t.get(key) is False:
-            return None  # "warning = false": this level is off
-        if t.get(key) is True:
-            self.problem(where, f"'{key}' must be a number, or false to switch it off")
-            return inherited
-        return self.get(t, key, float, inherited, where, minimum=0)
-
-    def thresholds(self, t: Mapping[str, Any], parent: Thresholds | None,
-                   where: str) -> Thresholds:
-        """Levels of every configurable family (:mod:`collector.metrics.registry`), each
-        inherited from ``parent`` (a host's from ``[thresholds]``), else the built-in ones."""
-        self.unknown_keys(t, tuple(f.name for f in CONFIGURABLE), where)
-        if parent is None:
-            levels, items = builtin_levels()
-        else:
-            levels = dict(parent.levels)
-            items = {name: dict(per_item) for name, per_item in parent.items.items()}
-        for family in CONFIGURABLE:
-            spec = family.thresholds
-            if family.name in t and spec is not None:
-                self.family_levels(t[family.name], family.name, spec, where, levels, items)
-        return Thresholds(levels, items)
-
-    def family_levels(self, t: Any, name: str, spec: ThresholdSpec, where: str,
-                      levels: dict[str, Level], items: dict[str, dict[str, Level]]) -> None:
-        """One family's table: its level and per-item ones (``mounts``), or, for a family of
-        fixed items, a level table per item."""
-        w = f"{where}.{name}"
-        if spec.fixed_items:
-            if not isinstance(t, Mapping):
-                self.problem(where, f"'{name}' must be a table of "
-                                    f"{', '.join(spec.fixed_items)} = {{ warning = ..., "
-                                    f"critical = ... }}, not {type_name(t)}")
-                return
-            self.unknown_keys(t, tuple(spec.fixed_items), w)
-            own = items.setdefault(name, {})
-            for item in spec.fixed_items:
-                if item in t:
-                    own[item] = self.level(t[item], item, own.get(item, spec.default), w,
-                                           spec=spec)
-            return
-        extra = (spec.item_key,) if spec.item_key else ()
-        levels[name] = self.level(t, name, levels.get(name, spec.default), where, extra, spec)
-        if not spec.item_key or not isinstance(t, Mapping) or spec.item_key not in t:
-            return
-        raw_items = t[spec.item_key]
-        if not isinstance(raw_items, Mapping):
-            self.problem(w, f"'{spec.item_key}' must be a table of item = {{ ... }}")
-            return
-        own = items.setdefault(name, {})
-        for item, lt in raw_items.items():
-            own[item] = self.level(lt, name, levels[name], f"{w}.{spec.item_key}[{item!r}]",
-                                   spec=spec)
 
     def smtp(self, t: Mapping[str, Any]) -> SmtpSettings:
         w = "[smtp]"
