@@ -97,5 +97,9 @@ FAMILY = Family(
         gauge_series("node_filesystem_avail_bytes",
                      "Filesystem space available to non-root users in bytes.",
                      per_item("disks", FS_LABELS, "free"), _FS_LABELS),
+        gauge_series("osmon_filesystem_full_in_seconds",
+                     "Seconds until the filesystem is full at its growth of the last hours "
+                     "(absent: not filling, or no trusted trend).",
+                     per_item("disks", FS_LABELS, "full_in_s"), _FS_LABELS),
     ),
 )
