@@ -1,5 +1,5 @@
-"""Masking config secrets (key paths, data paths, the SMTP password, the metrics token) in
-collector messages.
+"""Masking config secrets (key paths, data paths, the SMTP password, the metrics token, the
+webhook's URL and token) in collector messages.
 
 Host error messages are written by the SSH layer and may quote an identity file or a
 known_hosts path ("cannot read /home/osmon/.ssh/id_ed25519").  What the dashboard and
@@ -28,13 +28,15 @@ class Redactor:
         paths: list[Path | None] = [
             settings.data_dir, settings.backup_dir, settings.known_hosts,
             settings.osmon_known_hosts, settings.ssh_config, config.path.resolve().parent,
-            config.smtp.password_file, config.web.metrics_token_file]
+            config.smtp.password_file, config.web.metrics_token_file,
+            config.webhook.bearer_token_file]
         paths += [h.identity_file for h in config.hosts]
         needles = set(_path_forms(p for p in paths if p is not None))
         secret = os.environ.get(config.smtp.password_env) if config.smtp.password_env else None
         if secret:
             needles.add(secret)
-        for secret_file in (config.smtp.password_file, config.web.metrics_token_file):
+        for secret_file in (config.smtp.password_file, config.web.metrics_token_file,
+                            config.webhook.bearer_token_file):
             if secret_file is None:
                 continue
             try:  # its contents, not only its path
@@ -43,6 +45,8 @@ class Redactor:
                 secret = ""
             if secret:
                 needles.add(secret)
+        if config.webhook.url:  # a chat service's webhook URL is itself a secret
+            needles.add(config.webhook.url)
         # Longest first, so a file path is masked whole rather than its directory alone.
         self._needles = sorted((n for n in needles if len(n) >= 4), key=len, reverse=True)
 

@@ -49,7 +49,8 @@ def rich_sample(host: str, ts: datetime, *, step: int = 0, cores: int = 4, mount
         "disks": [{"mount": mount_names[i], "device": f"/dev/vd{chr(97 + i % 26)}{i // 26 + 1}",
                    "fstype": "ext4", "total": DISK_TOTAL,
                    "used": 53687091200 + 4096 * step + i,
-                   "free": 48318382080 - 4096 * step - i, "percent": 52.6}
+                   "free": 48318382080 - 4096 * step - i, "percent": 52.6,
+                   "full_in_s": 18000 - 60 * step if i == 0 else None}
                   for i in range(mounts)],
         "disk_io": [{"device": "vda", "read_bytes": 10 ** 9 + 4096 * step,
                      "write_bytes": 2 * 10 ** 9 + 8192 * step, "reads": 30000 + step,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collector import config as config_mod
-from collector.metrics import docs
+from collector.metrics import disk_trend, docs
 from collector.metrics.families.checks import derive_checks
 from collector.metrics.gate import validate_probe_output
 from collector.metrics.rates import derive_sample
@@ -55,6 +55,8 @@ def _stored_pair() -> tuple[dict[str, Any], dict[str, Any]]:
     second = validate_probe_output(later)
     previous = derive_sample(first, None, 1000.0, None)
     stored = derive_sample(second, previous, 1060.0, 1000.0)
+    # The pass adds each mount's forecast (collector.passes.collect, _collect).
+    stored["disks"], _trend = disk_trend.update(None, stored["disks"], 1060.0, "web1")
     stored["checks"] = derive_checks({"web": {"exit": 1, "output": "slow|time=2s;1;5",
                                               "duration_s": 0.2}},
                                      [{"name": "web"}])

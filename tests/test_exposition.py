@@ -122,6 +122,9 @@ def test_node_exporter_names_units_and_labels_for_what_osmon_has() -> None:
     assert of(values, "node_filesystem_size_bytes", **root) == disk["total"]
     assert of(values, "node_filesystem_avail_bytes", **root) == disk["free"]  # f_bavail
     assert of(values, "node_filesystem_free_bytes", **root) == disk["total"] - disk["used"]
+    assert of(values, "osmon_filesystem_full_in_seconds", **root) == 18000  # 5 h
+    assert len([k for k in values if k[0] == "osmon_filesystem_full_in_seconds"
+                and dict(k[1]).get("instance") == "web1"]) == 1  # the others do not fill
     core2 = sample["cpu"]["per_core_times"][2]
     for mode in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"):
         assert of(values, "node_cpu_seconds_total", cpu="2", mode=mode, **web1) == core2[mode]

@@ -70,10 +70,16 @@ def host(name: str) -> ResponseReturnValue:
     host = _known_host(name)
     now = fleet.clock()
     sample = fleet.latest(name)
+    # The disks of the newest good sample, with their forecasts: still there when the newest
+    # passes failed (``full_in_s`` counts from ``disks_ts``).
+    good = sample if sample and sample.get("ok") is True else fleet.latest_good(name)
+    disks = good.get("disks") if good else None
     return jsonify(
         generated=format_ts(now), interval_s=fleet.interval_s,
         collector=fleet.collector(now).as_dict(),
         host=summary(fleet.host_status(host, sample, now)), sample=sample,
+        disks=disks if isinstance(disks, list) else [],
+        disks_ts=good.get("ts") if good and isinstance(disks, list) else None,
         checks=checks_list(sample), active_alerts=fleet.active_alerts(name),
         history=fleet.alert_history(limit=50, host=name))
 

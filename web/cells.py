@@ -42,10 +42,12 @@ def badge(value: Any, kind: str = "status") -> Markup:
 
 
 def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
-         sortable: bool = False, sort: Any = None, item: str | None = None) -> Markup:
+         sortable: bool = False, sort: Any = None, item: str | None = None,
+         mark: str | None = None, mark_level: str | None = None) -> Markup:
     """One ``<td>``: ``fmt`` names a format of :mod:`web.formats`, or status/level/check (a
     text badge) or hostlink (a link to the host's page); ``item`` (a mount point) follows the
-    value as a label."""
+    value as a label, and ``mark`` (another family's finding, "/var full in about 5 h") after
+    it, at ``mark_level``."""
     classes = (["num"] if fmt in NUMERIC else []) + ([f"level-{level}"] if level else [])
     attrs = f' class="{escape(" ".join(classes))}"' if classes else ""
     if sortable:
@@ -67,6 +69,9 @@ def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
                           f"{escape(_text(value))}</a>") if value else Markup(formats.DASH))
     else:
         content = formatted(fmt, value, item)
+    if mark:
+        content += Markup(f' <span class="mark level-{escape(mark_level or "ok")}">'
+                          f"{escape(mark)}</span>")
     return Markup(f"<td{attrs}>{content}</td>")
 
 
@@ -79,7 +84,8 @@ def formatted(fmt: str, value: Any, item: str | None = None) -> Markup:
 
 
 def header(key: str, label: str, fmt: str = "text", level: str | None = None,
-           sortable: bool = False, item: str | None = None) -> Markup:
+           sortable: bool = False, item: str | None = None, mark: str | None = None,
+           mark_level: str | None = None) -> Markup:
     """A column heading; ``data-*`` tell ``app.js`` how to rebuild the column's cells."""
     attrs = ' class="num"' if fmt in NUMERIC else ""
     attrs += f' data-key="{escape(key)}" data-format="{escape(fmt)}"'
@@ -87,6 +93,8 @@ def header(key: str, label: str, fmt: str = "text", level: str | None = None,
         attrs += f' data-level="{escape(level)}"'
     if item:
         attrs += f' data-item="{escape(item)}"'
+    if mark:
+        attrs += f' data-mark="{escape(mark)}" data-mark-level="{escape(mark_level or "")}"'
     text = escape(label)
     if sortable:
         text = Markup(f'<button type="button" class="sort">{text}</button>')
@@ -107,7 +115,8 @@ def overview_head() -> Markup:
         summary = family.summary
         assert summary is not None
         heads.append(header(family.name, summary.label, summary.format, f"levels.{family.name}",
-                            sortable=True, item=summary.item_field))
+                            sortable=True, item=summary.item_field, mark=summary.mark_field,
+                            mark_level=f"levels.{summary.mark}" if summary.mark else None))
     heads += [header("alerts", "Alerts", "integer", sortable=True),
               header("reasons", "Why", "items"),
               header("tags", "Tags", "items", sortable=True)]
@@ -127,7 +136,9 @@ def host_row(h: Any) -> Markup:
         assert summary is not None
         family_cells.append(cell(summary.format, h.values.get(family.name),
                                  level=levels.get(family.name), sortable=True,
-                                 item=h.items.get(family.name) if summary.item_field else None))
+                                 item=h.items.get(family.name) if summary.item_field else None,
+                                 mark=h.marks.get(family.name),
+                                 mark_level=levels.get(summary.mark) if summary.mark else None))
     return Markup("<tr>" + "".join((
         cell("status", h.status, h, sortable=True, sort=h.severity),
         cell("hostlink", h.name, sortable=True),

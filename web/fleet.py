@@ -121,6 +121,13 @@ class Fleet:
         sample = self._latest.get(name)
         return self.clean_sample(sample) if sample else None
 
+    def latest_good(self, name: str) -> dict[str, Any] | None:
+        """The host's newest good sample (its newest, when that one is good)."""
+        sample = self._latest.get(name)
+        if not (sample and sample.get("ok") is True):
+            sample = self.store.latest_good(name)
+        return self.clean_sample(sample) if sample else None
+
     def chart_checks(self, hosts: list[Host]) -> list[str]:
         """Checks of these hosts that get a chart (``check.<name>``): those whose newest result
         carries numbers (perfdata).  A check that prints only text would be an empty chart."""

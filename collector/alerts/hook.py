@@ -5,10 +5,13 @@ Order matters for "nothing lost, nothing sent twice":
 1. drop the silences that are over (a line of the history each), read the silences and
    acknowledgements, evaluate the rules (pure) with them and, if due, read the CERT-FR feed
    within its share of the time;
-2. write the digest to the outbox (atomic) — from here on the notifications survive a crash;
+2. write the digest to the outbox (atomic), the e-mail and the webhook message each (a
+   channel with nothing configured is skipped) — from here on the notifications survive a
+   crash;
 3. append the history, then save the alert and CERT-FR state;
 4. drop the acknowledgements that no longer hold (a line of the history each), then flush the
-   outbox until the pass deadline (e-mail starting or ending to fail is a history event too).
+   outbox until the pass deadline, each channel within its share of the time left (a channel
+   starting or ending to fail is a history event too).
 
 A crash between 2 and 3 makes the next pass notify the same changes again (a duplicate,
 never a loss); a crash during 4 is covered by the outbox (see :mod:`collector.alerts.mail`).
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from collector.alerts import certfr, muting_store
+from collector.alerts import alertmanager, certfr, muting_store, webhook
 from collector.alerts import mail as notify
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
@@ -69,14 +74,28 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
     notes = [n for n in judged if n.silenced is None]
     if notes and config.smtp.enabled:
         notify.queue(state_dir, notify.compose(config, notes, now), now)
+    if notes and config.webhook.enabled:
+        webhook.queue(state_dir, alertmanager.messages(notes, now, config.web.public_url), now)
     ts = format_ts(now)
     alert_store.append_history(state_dir, events + history_records(judged, ts))
     alert_store.save_state(state_dir, new_state)
     if feed is not None and feed.fetched:
         certfr.save_state(state_dir, feed.state)
     muting_store.end_acks(config, new_state, now)
+    _flush_all(config, now, deadline)
+
+
+def _flush_all(config: Config, now: datetime, deadline: float) -> None:
+    """Every enabled channel sends what waits, each within its share of the time left, so a
+    hung one cannot starve the other."""
+    channels = []
     if config.smtp.enabled:
-        _flush(config, now, deadline)
+        channels.append(_EMAIL)
+    if config.webhook.enabled:
+        channels.append(_WEBHOOK)
+    for index, channel in enumerate(channels):
+        left = deadline - time.monotonic()
+        _flush(config, now, channel, time.monotonic() + left / (len(channels) - index))
 
 
 def _judge_nothing(config: Config, now: datetime, deadline: float, reason: str) -> None:
@@ -85,28 +104,45 @@ def _judge_nothing(config: Config, now: datetime, deadline: float, reason: str) 
     alert_store.append_history(config.state_dir, [{
         "ts": format_ts(now), "host": "", "metric": "state", "item": None, "event": "state",
         "level": "critical", "value": None, "threshold": None, "message": reason}])
-    if config.smtp.enabled:
-        _flush(config, now, deadline)
+    _flush_all(config, now, deadline)
 
 
-def _flush(config: Config, now: datetime, deadline: float) -> None:
-    """Send what waits; e-mail starting or ending to fail is an event of the history too,
+class _Channel(NamedTuple):
+    name: str
+    words: str
+    failure: Callable[[Path], str | None]
+    flush: Callable[[Config, float], int]
+    pending: Callable[[Path], list[Path]]
+
+
+_EMAIL = _Channel("email", "e-mail", notify.smtp_failure,
+                  lambda config, by: notify.flush_outbox(config.smtp, config.state_dir, by),
+                  notify.pending)
+_WEBHOOK = _Channel("webhook", "the webhook", webhook.failure,
+                    lambda config, by: webhook.flush_outbox(config.webhook, config.state_dir, by),
+                    webhook.pending)
+
+
+def _flush(config: Config, now: datetime, channel: _Channel, deadline: float) -> None:
+    """Send what waits; a channel starting or ending to fail is an event of the history too,
     so the dashboard shows that alerts are not getting through."""
     state_dir = config.state_dir
-    before = notify.smtp_failure(state_dir)
-    notify.flush_outbox(config.smtp, state_dir, deadline)
-    after = notify.smtp_failure(state_dir)
+    before = channel.failure(state_dir)
+    channel.flush(config, deadline)
+    after = channel.failure(state_dir)
     if (before is None) == (after is None):
         return
-    waiting = len(notify.pending(state_dir))
+    waiting = len(channel.pending(state_dir))
     if after is not None:
-        level, message = "warning", (f"e-mail cannot be sent: {after}; {waiting} message(s) "
+        verb = "cannot be sent" if channel is _EMAIL else "cannot be reached"
+        level, message = "warning", (f"{channel.words} {verb}: {after}; {waiting} message(s) "
                                      f"wait in the outbox")
     else:
-        level, message = "ok", "e-mail works again: the waiting messages were sent"
+        level, message = "ok", f"{channel.words} works again: the waiting messages were sent"
     alert_store.append_history(state_dir, [{
-        "ts": format_ts(now), "host": "", "metric": "email", "item": None, "event": "email",
-        "level": level, "value": None, "threshold": None, "message": message}])
+        "ts": format_ts(now), "host": "", "metric": channel.name, "item": None,
+        "event": channel.name, "level": level, "value": None, "threshold": None,
+        "message": message}])
 
 
 def history_records(notes: list[Notification], ts: str) -> list[dict[str, Any]]:

@@ -45,7 +45,7 @@ from collector.alerts.notification import Notification, severity_key
 from collector.alerts.watchdog import Watchdog
 from collector.alerts.wording import format_value, state_names
 from collector.config import Config, SmtpSettings
-from collector.metrics.registry import CHART_NAMES
+from collector.metrics.registry import CHART_NAMES, JUDGED
 from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json
 from collector.times import format_ts
 
@@ -58,8 +58,9 @@ STATUS_FILE = "smtp-status.json"
 #: Oldest messages are dropped beyond this, so a mail server gone for weeks cannot fill the disk.
 MAX_OUTBOX = 500
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-#: A notification about one of these links to its chart.
-CHART_METRICS = frozenset(CHART_NAMES)
+#: A notification about one of these links to its chart (disk_full: the disk chart).
+CHART_OF = {**{name: name for name in CHART_NAMES},
+            **{f.name: f.thresholds.chart for f in JUDGED if f.thresholds and f.thresholds.chart}}
 _LABELS = {"problem": "", "escalation": "", "reminder": "STILL ", "recovery": "RESOLVED",
            "certfr": "CERT-FR"}
 _EVENT_TEXT = {"problem": "new problem", "escalation": "escalated to critical",
@@ -160,8 +161,9 @@ def _view(note: Notification, public_url: str) -> dict[str, Any]:
     host_url = chart_url = None
     if note.host is not None:
         host_url = f"{public_url}/hosts/{quote(note.host, safe='')}"
-        if note.metric in CHART_METRICS:
-            chart_url = f"{host_url}/charts/{note.metric}.svg?range=24h"
+        chart = CHART_OF.get(note.metric)
+        if chart is not None:
+            chart_url = f"{host_url}/charts/{chart}.svg?range=24h"
     return {"event": note.event, "event_text": _EVENT_TEXT.get(note.event, note.event),
             "level": note.level, "label": label, "headline": _headline(note),
             "message": note.message, "host": note.host, "metric": note.metric,

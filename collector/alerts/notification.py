@@ -30,6 +30,8 @@ class Notification:
     details: str = ""
     #: The id of the silence that kept this from being sent: a line of the history only.
     silenced: str | None = None
+    #: For a recovery: the level the problem had (``warning`` or ``critical``).
+    was: str | None = None
 
     def history_record(self, ts: str) -> dict[str, Any]:
         # CERT-FR rows have host "" (not null): pages render "host" as a link.

@@ -73,6 +73,8 @@ class Reading:
     margin: float
     relative: bool = False
     detail: str = ""
+    #: The lower the worse (hours until a disk is full): ``score`` is compared the other way.
+    lower: bool = False
 
     def margin_at(self, threshold: float) -> float:
         return threshold * self.margin / 100.0 if self.relative else self.margin
@@ -88,13 +90,15 @@ def readings(family: Family, sample: Mapping[str, Any], thresholds: Thresholds,
     judged = spec.judge(sample) if spec is not None else None
     if spec is None or judged is None:
         return None
+    margin = 0.0 if spec.states else spec.margin if spec.margin is not None else hysteresis
     out = []
     for item, value, score, detail in judged[:MAX_ITEMS_PER_FAMILY]:
         name = clean(item) if item is not None else None
         out.append(Reading(family.name, name, value, score,
                            thresholds.for_metric(family.name, name) if spec.configurable
-                           else spec.default, spec.unit, 0.0 if spec.states else hysteresis,
-                           relative=spec.relative_margin, detail=clean(detail)))
+                           else spec.default, spec.unit, margin,
+                           relative=spec.relative_margin, detail=clean(detail),
+                           lower=spec.lower_is_worse))
     return out
 
 
@@ -390,7 +394,7 @@ class _HostPass:
             event=event, level=level, host=self.host, metric=alert["metric"],
             item=alert.get("item"), value=alert.get("value"), threshold=alert.get("threshold"),
             since=alert["since"], message=message, unit=alert.get("unit", ""),
-            silenced=silenced))
+            silenced=silenced, was=alert.get("level") if event == "recovery" else None))
 
     @staticmethod
     def record_muted(event: str, alert: dict[str, Any], level: str, silence_id: str) -> bool:
@@ -430,17 +434,21 @@ def _confirmed_level(alert: Mapping[str, Any], effective: str | None, confirmed:
 
 
 def classify(reading: Reading, confirmed: str | None) -> str | None:
-    """The level this reading is at, keeping a confirmed level until the margin is crossed."""
-    score, warning, critical = reading.score, reading.level.warning, reading.level.critical
-    if critical is not None and score >= critical:
+    """The level this reading is at, keeping a confirmed level until the margin is crossed.
+
+    A family where lower is worse is compared on the negated scale: at or under its
+    threshold is a problem, which holds until the value is the margin above it."""
+    sign = -1.0 if reading.lower else 1.0
+    score, warning, critical = sign * reading.score, reading.level.warning, reading.level.critical
+
+    def reached(threshold: float | None, keep: bool) -> bool:
+        if threshold is None:
+            return False
+        return score >= sign * threshold - (reading.margin_at(threshold) if keep else 0.0)
+
+    if reached(critical, False) or (confirmed == "critical" and reached(critical, True)):
         return "critical"
-    if (confirmed == "critical" and critical is not None
-            and score >= critical - reading.margin_at(critical)):
-        return "critical"
-    if warning is not None and score >= warning:
-        return "warning"
-    if confirmed is not None and warning is not None and score >= warning - reading.margin_at(
-            warning):
+    if reached(warning, False) or (confirmed is not None and reached(warning, True)):
         return "warning"
     return None
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from collector.metrics.family import HOURS, ThresholdSpec
 from collector.metrics.registry import BY_NAME
+from collector.metrics.values import hours_text
 
 if TYPE_CHECKING:
     from collector.alerts.rules import Reading
@@ -22,14 +24,20 @@ MAX_TEXT = 300
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return ""
+    if unit == HOURS:
+        return hours_text(value)
     text = f"{round(value, 2):g}" if unit == "/core" else f"{round(value, 1):g}"
     return f"{text}{unit}"
 
 
+def spec_of(metric: str) -> ThresholdSpec | None:
+    family = BY_NAME.get(metric)
+    return family.thresholds if family is not None else None
+
+
 def state_names(metric: str) -> Mapping[int, str]:
     """value -> word for a family whose values are states (checks), else empty."""
-    family = BY_NAME.get(metric)
-    spec = family.thresholds if family is not None else None
+    spec = spec_of(metric)
     return spec.states if spec is not None else {}
 
 
@@ -44,7 +52,12 @@ def metric_message(host: str, reading: Reading, level: str | None,
         state = states.get(int(reading.value), "?")
         return f"{label(reading.metric, reading.item)} on {host} is {state}: " \
                f"{reading.detail}".rstrip(": ")
-    limit = f" ({level} at {format_value(threshold, reading.unit)})" if level else ""
+    at = "under" if reading.lower else "at"
+    limit = f" ({level} {at} {format_value(threshold, reading.unit)})" if level else ""
+    spec = spec_of(reading.metric)
+    if spec is not None and spec.says is not None:
+        return f"{label(reading.metric, reading.item)} on {host} " \
+               f"{spec.says(reading.value, reading.detail)}{limit}"
     return f"{label(reading.metric, reading.item)} on {host} is at " \
            f"{format_value(reading.value, reading.unit)}{limit}"
 
@@ -54,6 +67,10 @@ def recovery_message(host: str, reading: Reading) -> str:
     if states:
         return f"{label(reading.metric, reading.item)} on {host} is {states.get(0, 'OK')} " \
                f"again: {reading.detail}".rstrip(": ")
+    spec = spec_of(reading.metric)
+    if spec is not None and spec.clears is not None:
+        return f"{label(reading.metric, reading.item)} on {host} " \
+               f"{spec.clears(reading.value, reading.detail)}"
     return (f"{label(reading.metric, reading.item)} on {host} is back to "
             f"{format_value(reading.value, reading.unit)}")
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from collector.config.shard import Shard
 from collector.metrics.family import Level
@@ -78,6 +79,36 @@ class SmtpSettings:
         if self.password_env:
             return os.environ.get(self.password_env) or None
         return None
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Notifications POSTed as Alertmanager webhook JSON (collector.alerts.webhook)."""
+
+    enabled: bool = False
+    #: Where to POST; may hold a secret in its path or query (chat services put one there),
+    #: so messages name only :attr:`where`.
+    url: str = ""
+    bearer_token_file: Path | None = None
+    timeout_s: float = 10.0
+
+    def token(self) -> str | None:
+        """Read the bearer token when sending, so it never sits in the config or its repr."""
+        if self.bearer_token_file is None:
+            return None
+        return self.bearer_token_file.read_text(encoding="utf-8").strip() or None
+
+    @property
+    def where(self) -> str:
+        """The endpoint as messages may name it: scheme, host and port, nothing secret."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or "?"
+        host = f"[{host}]" if ":" in host else host
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        return f"{parts.scheme}://{host}{port}"
 
 
 @dataclass(frozen=True)
@@ -176,6 +207,7 @@ class Config:
     backup: BackupSettings
     hosts: tuple[Host, ...]
     checks: tuple[Check, ...] = ()
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     @cached_property
     def enabled_hosts(self) -> tuple[Host, ...]:

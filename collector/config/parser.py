@@ -29,19 +29,17 @@ from collector.config.model import (
     Check,
     Config,
     Host,
-    Level,
     Settings,
     SmtpSettings,
     Thresholds,
     WebSettings,
     default_config_path,
 )
-from collector.config.reader import TableReader, type_name
 from collector.config.shard import Shard, parse_shard
 from collector.config.ssh_config import SshConfig
+from collector.config.thresholds import ThresholdReader
+from collector.config.webhook import webhook as webhook_table
 from collector.errors import ConfigError
-from collector.metrics.family import ThresholdSpec
-from collector.metrics.registry import CONFIGURABLE, builtin_levels
 from collector.names import SAFE_NAME
 
 #: An SMTP server on this machine may take a password without TLS; no other may.
@@ -85,8 +83,8 @@ def parse(doc: Mapping[str, Any], path: Path) -> Config:
     return cfg
 
 
-_TOP_KEYS = ("settings", "thresholds", "smtp", "certfr", "alerts", "web", "backup", "hosts",
-             "checks")
+_TOP_KEYS = ("settings", "thresholds", "smtp", "webhook", "certfr", "alerts", "web", "backup",
+             "hosts", "checks")
 _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_timeout_s",
                   "host_deadline_s", "pass_deadline_s", "known_hosts", "osmon_known_hosts",
                   "host_key_policy", "ssh_config", "retention_days", "retention_max_mb",
@@ -100,10 +98,9 @@ _WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file"
 #: A host's ``probe``: the Python probe, the POSIX shell probe, or the first that works there.
 PROBES = ("auto", "python", "sh")
 _CHECK_KEYS = ("name", "command", "timeout_s", "max_output", "hosts", "tags")
-_LEVEL_KEYS = ("warning", "critical", "for")
 
 
-class _Parser(TableReader):
+class _Parser(ThresholdReader):
     """Builds a :class:`Config`; problems are collected, not raised (see :class:`TableReader`)."""
 
     # -- sections ------------------------------------------------------------------------------
@@ -112,6 +109,7 @@ class _Parser(TableReader):
         settings = self.settings(self.table(doc, "settings", "top level"))
         defaults = self.thresholds(self.table(doc, "thresholds", "top level"), None, "[thresholds]")
         smtp = self.smtp(self.table(doc, "smtp", "top level"))
+        webhook = webhook_table(self, self.table(doc, "webhook", "top level"))
         certfr = self.simple(doc, "certfr", CertFrSettings,
                              {"enabled": bool, "feed_url": str, "interval_s": int,
                               "timeout_s": float, "max_bytes": int},
@@ -132,7 +130,7 @@ class _Parser(TableReader):
         checks = self.checks(doc.get("checks", []), hosts, settings)
         return Config(path=self.path, settings=settings, thresholds=defaults, smtp=smtp,
                       certfr=certfr, alerts=alerts, web=web, backup=backup, hosts=hosts,
-                      checks=checks)
+                      checks=checks, webhook=webhook)
 
     def settings(self, t: Mapping[str, Any]) -> Settings:
         w = "[settings]"
@@ -190,76 +188,6 @@ class _Parser(TableReader):
             require_login=self.get(t, "require_login", bool, False, w),
             metrics_token_file=token_file,
             trusted_proxies=self.networks(t, "trusted_proxies", w))
-
-    def level(self, t: Any, name: str, inherited: Level, where: str,
-              extra: tuple[str, ...] = ()) -> Level:
-        """One ``{ warning, critical, for }`` table; ``false`` switches a level off."""
-        if not isinstance(t, Mapping):
-            self.problem(where, f"'{name}' must be a table like "
-                                f"{{ warning = 80, critical = 95 }}, not {type_name(t)}")
-            return inherited
-        w = f"{where}.{name}"
-        self.unknown_keys(t, _LEVEL_KEYS + extra, w)
-        warning, critical = (self.limit(t, key, getattr(inherited, key), w)
-                             for key in ("warning", "critical"))
-        for_passes = self.get(t, "for", int, inherited.for_passes, w, minimum=1)
-        if warning is not None and critical is not None and warning >= critical:
-            self.problem(w, f"warning ({warning:g}) must be below critical ({critical:g})")
-        return Level(warning, critical, for_passes)
-
-    def limit(self, t: Mapping[str, Any], key: str, inherited: float | None,
-              where: str) -> float | None:
-        if t.get(key) is False:
-            return None  # "warning = false": this level is off
-        if t.get(key) is True:
-            self.problem(where, f"'{key}' must be a number, or false to switch it off")
-            return inherited
-        return self.get(t, key, float, inherited, where, minimum=0)
-
-    def thresholds(self, t: Mapping[str, Any], parent: Thresholds | None,
-                   where: str) -> Thresholds:
-        """Levels of every configurable family (:mod:`collector.metrics.registry`), each
-        inherited from ``parent`` (a host's from ``[thresholds]``), else the built-in ones."""
-        self.unknown_keys(t, tuple(f.name for f in CONFIGURABLE), where)
-        if parent is None:
-            levels, items = builtin_levels()
-        else:
-            levels = dict(parent.levels)
-            items = {name: dict(per_item) for name, per_item in parent.items.items()}
-        for family in CONFIGURABLE:
-            spec = family.thresholds
-            if family.name in t and spec is not None:
-                self.family_levels(t[family.name], family.name, spec, where, levels, items)
-        return Thresholds(levels, items)
-
-    def family_levels(self, t: Any, name: str, spec: ThresholdSpec, where: str,
-                      levels: dict[str, Level], items: dict[str, dict[str, Level]]) -> None:
-        """One family's table: its level and per-item ones (``mounts``), or, for a family of
-        fixed items, a level table per item."""
-        w = f"{where}.{name}"
-        if spec.fixed_items:
-            if not isinstance(t, Mapping):
-                self.problem(where, f"'{name}' must be a table of "
-                                    f"{', '.join(spec.fixed_items)} = {{ warning = ..., "
-                                    f"critical = ... }}, not {type_name(t)}")
-                return
-            self.unknown_keys(t, tuple(spec.fixed_items), w)
-            own = items.setdefault(name, {})
-            for item in spec.fixed_items:
-                if item in t:
-                    own[item] = self.level(t[item], item, own.get(item, spec.default), w)
-            return
-        extra = (spec.item_key,) if spec.item_key else ()
-        levels[name] = self.level(t, name, levels.get(name, spec.default), where, extra)
-        if not spec.item_key or not isinstance(t, Mapping) or spec.item_key not in t:
-            return
-        raw_items = t[spec.item_key]
-        if not isinstance(raw_items, Mapping):
-            self.problem(w, f"'{spec.item_key}' must be a table of item = {{ ... }}")
-            return
-        own = items.setdefault(name, {})
-        for item, lt in raw_items.items():
-            own[item] = self.level(lt, name, levels[name], f"{w}.{spec.item_key}[{item!r}]")
 
     def smtp(self, t: Mapping[str, Any]) -> SmtpSettings:
         w = "[smtp]"

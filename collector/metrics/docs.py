@@ -14,10 +14,10 @@ BEGIN = "<!-- generated:schema (python -m collector.metrics.docs) -->"
 END = "<!-- end of generated:schema -->"
 
 
-def _level(level: Level) -> str:
+def _level(level: Level, keys: tuple[str, str] = ("warning", "critical")) -> str:
     def one(value: float | None) -> str:
         return "off" if value is None else f"{value:g}"
-    return f"warning {one(level.warning)}, critical {one(level.critical)}, " \
+    return f"{keys[0]} {one(level.warning)}, {keys[1]} {one(level.critical)}, " \
            f"for {level.for_passes} pass{'es' if level.for_passes != 1 else ''}"
 
 
@@ -30,7 +30,7 @@ def _thresholds(family: Family) -> str:
     if spec.fixed_items:
         text = "; ".join(f"`{item}`: {_level(level)}" for item, level in spec.fixed_items.items())
     else:
-        text = _level(spec.default)
+        text = _level(spec.default, spec.level_keys)
         if spec.item_key:
             text += f"; per item under `{spec.item_key}`"
     return text + (f" ({spec.note})" if spec.note else "")
@@ -42,7 +42,7 @@ def schema_markdown() -> str:
     for family in FAMILIES:
         chart = (f"`{family.name}`" if family.chart is not None else
                  f"`{family.chart_prefix}<name>`" if family.chart_prefix else "-")
-        section = f"`{family.section}`" if family.section else "(in `cpu`)"
+        section = f"`{family.section}`" if family.section else f"(in `{family.within}`)"
         optional = " (optional)" if family.optional else ""
         out.append(f"| `{family.name}` | {section}{optional} | {family.doc} | {chart} | "
                    f"{_thresholds(family)} |")

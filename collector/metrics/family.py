@@ -31,6 +31,8 @@ RATE = "bytes/s"      # base-1000 units (kB/s, MB/s), as network people count
 BYTES = "bytes"       # base-1024 units (KiB, MiB), as the kernel counts memory and disks
 SECONDS = "seconds"
 NUMBER = "number"
+#: The unit of judged times (hours until a disk is full): messages say "5 h", "40 min".
+HOURS = "h"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,24 @@ class ThresholdSpec:
     states: Mapping[int, str] = field(default_factory=dict)
     #: Said of the thresholds in the docs and the shipped hosts.toml ("load is per core").
     note: str = ""
+    #: True: the lower the value, the worse (hours until a disk is full); ``warning`` is then
+    #: above ``critical`` and a problem clears once the value is ``margin`` above it.
+    lower_is_worse: bool = False
+    #: The names of the two levels in hosts.toml, when they carry a unit ("warning_h").
+    level_keys: tuple[str, str] = ("warning", "critical")
+    #: The family's own hysteresis, instead of ``[alerts] hysteresis`` (in percent of the
+    #: threshold when ``relative_margin``).
+    margin: float | None = None
+    #: What an item is in labels (the webhook's): "mount", "resource", "check".
+    item_label: str = "item"
+    #: The chart an alert of this family links to, when not the family's own.
+    chart: str | None = None
+    #: How a problem and a recovery read after "<metric> <item> on <host>", from the value and
+    #: the judged detail, when "is at 97 %" does not fit (a time until full).
+    says: Callable[[float, str], str] | None = None
+    clears: Callable[[float, str], str] | None = None
+    #: A finding in a few words, for a host's reasons and marks ("/var full in about 5 h").
+    short: Callable[[str | None, float], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +137,10 @@ class Summary:
     overview: bool = False
     #: Column heading in ``osmon status`` (None: not a column).
     terminal: str | None = None
+    #: A judged family whose finding, at warning or critical, marks this headline (the fullest
+    #: disk carries "/var full in about 5 h"), and the key of that mark in the host's JSON.
+    mark: str | None = None
+    mark_field: str | None = None
 
 
 class Fact(NamedTuple):
@@ -185,6 +209,8 @@ class Family:
     #: The key of the sample the family owns ("disks"); None when its values sit in another
     #: family's section (load is ``cpu.load``).
     section: str | None = None
+    #: The section its values sit in, when it owns none (for the docs: "in `cpu`").
+    within: str | None = None
     #: The schema gate's check of that section.
     schema: Check | None = None
     #: True: the section may be absent without an error (a kernel that lacks the feature).

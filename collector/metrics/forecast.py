@@ -12,25 +12,31 @@ writing a rule, with the care such a fit needs on real disks:
 * **enough data**: at least :data:`MIN_SPAN_S` (30 minutes) and :data:`MIN_POINTS` points;
 * **trusted only when the trend stands out of the noise**: the growth over the window must be
   at least :data:`MIN_SIGNAL` times the residuals' robust spread (1.4826 x their median
-  absolute deviation), else there is no forecast (``None``) rather than a confident guess;
+  absolute deviation), else there is no forecast (``None``) rather than a confident guess.  A
+  trend once trusted stays trusted down to :data:`KEEP_SIGNAL` (a Schmitt trigger), so a disk
+  near the bar does not flip between a forecast and none at every refit;
 * **filling only**: no forecast when use is flat or shrinking, or the disk would take more
   than :data:`HORIZON_S` (a year) to fill.
 
 Use is a percentage of what users can write (``used / (used + free)``, like ``df``), so
-"full" is 100 %.  Pure: points and ``now`` come in, nothing reads a clock or a file.
+"full" is 100 %.  The fit (:func:`fit`, quadratic in the points) and the projection to a time
+(:func:`project`, constant) are apart: a pass refits only when a point is added to the window,
+and projects at every pass (:mod:`collector.metrics.disk_trend`).  Pure: points and ``now``
+come in, nothing reads a clock or a file.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 MIN_SPAN_S = 1800.0
 MIN_POINTS = 5
-#: Growth over the window, in robust standard deviations of the residuals, to be trusted.
+#: Growth over the window, in robust standard deviations of the residuals, to be trusted ...
 MIN_SIGNAL = 3.0
+#: ... and to stay trusted once it was.
+KEEP_SIGNAL = 1.5
 #: Longer than this is "not filling" for every practical purpose.
 HORIZON_S = 365 * 86400.0
 #: A fall of use by more than this many points between two readings (and more than the
@@ -40,6 +46,19 @@ CLEANUP_DROP = 2.0
 RESIZE_SHARE = 0.005
 #: At most this many points enter the fit (Theil-Sen is quadratic in them).
 MAX_POINTS = 120
+
+FILLING = "filling"
+
+
+def median(values: Iterable[float]) -> float:
+    """The median (the mean of the two middle values of an even count), as
+    ``statistics.median`` computes it; here because that module costs every ``osmon collect``
+    several milliseconds to import."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if not ordered:
+        raise ValueError("no median of nothing")
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 class Point(NamedTuple):
@@ -52,7 +71,7 @@ class Point(NamedTuple):
 
 @dataclass(frozen=True)
 class Forecast:
-    """``full_in_s`` from ``at`` (None: not filling, or no trustworthy fit); ``rate`` in
+    """``full_in_s`` from ``now`` (None: not filling, or no trustworthy fit); ``rate`` in
     percentage points per hour; ``points`` and ``span_s`` what the fit was made of."""
 
     full_in_s: float | None
@@ -62,21 +81,49 @@ class Forecast:
     reason: str
 
 
-def current_regime(points: Sequence[Point]) -> list[Point]:
-    """The points since the last resize or cleanup, oldest first.
+@dataclass(frozen=True)
+class Fit:
+    """The trend of the current regime: the line (``slope`` in points per second, ``level``
+    its value at ``at``), whether it is ``trusted``, and ``recent``, the median of the last
+    three readings (where use stands, if the line has not caught up with a step yet)."""
 
-    A cleanup is a fall of use larger than :data:`CLEANUP_DROP` points and than what the
-    disk's own jitter explains (five times the median step), so noise is not a cleanup."""
+    slope: float | None
+    level: float | None
+    at: float
+    recent: float | None
+    points: int
+    span_s: float
+    trusted: bool
+    reason: str
+
+    @property
+    def rate_per_h(self) -> float | None:
+        return None if self.slope is None else self.slope * 3600.0
+
+
+def cleanup_drop(points: Sequence[Point]) -> float:
+    """The fall of use between two readings that is a cleanup for this disk: more than
+    :data:`CLEANUP_DROP` points and than what its own jitter explains (five times the median
+    step), so noise is not a cleanup."""
     steps = [abs(b.percent - a.percent) for a, b in zip(points, points[1:])]
-    drop = max(CLEANUP_DROP, 5.0 * statistics.median(steps)) if steps else CLEANUP_DROP
+    return max(CLEANUP_DROP, 5.0 * median(steps)) if steps else CLEANUP_DROP
+
+
+def current_regime(points: Sequence[Point], drop: float | None = None) -> list[Point]:
+    """The points since the last resize or cleanup (a fall beyond ``drop``, by default
+    :func:`cleanup_drop` of the points), oldest first."""
+    drop = cleanup_drop(points) if drop is None else drop
     start = 0
     for i in range(1, len(points)):
         before, after = points[i - 1], points[i]
-        resized = before.total > 0 and \
-            abs(after.total - before.total) > RESIZE_SHARE * before.total
-        if resized or before.percent - after.percent > drop:
+        if resized(before.total, after.total) or before.percent - after.percent > drop:
             start = i
     return list(points[start:])
+
+
+def resized(before: float, after: float) -> bool:
+    """Whether a file system's size moved by more than :data:`RESIZE_SHARE`."""
+    return before > 0 and abs(after - before) > RESIZE_SHARE * before
 
 
 def _thin(points: list[Point]) -> list[Point]:
@@ -88,34 +135,68 @@ def _thin(points: list[Point]) -> list[Point]:
 
 
 def theil_sen(points: Sequence[Point]) -> tuple[float, float]:
-    """(slope per second, intercept) of percent over time, by Theil-Sen."""
-    slopes = [(b.percent - a.percent) / (b.t - a.t)
-              for i, a in enumerate(points) for b in points[i + 1:] if b.t > a.t]
-    slope = statistics.median(slopes)
-    intercept = statistics.median(p.percent - slope * p.t for p in points)
-    return slope, intercept
+    """(slope per second, intercept) of percent over time, by Theil-Sen.
+
+    Times are taken from the first point's, so the intercept is a percentage near the data
+    (an epoch of 1.7e9 s would cost the line its precision)."""
+    t0 = points[0].t
+    ts = [p.t - t0 for p in points]
+    ys = [p.percent for p in points]
+    slopes = [(yb - ya) / (tb - ta)
+              for i, (ta, ya) in enumerate(zip(ts, ys))
+              for tb, yb in zip(ts[i + 1:], ys[i + 1:]) if tb > ta]
+    slope = median(slopes)
+    intercept = median(y - slope * t for t, y in zip(ts, ys))
+    return slope, intercept - slope * t0
 
 
-def forecast(points: Sequence[Point], now: float) -> Forecast:
-    """When the mount will be full, from its readings of the window (oldest first)."""
-    regime = _thin(current_regime(sorted(points, key=lambda p: p.t)))
+def fit(points: Sequence[Point], *, trusted_before: bool = False) -> Fit:
+    """The trend of a mount from its readings of the window (any order).
+
+    ``trusted_before``: the previous fit of this mount was trusted, so the lower bar
+    :data:`KEEP_SIGNAL` applies."""
+    return fit_regime(current_regime(sorted(points, key=lambda p: p.t)),
+                      trusted_before=trusted_before)
+
+
+def fit_regime(regime: list[Point], *, trusted_before: bool = False) -> Fit:
+    """:func:`fit` of points already in time order and of one regime (the pass's own
+    window, :mod:`collector.metrics.disk_trend`, which cuts the regime as it goes)."""
+    regime = _thin(regime)
     span = regime[-1].t - regime[0].t if regime else 0.0
+    at = regime[-1].t if regime else 0.0
+    recent = median(p.percent for p in regime[-3:]) if regime else None
     if len(regime) < MIN_POINTS or span < MIN_SPAN_S:
-        return Forecast(None, None, len(regime), span, "not enough data yet")
+        return Fit(None, None, at, recent, len(regime), span, False, "not enough data yet")
     slope, intercept = theil_sen(regime)
-    rate_per_h = slope * 3600.0
+    level = intercept + slope * at
     if slope <= 0:
-        return Forecast(None, rate_per_h, len(regime), span, "not filling")
+        return Fit(slope, level, at, recent, len(regime), span, False, "not filling")
     residuals = [p.percent - (intercept + slope * p.t) for p in regime]
-    center = statistics.median(residuals)
-    spread = 1.4826 * statistics.median(abs(r - center) for r in residuals)
-    if slope * span < MIN_SIGNAL * spread:
-        return Forecast(None, rate_per_h, len(regime), span, "growth within the noise")
+    center = median(residuals)
+    spread = 1.4826 * median(abs(r - center) for r in residuals)
+    bar = KEEP_SIGNAL if trusted_before else MIN_SIGNAL
+    if slope * span < bar * spread:
+        return Fit(slope, level, at, recent, len(regime), span, False,
+                   "growth within the noise")
+    return Fit(slope, level, at, recent, len(regime), span, True, FILLING)
+
+
+def project(trend: Fit, now: float) -> Forecast:
+    """When the mount will be full, seen from ``now``, by the trend ``trend``."""
+    rate = trend.rate_per_h
+    if not trend.trusted or trend.slope is None or trend.level is None or trend.slope <= 0:
+        return Forecast(None, rate, trend.points, trend.span_s, trend.reason)
     # Where use stands now: the line, unless the last readings are all above it (a step up
     # the line has not caught yet); the median of three keeps one spike from counting.
-    recent = statistics.median(p.percent for p in regime[-3:])
-    now_percent = min(100.0, max(intercept + slope * now, recent))
-    full_in = (100.0 - now_percent) / slope
+    line = trend.level + trend.slope * (now - trend.at)
+    now_percent = min(100.0, max(line, trend.recent if trend.recent is not None else line))
+    full_in = (100.0 - now_percent) / trend.slope
     if full_in > HORIZON_S:
-        return Forecast(None, rate_per_h, len(regime), span, "more than a year away")
-    return Forecast(max(0.0, full_in), rate_per_h, len(regime), span, "filling")
+        return Forecast(None, rate, trend.points, trend.span_s, "more than a year away")
+    return Forecast(max(0.0, full_in), rate, trend.points, trend.span_s, FILLING)
+
+
+def forecast(points: Sequence[Point], now: float, *, trusted_before: bool = False) -> Forecast:
+    """When the mount will be full, from its readings of the window."""
+    return project(fit(points, trusted_before=trusted_before), now)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from collector.metrics.families import (
     checks,
     cpu,
+    disk_full,
     disk_io,
     disks,
     load,
@@ -30,7 +31,8 @@ from collector.metrics.family import ChartSpec, Family, Level
 
 #: In display order: charts, overview columns, host page lines and alerts follow it.
 FAMILIES: tuple[Family, ...] = tuple(module.FAMILY for module in (
-    system, cpu, memory, swap, disks, load, net, pressure, disk_io, processes, users, checks))
+    system, cpu, memory, swap, disks, disk_full, load, net, pressure, disk_io, processes, users,
+    checks))
 
 BY_NAME: dict[str, Family] = {family.name: family for family in FAMILIES}
 #: The sample's sections, each owned by one family (load has none: it reads ``cpu.load``).

@@ -84,6 +84,27 @@ def highest(pairs: Iterable[tuple[str | None, float]]) -> tuple[float | None, st
     return best
 
 
+#: Hours until full at or beyond which a disk is "not filling" (the forecast's horizon).
+NEVER_H = 365 * 24.0
+
+
+def hours_text(hours: float) -> str:
+    """A time in hours as people say it: "40 min", "1 h 20 min", "5 h", "3 d"; a year or
+    more is "not filling"."""
+    if hours >= NEVER_H:
+        return "not filling"
+    minutes = round(max(0.0, hours) * 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 120:
+        return f"1 h {minutes - 60} min" if minutes > 60 else "1 h"
+    if hours < 48:
+        return f"{round(hours)} h"
+    return f"{round(hours / 24)} d"
+
+
 def only(label: str) -> Callable[[Values], float | None]:
     return lambda values: values.get(label)
 

@@ -11,38 +11,25 @@ the process alive once the pass is over.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from collector import SCHEMA_VERSION
 from collector.config import Config, Host
 from collector.errors import DataDirError, LockHeld
-from collector.metrics.families.checks import derive_checks
-from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
-from collector.metrics.rates import derive_sample
 from collector.passes import record as pass_record
 from collector.passes.hooks import POST_PASS_HOOKS
-from collector.passes.probe_call import (
-    ProbeRun,
-    decode_answer,
-    load_probe,
-    previous_epoch,
-    probe_params,
-)
-from collector.passes.sh_probe import load_sh_probe
-from collector.store import proc_counters as proc_state
+from collector.passes.one_host import Answer, HostJob, PassContext, failure_sample, work
+from collector.store import disk_trend as trend_store
 from collector.store.lock import DataLock
-from collector.store.samples import MAX_LINE_BYTES, Store, encode_line
+from collector.store.samples import Store
 from collector.store.space import is_full, write_failure
 from collector.times import format_ts, utc_now
 from collector.transport import ssh
@@ -61,6 +48,8 @@ class HostOutcome:
     sample: dict[str, Any]
     #: The sample already encoded as its log line, when the worker did it (to measure it).
     line: bytes | None = None
+    #: The host's disk trend to keep when the sample is stored (None: unchanged).
+    disk_trend: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +147,8 @@ def run_pass(config: Config, *, now: datetime | None = None,
             except ValueError as exc:  # not encodable, or too large
                 unstored[outcome.host] = str(exc)
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
+            else:
+                _keep_trend(config, outcome)
             if progress is not None:
                 progress(outcome, done, total, failed)
 
@@ -186,6 +177,17 @@ def run_pass(config: Config, *, now: datetime | None = None,
         return result
     finally:
         lock.release()
+
+
+def _keep_trend(config: Config, outcome: HostOutcome) -> None:
+    """Save the disk trend of a stored sample (here, in the coordinator: never by a worker the
+    pass gave up on); failing costs the forecasts some points, never the pass."""
+    if outcome.disk_trend is None:
+        return
+    try:
+        trend_store.save(config.state_dir, outcome.host, outcome.disk_trend)
+    except (OSError, ValueError) as exc:
+        log.error("cannot keep the disk trend of %s: %s", outcome.host, exc)
 
 
 def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
@@ -217,36 +219,37 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
     is a ``time.monotonic()`` value: hosts not done by then are recorded as ``timeout``.
     """
     settings = config.settings
-    ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts))
+    ctx = PassContext(config, format_ts(started), store, any(not h.local for h in hosts))
     pending = deque(hosts)
-    running: list[_Job] = []
-    answers: queue.SimpleQueue[tuple[_Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
+    running: list[HostJob] = []
+    answers: queue.SimpleQueue[tuple[HostJob, Answer]] = queue.SimpleQueue()
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
 
-    def finish(job: _Job, sample: dict[str, Any], line: bytes | None = None) -> None:
+    def finish(job: HostJob, sample: dict[str, Any], answer: Answer | None = None) -> None:
         nonlocal failed
         running.remove(job)
         samples[job.host.name] = sample
         failed += not sample["ok"]
         if on_outcome is not None:
-            on_outcome(HostOutcome(job.host.name, sample, line), len(samples), len(hosts),
-                       failed)
+            line, trend = (answer.line, answer.disk_trend) if answer is not None else (None, None)
+            on_outcome(HostOutcome(job.host.name, sample, line, trend), len(samples),
+                       len(hosts), failed)
 
     while pending or running:
         now = time.monotonic()
         if now >= deadline:
             break
         while pending and len(running) < settings.concurrency:
-            job = _Job(pending.popleft(), now)
+            job = HostJob(pending.popleft(), now)
             running.append(job)
-            threading.Thread(target=_work, args=(ctx, job, answers), daemon=True,
+            threading.Thread(target=work, args=(ctx, job, answers), daemon=True,
                              name=f"osmon-{job.host.name}").start()
         wake = min([deadline] + [j.started + settings.host_deadline_s for j in running])
         try:
-            job, sample, line = answers.get(timeout=max(0.0, wake - now))
+            job, answer = answers.get(timeout=max(0.0, wake - now))
             if job in running:  # else: already recorded as timeout, the answer is too late
-                finish(job, sample, line)
+                finish(job, answer.sample, answer)
         except queue.Empty:
             pass
         now = time.monotonic()
@@ -264,223 +267,10 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
             f"pass deadline of {settings.pass_deadline_s:g} s reached (during {step})",
             now - job.started))
     for host in pending:
-        job = _Job(host, now)
+        job = HostJob(host, now)
         running.append(job)
         finish(job, failure_sample(
             ctx.ts, host, ssh.TIMEOUT,
             f"not tried: pass deadline of {settings.pass_deadline_s:g} s reached first "
             f"(raise concurrency or pass_deadline_s)", 0.0))
     return [HostOutcome(h.name, samples[h.name]) for h in hosts]
-
-
-class _Context:
-    """What every worker of one pass shares: read once, not once per host."""
-
-    def __init__(self, config: Config, ts: str, store: Store | None, remote: bool) -> None:
-        self.config = config
-        self.ts = ts
-        self.store = store
-        self.credentials = ssh.Credentials()
-        self.probe = load_probe() if remote else b""
-        self.sh_probe = load_sh_probe() if remote else b""
-        self.host_keys: ssh.HostKeyChecker | None = None
-        self.host_keys_failure: ssh.SshFailure | None = None
-        if remote:
-            try:
-                self.host_keys = ssh.HostKeyChecker(config.settings)
-            except ssh.SshFailure as exc:
-                self.host_keys_failure = exc
-
-
-class Abandoned(Exception):
-    """The coordinator gave up on this host: its worker must not write anything any more."""
-
-
-class _Job:
-    """One host being collected; the coordinator may abandon it, closing its connection.
-
-    Once abandoned, a job's worker may still run for a while (the local host cannot be
-    interrupted, a remote one may be between two steps), but the pass may already have
-    released the data lock, and a backup or restore may hold it.  So every write a worker
-    makes goes through :meth:`writing`, which refuses once the job is abandoned; and
-    :meth:`abandon` waits for a write in progress, so none straddles the lock's release.
-    """
-
-    def __init__(self, host: Host, started: float) -> None:
-        self.host = host
-        self.started = started
-        self._session: ssh.Session | None = None
-        self._abandoned = False
-        self._lock = threading.Lock()
-
-    @property
-    def step(self) -> str:
-        if self._session is not None:
-            return self._session.step
-        return "local collection" if self.host.local else "start"
-
-    def attach(self, session: ssh.Session) -> None:
-        with self._lock:
-            self._session = session
-            abandoned = self._abandoned
-        if abandoned:
-            session.abort()
-
-    def abandon(self) -> str:
-        """Stop waiting for this host; return the step it was stuck in, for the message."""
-        step = self.step
-        with self._lock:  # waits for a write in progress (see writing())
-            self._abandoned = True
-            session = self._session
-        if session is not None:
-            session.abort()
-        return step
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """``with job.writing():`` around a worker's write; raises :class:`Abandoned` once
-        the coordinator has given up on the host."""
-        with self._lock:
-            if self._abandoned:
-                raise Abandoned(self.host.name)
-            yield
-
-
-def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
-    start = time.monotonic()
-    try:
-        sample = _collect(ctx, job)
-    except Abandoned:
-        return  # the coordinator recorded this host's timeout already
-    except Exception as exc:  # a bug of ours must cost one host, not the pass
-        log.exception("collecting %s failed unexpectedly", job.host.name)
-        sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
-                                time.monotonic() - start)
-    # Encoded here, once: the size is judged before the alerts see the sample, and the line is
-    # what the coordinator appends.
-    line, unstorable = _as_line(sample)
-    if unstorable is not None:
-        sample = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
-                                time.monotonic() - start)
-    answers.put((job, sample, line))
-
-
-def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
-    """``sample``'s log line, or None and why it cannot be one (the line of a failure)."""
-    try:
-        line = encode_line(sample)
-    except ValueError as exc:  # a string the validation let through that UTF-8 cannot hold
-        return None, f"a sample that cannot be stored ({type(exc).__name__})"
-    if len(line) > MAX_LINE_BYTES:
-        return None, (f"a sample of {len(line) >> 10} KiB, over the {MAX_LINE_BYTES >> 10} KiB "
-                      "a line may hold")
-    return line, None
-
-
-# -- one host ----------------------------------------------------------------------------------
-def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
-    host = job.host
-    start = time.monotonic()
-    previous = ctx.store.latest(host.name) if ctx.store is not None else None
-    state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
-    params = probe_params(ctx.config, host, previous, proc_prev=(
-        proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
-    connect_s: float | None = None
-    run = ProbeRun(ctx.config, host, state_dir)
-    try:
-        if host.local:
-            raw, epoch = _run_local(params)
-            connect_s = 0.0
-        else:
-            session = _session(ctx, host, job)
-            job.attach(session)
-            result = run.execute(session, params, ctx.probe, ctx.sh_probe)
-            connect_s = result.connect_s
-            raw, epoch = decode_answer(host, result, run.probe), result.reading_epoch
-        counters = proc_state.take_counters(raw)  # for the next pass, never for the log
-        derived = _derive(raw, previous, epoch, params["checks"])
-    except ssh.SshFailure as exc:
-        return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
-                              connect_s, run.probe)
-    run.keep_choice(job.writing)
-    sample: dict[str, Any] = {
-        "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
-        "collect": {"transport": _transport(host), "probe": run.probe,
-                    "duration_s": _r(time.monotonic() - start),
-                    "connect_s": _r(connect_s or 0.0), "epoch": round(epoch, 3)},
-    }
-    for key, value in derived.items():
-        sample.setdefault(key, value)
-    if state_dir is not None and counters is not None:
-        _keep_counters(job, state_dir, counters, epoch)
-    return sample
-
-
-def _keep_counters(job: _Job, state_dir: Path, counters: dict[str, Any], epoch: float) -> None:
-    """Save the process counters for the next pass; failing costs interval percentages only,
-    and a host the pass gave up on keeps none (the lock may be another process's by now)."""
-    try:
-        with job.writing():
-            proc_state.save(state_dir, job.host.name, counters, epoch)
-    except Abandoned:
-        log.debug("%s: abandoned; its process counters are dropped", job.host.name)
-    except (OSError, ValueError) as exc:
-        log.error("cannot keep the process counters of %s: %s", job.host.name, exc)
-
-
-def _session(ctx: _Context, host: Host, job: _Job) -> ssh.Session:
-    if ctx.host_keys is None:
-        assert ctx.host_keys_failure is not None
-        raise ctx.host_keys_failure
-    return ssh.Session(host, ctx.config.settings, ctx.host_keys, ctx.credentials,
-                       write_guard=job.writing)
-
-
-def _run_local(params: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    from collector.transport.local import (
-        collect_local,  # psutil only when a local host is collected
-    )
-
-    raw = collect_local(params)
-    epoch = time.time()
-    try:
-        return validate_probe_output(raw), epoch
-    except InvalidProbeOutput as exc:
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"local collection: {exc}") from None
-
-
-def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
-            expected_checks: list[dict[str, Any]]) -> dict[str, Any]:
-    try:
-        derived = derive_sample(raw, previous, epoch, previous_epoch(previous))
-    except Exception as exc:  # validated but still unusable values: the host's fault
-        # Debug only: the host's line says it already, and a traceback each minute in cron
-        # mail would be noise quoting the host's values.
-        log.debug("derived values failed", exc_info=True)
-        # The type only: the exception's text may quote values the host sent.
-        raise ssh.SshFailure(ssh.INVALID_OUTPUT, f"values the collector cannot use "
-                                                 f"({type(exc).__name__})") from None
-    derived.pop("checks", None)  # raw answers; stored as interpreted results, if any expected
-    if expected_checks:
-        derived["checks"] = derive_checks(raw.get("checks"), expected_checks)
-    return derived
-
-
-def failure_sample(ts: str, host: Host, kind: str, message: str, duration_s: float,
-                   connect_s: float | None = None, probe: str | None = None) -> dict[str, Any]:
-    """The line of a host that gave no sample, so the gap is visible and alerts can fire."""
-    collect: dict[str, Any] = {"transport": _transport(host), "duration_s": _r(duration_s)}
-    if connect_s is not None:
-        collect["connect_s"] = _r(connect_s)
-        if probe is not None:  # the probe ran (or failed to start): which one
-            collect["probe"] = probe
-    return {"v": SCHEMA_VERSION, "ts": ts, "host": host.name, "ok": False,
-            "error": {"kind": kind, "message": message}, "collect": collect}
-
-
-def _transport(host: Host) -> str:
-    return "local" if host.local else "ssh"
-
-
-def _r(seconds: float) -> float:
-    return round(seconds, 3)

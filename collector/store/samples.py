@@ -24,6 +24,8 @@ from collector.names import SAFE_NAME
 from collector.times import format_ts, parse_ts
 
 _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl(\.gz)?$")
+#: In the line of every good sample (lines are written by :func:`encode_line`).
+_GOOD = b'"ok":true'
 #: How much of a file's end is read first to find its last line (a sample is usually a few
 #: KiB); quadrupled until a whole line is found.  Reading less matters when the dashboard or
 #: /metrics reads the new sample of every host after each pass.
@@ -156,6 +158,22 @@ class Store:
                 sample = _tail_sample(day_file.path)
             if sample is not None:
                 return _checked(sample)
+        return None
+
+    def latest_good(self, host: str, max_bytes: int = 4 << 20) -> dict[str, Any] | None:
+        """The newest good sample (``ok``) of a host, looked for in the last ``max_bytes`` of
+        its two newest day files: what its disks were when it last answered, for a host whose
+        last passes failed.  Failure lines are small, so that is days of them."""
+        for day_file in list(reversed(self.day_files(host)))[:2]:
+            try:
+                lines = (_read_lines(day_file.path) if day_file.compressed
+                         else tail_lines(day_file.path, max_bytes)[0])
+            except FileNotFoundError:
+                continue
+            for line in reversed(lines):
+                sample = _decode(line) if _GOOD in line else None
+                if sample is not None and sample.get("ok") is True:
+                    return sample
         return None
 
     def latest_in(self, host: str, path: Path) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ MAX_STDERR_KEPT = 16 * 1024
 #: Beyond this much stderr the host is only wasting our time.
 MAX_STDERR = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
-#: ``with guard():`` around a session's one write, a new host key (passes.collect._Job).
+#: ``with guard():`` around a session's one write, a new host key (passes.one_host.HostJob).
 WriteGuard = Callable[[], contextlib.AbstractContextManager[None]]
 _DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 

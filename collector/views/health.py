@@ -21,7 +21,7 @@ a pure function of (samples, alerts, thresholds, now) so it is tested without a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,8 @@ class HostStatus:
     levels: Mapping[str, str]
     #: The silence of the whole host in force now (``Silence.view()``), if any.
     silenced: Mapping[str, Any] | None = None
+    #: Marks of headlines (``Summary.mark``): the fullest disk's "/var full in about 5 h".
+    marks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def severity(self) -> int:
@@ -85,6 +87,8 @@ class HostStatus:
             data[family.name] = self.values.get(family.name)
             if family.summary.item_field:
                 data[family.summary.item_field] = self.items.get(family.name)
+            if family.summary.mark_field:
+                data[family.summary.mark_field] = self.marks.get(family.name)
         data.update(alerts=self.alerts, error=self.error, levels=dict(self.levels),
                     silenced=dict(self.silenced) if self.silenced is not None else None)
         return data
@@ -162,13 +166,15 @@ def format_age(seconds: float | None) -> str:
     return f"{s // 86400} d ago"
 
 
-def level_of(value: float | None, level: Level) -> str:
-    """"ok", "warning" or "critical" for one value against one metric's thresholds."""
+def level_of(value: float | None, level: Level, lower_is_worse: bool = False) -> str:
+    """"ok", "warning" or "critical" for one value against one metric's thresholds (under
+    them, for a family where lower is worse)."""
     if value is None:
         return "ok"
-    if level.critical is not None and value >= level.critical:
+    sign = -1.0 if lower_is_worse else 1.0
+    if level.critical is not None and sign * value >= sign * level.critical:
         return "critical"
-    if level.warning is not None and value >= level.warning:
+    if level.warning is not None and sign * value >= sign * level.warning:
         return "warning"
     return "ok"
 
@@ -176,17 +182,25 @@ def level_of(value: float | None, level: Level) -> str:
 def family_level(family: Family, sample: Mapping[str, Any], thresholds: Thresholds
                  ) -> tuple[str, str | None]:
     """A judged family's worst level now over its items (each may have its own levels), and
-    why: "disk /var 97 %", "load 4.5 per core"."""
+    why: "disk /var 97 %", "load 4.5 per core", "/var full in about 5 h" (the most urgent
+    item of the worst level)."""
     spec = family.thresholds
-    worst, finding = "ok", None
+    worst, finding, urgent = "ok", None, None
     if spec is None or not spec.configurable:
         return worst, finding
+    sign = -1.0 if spec.lower_is_worse else 1.0
     for item, value, score, _detail in spec.judge(sample) or []:
-        level = level_of(score, thresholds.for_metric(family.name, item))
-        if SEVERITY[level] > SEVERITY[worst]:
+        level = level_of(score, thresholds.for_metric(family.name, item), spec.lower_is_worse)
+        if level == "ok" or SEVERITY[level] < SEVERITY[worst] or (
+                level == worst and urgent is not None and sign * score <= urgent):
+            continue
+        worst, urgent = level, sign * score
+        if spec.short is not None:
+            finding = spec.short(item, value)
+        else:
             unit = " per core" if spec.unit == "/core" else f" {spec.unit}".rstrip()
             label = family.name if item is None else f"{family.name} {item}"
-            worst, finding = level, f"{label} {value:.3g}{unit}"
+            finding = f"{label} {value:.3g}{unit}"
     return worst, finding
 
 
@@ -200,15 +214,21 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
     sample = sample or {}
     levels: dict[str, str] = {}
     findings: list[tuple[str, str]] = []
+    said: dict[str, str] = {}
     for family in CONFIGURABLE:
         levels[family.name], finding = family_level(family, sample, thresholds)
         if finding:
             findings.append((levels[family.name], finding))
+            said[family.name] = finding
     values: dict[str, float | None] = {}
     items: dict[str, str | None] = {}
+    marks: dict[str, str] = {}
     for family in SUMMARIZED:
         assert family.summary is not None
         values[family.name], items[family.name] = family.summary.value(sample)
+        mark = family.summary.mark
+        if mark is not None and mark in said:
+            marks[family.name] = said[mark]
     age = sample_age(sample, now) if sample else None
     status, reasons, error = _decide(sample, age, alerts, findings, interval_s)
     if silenced is not None:
@@ -219,7 +239,7 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
         name=name, status=status, reasons=tuple(reasons), tags=tuple(tags),
         ts=sample.get("ts") if isinstance(sample.get("ts"), str) else None, age_s=age,
         values=values, items=items, alerts=len(alerts), error=error, levels=levels,
-        silenced=silenced)
+        silenced=silenced, marks=marks)
 
 
 def fleet_status(config: Config, latest: Mapping[str, Mapping[str, Any] | None],

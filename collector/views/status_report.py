@@ -24,12 +24,14 @@ from typing import Any
 from collector.alerts import muting_store
 from collector.alerts import state as alert_store
 from collector.config import Config
+from collector.metrics.family import Family
 from collector.metrics.registry import SUMMARIZED
 from collector.redact import Redactor
 from collector.store import passlog
 from collector.store.samples import Store
 from collector.times import format_ts
 from collector.views.health import (
+    SEVERITY,
     STATUSES,
     CollectorState,
     HostStatus,
@@ -143,7 +145,7 @@ def render(report: Report, colour: bool = False) -> str:
         rows.append(_cells(line))
         s = line.status
         word = "silenced" if s.silenced is not None else s.status
-        levels.append((word, "", "", *(_hot(s.levels.get(f.name)) for f in COLUMNS), "",
+        levels.append((word, "", "", *(_hot(_column_level(s, f)) for f in COLUMNS), "",
                        _worst_check(line), "" if s.status == "ok" else word))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = [collector_line(report, colour)]
@@ -196,6 +198,9 @@ def _cells(line: HostLine) -> tuple[str, ...]:
             DASH if value is None else f"{value:.2f}")
         if value is not None and family.summary is not None and family.summary.item_field:
             text = f"{terminal_safe(item or '?', MAX_MOUNT)} {text}"
+        mark = s.marks.get(family.name)
+        if mark:  # "/ 62.0 % (/var full in about 5 h)"
+            text = f"{text} ({terminal_safe(mark, MAX_MOUNT + 24)})"
         values.append(text)
     checks = ", ".join(f"{terminal_safe(n)} {state}" for n, state in line.failing_checks)
     note = terminal_safe(s.error, MAX_NOTE) if s.error else ""
@@ -211,6 +216,18 @@ def _cells(line: HostLine) -> tuple[str, ...]:
         note = f"{note}; {said}" if note else said
     return (status, terminal_safe(s.name), format_age(s.age_s), *values, str(s.alerts),
             terminal_safe(checks, MAX_CHECKS) or DASH, note)
+
+
+def _column_level(status: HostStatus, family: Family) -> str | None:
+    """A column's level: its family's, or its mark's when that is worse (a disk at 60 % that
+    will be full in 3 hours is painted critical)."""
+    level = status.levels.get(family.name)
+    mark = family.summary.mark if family.summary is not None else None
+    if mark is not None and status.marks.get(family.name):
+        marked = status.levels.get(mark)
+        if SEVERITY.get(marked or "ok", 0) > SEVERITY.get(level or "ok", 0):
+            return marked
+    return level
 
 
 def _worst_check(line: HostLine) -> str:

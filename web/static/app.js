@@ -139,11 +139,23 @@
     if (typeof level === "string" && /^[a-z]+$/.test(level)) { el.classList.add("level-" + level); }
   }
 
+  /* Another family's finding after a cell's value ("/var full in about 5 h" after the fullest
+   * disk), as cells.py writes it. */
+  function addMark(el, text, level) {
+    if (typeof text !== "string" || !text) { return; }
+    var m = document.createElement("span");
+    m.className = "mark";
+    setLevel(m, typeof level === "string" ? level : "ok");
+    m.textContent = text;
+    el.appendChild(document.createTextNode(" "));
+    el.appendChild(m);
+  }
+
   // -- tables ----------------------------------------------------------------------------------
   function columns(table) {
     return Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
       return {key: th.dataset.key, format: th.dataset.format || "text", level: th.dataset.level,
-              item: th.dataset.item};
+              item: th.dataset.item, mark: th.dataset.mark, markLevel: th.dataset.markLevel};
     });
   }
 
@@ -167,6 +179,7 @@
         if (["percent", "size", "rate", "number", "seconds", "integer", "ago", "duration"]
             .indexOf(col.format) >= 0) { td.classList.add("num"); }
         if (col.level) { setLevel(td, get(row, col.level)); }
+        if (col.mark) { addMark(td, get(row, col.mark), get(row, col.markLevel || "")); }
         if (col.format === "ago" && row.ts) { td.dataset.ts = row.ts; }
         tr.appendChild(td);
       });

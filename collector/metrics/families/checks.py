@@ -205,7 +205,7 @@ FAMILY = Family(
     chart_for=check_chart,
     chart_names=chart_names,
     thresholds=ThresholdSpec(check_states, Level(1.0, 2.0, CHECK_FOR_PASSES), unit="",
-                             configurable=False, states=CHECK_STATE_NAMES),
+                             configurable=False, states=CHECK_STATE_NAMES, item_label="check"),
     exported=(
         gauge_series("osmon_check_state", "State of the check's last run: 0 OK, 1 WARNING, "
                      "2 CRITICAL, 3 UNKNOWN (Nagios plugin API).", state_points, ("check",)),

@@ -1,4 +1,8 @@
-"""disk: usage of each real file system, judged per mount (each mount may have its levels)."""
+"""disk: usage of each real file system, judged per mount (each mount may have its levels).
+
+Each mount of a stored sample also carries ``full_in_s``, when it will be full at its current
+growth (:mod:`collector.metrics.disk_trend`), which the ``disk_full`` family judges.
+"""
 
 from __future__ import annotations
 
@@ -73,14 +77,17 @@ FAMILY = Family(
         "free": counter(unit="bytes"), "percent": percent(nullable=True),
     })),
     chart=ChartSpec("Disk usage", PERCENT, disk_lines, largest),
-    thresholds=ThresholdSpec(per_mount, Level(85, 95, 1), item_key="mounts"),
+    thresholds=ThresholdSpec(per_mount, Level(85, 95, 1), item_key="mounts", item_label="mount"),
     summary=Summary("Fullest disk", fullest, item_field="disk_mount", overview=True,
-                    terminal="DISK"),
+                    terminal="DISK", mark="disk_full", mark_field="disk_mark"),
     table=Table("Disks", "disks", (
         Column("mount", "Mount"), Column("device", "Device"), Column("fstype", "Type"),
         Column("total", "Size", "size"), Column("used", "Used", "size"),
-        Column("free", "Free", "size"), Column("percent", "Use", "percent")),
+        Column("free", "Free", "size"), Column("percent", "Use", "percent"),
+        Column("full_in_s", "Full in", "duration")),
         "No disk reported."),
+    stored=(("disks[].full_in_s", "number >= 0 or null: time until full at the growth of the "
+             "last hours (null: not filling, or no trusted trend)", "s"),),
     # The sample's "free" is f_bavail (what non-root users may write): node_exporter's avail.
     exported=(
         gauge_series("node_filesystem_size_bytes", "Filesystem size in bytes.",
@@ -90,5 +97,9 @@ FAMILY = Family(
         gauge_series("node_filesystem_avail_bytes",
                      "Filesystem space available to non-root users in bytes.",
                      per_item("disks", FS_LABELS, "free"), _FS_LABELS),
+        gauge_series("osmon_filesystem_full_in_seconds",
+                     "Seconds until the filesystem is full at its growth of the last hours "
+                     "(absent: not filling, or no trusted trend).",
+                     per_item("disks", FS_LABELS, "full_in_s"), _FS_LABELS),
     ),
 )

@@ -59,6 +59,7 @@ def per_core(sample: Sample) -> list[Judged] | None:
 
 FAMILY = Family(
     name="load",
+    within="cpu",
     doc="load averages over 1, 5 and 15 minutes; thresholds compare the 1-minute one per core",
     chart=ChartSpec("Load average", LOAD, load_lines, only("load1"),
                     legend={"load1": "1 min", "load5": "5 min", "load15": "15 min"}),

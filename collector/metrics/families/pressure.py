@@ -110,7 +110,7 @@ FAMILY = Family(
     chart=ChartSpec("Pressure stall (60 s average)", PERCENT, pressure_lines, largest),
     thresholds=ThresholdSpec(stalls, Level(None, None, 2), fixed_items={
         "cpu": Level(None, None, 2), "memory": Level(10, 30, 2), "io": Level(10, 30, 2)},
-        note="the 60-second 'some' average, per resource"),
+        note="the 60-second 'some' average, per resource", item_label="resource"),
     summary=Summary("Pressure", worst, item_field="pressure_resource"),
     local="probe",
     exported=tuple(counter_series(f"node_pressure_{name}_seconds_total", help_text,

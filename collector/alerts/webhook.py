@@ -1,0 +1,238 @@
+"""Notifications POSTed to a webhook, through the same outbox as the e-mail.
+
+Every message (:mod:`collector.alerts.alertmanager`) is first written to
+``<data_dir>/state/outbox/<id>.webhook.json`` (atomically; its ``channel`` field says
+``webhook``, the e-mail's files are ``.eml``), then the outbox is flushed oldest first; a
+message leaves it only once the endpoint answered 2xx.  Anything else (a refused or reset
+connection, a timeout, a 500, a 401, a redirect) stops the flush: that message and those after
+it wait, in order, for the next pass.  Delivery is at least once, as for the e-mail: a crash
+between the 2xx and the removal of the file sends that message again.
+
+Whatever the endpoint does, one POST costs at most ``timeout_s`` and never goes past the pass
+deadline: the exchange runs in a thread that the caller stops waiting for, and whose socket it
+then shuts down.  Redirects are not followed (a notification must not go where the config did
+not say).  The bearer token is read from its file at each flush, sent only in the
+``Authorization`` header, and masked in every message osmon writes; the URL, which may hold a
+secret of a chat service, is named by scheme, host and port only.
+
+Failing is logged once when it starts and once when it ends, like the e-mail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from collector import __version__
+from collector.alerts.mail import MAX_OUTBOX, outbox_dir
+from collector.config import WebhookSettings
+from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "webhook"
+SUFFIX = f".{CHANNEL}.json"
+STATUS_FILE = "webhook-status.json"
+VERSION = 1
+USER_AGENT = f"osmon/{__version__}"
+#: An answer's status line is all osmon reads of it (its reason cut at this).
+MAX_REASON = 100
+
+
+class WebhookError(Exception):
+    """Why a message could not be delivered, in words an admin can act on."""
+
+
+# -- outbox ---------------------------------------------------------------------------------------
+def queue(state_dir: Path, payloads: list[dict[str, Any]], now: datetime) -> list[Path]:
+    """Write each message to the outbox (atomically); names sort oldest first, and in the
+    order given within a pass."""
+    paths = []
+    for index, payload in enumerate(payloads):
+        name = f"{now:%Y%m%dT%H%M%SZ}-{index:03d}-{uuid.uuid4().hex[:12]}{SUFFIX}"
+        path = outbox_dir(state_dir) / name
+        data = json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
+                          ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        atomic_write_bytes(path, data.encode("utf-8"), mode=0o600)
+        paths.append(path)
+    waiting = pending(state_dir)
+    for old in waiting[:max(0, len(waiting) - MAX_OUTBOX)]:
+        log.error("webhook outbox over %d messages: dropping the oldest, %s", MAX_OUTBOX,
+                  old.name)
+        old.unlink(missing_ok=True)
+    return paths
+
+
+def pending(state_dir: Path) -> list[Path]:
+    """Webhook messages waiting in the outbox, oldest first."""
+    try:
+        return sorted(p for p in outbox_dir(state_dir).iterdir()
+                      if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def flush_outbox(settings: WebhookSettings, state_dir: Path, deadline: float) -> int:
+    """POST what waits, oldest first, until done, a failure, or ``deadline`` (monotonic).
+    Returns how many were delivered; the rest stay for the next pass."""
+    waiting = pending(state_dir)
+    if not waiting:
+        return 0
+    sent = 0
+    for path in waiting:
+        left = deadline - time.monotonic()
+        if left < 0.5:
+            log.info("webhook: no time left in this pass; %d message(s) wait",
+                     len(waiting) - sent)
+            return sent
+        body = _body(path)
+        if body is None:
+            continue
+        try:
+            post(settings, body, min(settings.timeout_s, left))
+        except WebhookError as exc:
+            _failed(state_dir, str(exc), len(waiting) - sent)
+            return sent
+        path.unlink(missing_ok=True)
+        sent += 1
+    _works(state_dir, sent)
+    return sent
+
+
+def _body(path: Path) -> bytes | None:
+    """The message to POST, or None for a file that is not one (set aside, never retried)."""
+    try:
+        record = json.loads(path.read_bytes())
+        if not isinstance(record, dict) or record.get("channel") != CHANNEL or \
+                not isinstance(record.get("payload"), dict):
+            raise ValueError("not a webhook message")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        aside = path.with_name(path.name[:-len(SUFFIX)] + ".webhook.rejected")
+        path.replace(aside)
+        log.error("webhook outbox: %s is unreadable (%s); kept as %s, not sent", path.name,
+                  exc, aside.name)
+        return None
+    return json.dumps(record["payload"], ensure_ascii=False).encode("utf-8")
+
+
+def failure(state_dir: Path) -> str | None:
+    """Why the webhook is failing (since the last attempt), or ``None`` if it is not."""
+    status, _problem = read_json(Path(state_dir) / STATUS_FILE, 1)
+    if not isinstance(status, dict) or not status.get("failing_since"):
+        return None
+    return str(status.get("reason") or "unknown reason")
+
+
+def _failed(state_dir: Path, reason: str, waiting: int) -> None:
+    path = Path(state_dir) / STATUS_FILE
+    if failure(state_dir) is not None:
+        log.info("webhook still failing: %s; %d message(s) wait in the outbox", reason, waiting)
+        return
+    log.warning("webhook cannot deliver: %s; %d message(s) wait in %s and are retried every "
+                "pass (reported once)", reason, waiting, outbox_dir(state_dir))
+    atomic_write_json(path, {"version": 1, "failing_since": time.time(), "reason": reason})
+
+
+def _works(state_dir: Path, sent: int) -> None:
+    path = Path(state_dir) / STATUS_FILE
+    if path.exists():
+        log.warning("webhook works again: %d waiting message(s) delivered", sent)
+        path.unlink(missing_ok=True)
+
+
+# -- HTTP -----------------------------------------------------------------------------------------
+def post(settings: WebhookSettings, body: bytes, budget_s: float) -> int:
+    """POST ``body`` within ``budget_s`` seconds in all; the HTTP status when it is 2xx, else
+    :class:`WebhookError`."""
+    where = settings.where
+    try:
+        token = settings.token()
+    except (OSError, ValueError) as exc:
+        raise WebhookError(f"cannot read bearer_token_file {settings.bearer_token_file}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    parts = urlsplit(settings.url)
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+               "Content-Length": str(len(body))}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(parts.hostname or "", parts.port,
+                                                 timeout=budget_s,
+                                                 context=ssl.create_default_context())
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port,
+                                                timeout=budget_s)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    box: dict[str, Any] = {}
+
+    def exchange() -> None:
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            answer = connection.getresponse()  # the status line and headers; no body read
+            box["answer"] = (answer.status, answer.reason)
+        except Exception as exc:  # handed to the caller's thread
+            box["error"] = exc
+        finally:
+            connection.close()  # here, also when the caller has stopped waiting
+
+    worker = threading.Thread(target=exchange, name="osmon-webhook", daemon=True)
+    worker.start()
+    worker.join(budget_s)
+    if worker.is_alive():
+        _shut(connection)  # the exchange fails at once, and the thread closes it
+        raise WebhookError(f"no answer from {where} within {budget_s:.1f} s")
+    if "error" in box:
+        raise WebhookError(_mask(explain(box["error"], where, budget_s), token))
+    status, reason = box["answer"]
+    if 200 <= status < 300:
+        return status
+    said = "".join(ch if ch.isprintable() else " " for ch in str(reason))[:MAX_REASON]
+    if 300 <= status < 400:
+        raise WebhookError(_mask(f"{where} answered {status} {said}: a redirect, which osmon "
+                                 "does not follow (set url to the final address)", token))
+    raise WebhookError(_mask(f"{where} answered {status} {said}".rstrip(), token))
+
+
+def _shut(connection: http.client.HTTPConnection) -> None:
+    """Stop an exchange still running in its thread: its socket's reads fail at once."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def explain(exc: BaseException, where: str, budget_s: float) -> str:
+    """One sentence for an error of the exchange."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS problem with {where}: its certificate is not trusted ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS problem with {where}: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}: nothing listens there (check url)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host of {where}: {exc.strerror}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no answer from {where} within {budget_s:.1f} s"
+    if isinstance(exc, http.client.HTTPException):
+        return f"{where} did not answer in HTTP ({type(exc).__name__})"
+    if isinstance(exc, OSError):
+        return f"cannot talk to {where}: {exc.strerror or exc}"
+    return f"{where}: {type(exc).__name__}"
+
+
+def _mask(text: str, token: str | None) -> str:
+    return text.replace(token, "[hidden]") if token and len(token) >= 4 else text
