@@ -311,3 +311,25 @@ def test_terminal_safe_replaces_every_control_or_format_character() -> None:
 ])
 def test_colour_choice(choice: str, tty: bool, environ: dict[str, str], expected: bool) -> None:
     assert wants_colour(choice, tty, environ) is expected
+
+
+def test_one_host_is_said_in_the_singular(tmp_path: Path) -> None:
+    site = make_site(tmp_path, [{"name": "web1"}])
+    fill(site.store, "web1", utc_now())
+    passlog.record(site.config.state_dir, {"ts": format_ts(utc_now()), "duration_s": 0.5,
+                                           "hosts": 1, "ok": 1, "failed": 0, "skipped": False})
+    first = osmon_status(site).stdout.splitlines()[0]
+    assert ", 1 host, 0 failed, " in first, first
+
+
+def test_an_unknown_tag_is_said_as_such(tmp_path: Path) -> None:
+    site = make_site(tmp_path, [{"name": "web1", "tags": ["web"]},
+                                {"name": "old", "tags": ["legacy"], "enabled": False}])
+    fill(site.store, "web1", utc_now())
+    assert osmon_status(site, "--tag", "nosuch").stdout.splitlines()[-1] == (
+        "(no host has the tag 'nosuch')")
+    assert osmon_status(site, "--tag", "legacy").stdout.splitlines()[-1] == (
+        "(no enabled host has the tag 'legacy')")
+    (tmp_path / "empty").mkdir()
+    empty = make_site(tmp_path / "empty", [{"name": "off", "enabled": False}])
+    assert osmon_status(empty).stdout.splitlines()[-1] == "(no enabled host in the config)"

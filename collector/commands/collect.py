@@ -15,6 +15,7 @@ import sys
 from collector.config import load_config
 from collector.passes import collect
 from collector.views.progress import TerminalProgress
+from collector.views.words import counted
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
     for outcome in result.failures():
         print(outcome.describe())
     if show:
-        print(f"osmon collect: {len(result.outcomes)} hosts, {result.ok} ok, {result.failed} "
-              f"failed in {result.duration_s:.1f} s", file=sys.stderr)
+        print(f"osmon collect: {counted(len(result.outcomes), 'host')}, {result.ok} ok, "
+              f"{result.failed} failed in {result.duration_s:.1f} s", file=sys.stderr)
     return 0

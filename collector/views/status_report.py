@@ -38,6 +38,7 @@ from collector.views.health import (
     fleet_status,
     format_age,
 )
+from collector.views.words import counted
 
 #: SGR colour of each status word (and of a value at that level); a silenced host's is cyan.
 COLOURS = {"ok": "32", "stale": "35", "warning": "33", "critical": "31", "down": "1;31",
@@ -70,6 +71,8 @@ class Report:
     collector: CollectorState
     last_pass: Mapping[str, Any] | None
     hosts: list[HostLine]
+    #: Why ``hosts`` is empty, said in place of the lines (an unknown tag, no enabled host).
+    empty: str = "(no enabled host in the config)"
 
     def as_dict(self) -> dict[str, Any]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -101,7 +104,17 @@ def build_report(config: Config, now: datetime, tag: str | None = None) -> Repor
                         reasons=tuple(redact(r) or "" for r in status.reasons))
         lines.append(HostLine(clean, tuple(failing_checks(latest.get(status.name)))))
     last = passlog.last_pass(config.state_dir)
-    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines)
+    return Report(now, collector_state(last, now, config.settings.interval_s), last, lines,
+                  _why_empty(config, tag))
+
+
+def _why_empty(config: Config, tag: str | None) -> str:
+    """What to say when no line is shown: a typo in ``--tag`` is not an empty config."""
+    if tag is None:
+        return "(no enabled host in the config)"
+    if any(tag in h.tags for h in config.hosts):
+        return f"(no enabled host has the tag {tag!r})"
+    return f"(no host has the tag {tag!r})"
 
 
 def to_json(report: Report) -> str:
@@ -146,7 +159,7 @@ def render(report: Report, colour: bool = False) -> str:
             cells.append(pad + painted if i in right else painted + pad)
         out.append("  ".join(cells).rstrip())
     if not report.hosts:
-        out.append("(no enabled host in the config)")
+        out.append(terminal_safe(report.empty))
     return "\n".join(out) + "\n"
 
 
@@ -161,7 +174,7 @@ def collector_line(report: Report, colour: bool = False) -> str:
     if last.get("skipped"):
         text += ", skipped"
     elif isinstance(last.get("hosts"), int):
-        text += f", {last['hosts']} hosts, {_int(last.get('failed'))} failed"
+        text += f", {counted(last['hosts'], 'host')}, {_int(last.get('failed'))} failed"
     if isinstance(last.get("duration_s"), (int, float)):
         text += f", {last['duration_s']:.1f} s"
     if state.stale:
