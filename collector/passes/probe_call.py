@@ -100,7 +100,7 @@ def load_probe() -> bytes:
 def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
     """Exit status, then JSON, then shape: nothing of a bad answer goes further than a reason."""
     if result.exit_status != 0:
-        line = ssh.first_line(result.stderr)
+        line = ssh.failure_output(result.stderr, result.stdout)
         if result.exit_status == 127:
             message = f"{host.python} not found on the host (exit 127)"
         elif result.exit_status == -1:
@@ -109,7 +109,7 @@ def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
             message = f"the probe failed with exit status {result.exit_status}"
         raise ssh.SshFailure(ssh.PROBE, f"{message}: {line}" if line else message)
     if not result.stdout.strip():
-        line = ssh.first_line(result.stderr)
+        line = ssh.failure_output(result.stderr)
         raise ssh.SshFailure(ssh.INVALID_OUTPUT, "no output" + (f" ({line})" if line else ""))
     try:
         obj = json.loads(result.stdout)

@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import select
+import shlex
 import socket
 import threading
 import time
@@ -108,6 +109,18 @@ class HostKeyChecker:
                 types.extend(t for t in entry if t not in types)
         return types
 
+    def keyscan_hint(self, host: Host) -> str:
+        """The shell command that adds the host's key to the user's known_hosts, creating its
+        directory first (private, as ssh wants ``~/.ssh``): on a new central server
+        ``~/.ssh`` often does not exist yet, and ``>>`` cannot create a directory."""
+        if self.user_file is None:
+            directory, target = "~/.ssh", "~/.ssh/known_hosts"
+        else:
+            directory = shlex.quote(str(Path(self.user_file).parent))
+            target = shlex.quote(str(self.user_file))
+        return (f"mkdir -p -m 700 {directory} && ssh-keyscan -p {host.port} "
+                f"{shlex.quote(host.address)} >> {target}")
+
     def verify(self, host: Host, key: paramiko.PKey) -> None:
         """Return if ``key`` is the host's known key (or was just accepted); else raise."""
         name = known_hosts_name(host.address, host.port)
@@ -127,9 +140,8 @@ class HostKeyChecker:
             files = " or ".join(str(f) for f in self._files) or "no known_hosts file"
             raise SshFailure(HOSTKEY, (
                 f"host key of {name} ({key.get_name()} {key.fingerprint}) is not in {files}; "
-                f"check it and add it with: ssh-keyscan -p {host.port} {host.address} >> "
-                f"{self.user_file or '~/.ssh/known_hosts'} (or set host_key_policy = "
-                f"\"accept-new\")"))
+                f"check it and add it with: {self.keyscan_hint(host)} (or set "
+                f"host_key_policy = \"accept-new\")"))
         path, kind = status
         if kind == "changed":
             raise SshFailure(HOSTKEY, (
@@ -497,3 +509,27 @@ def first_line(data: bytes, limit: int = 200) -> str:
         if raw.strip():
             return _clean(raw, limit)
     return ""
+
+
+#: Output of at most this many lines is said whole; longer output by its last line.
+SHORT_OUTPUT_LINES = 3
+
+
+def failure_output(stderr: bytes, stdout: bytes = b"", limit: int = 300) -> str:
+    """What a failed command said about its failure, safe to print and store.
+
+    The line that explains comes last: sshd's "Could not chdir to home directory" (stderr)
+    precedes nologin's "This account is currently not available." (which nologin prints on
+    stdout), and a traceback ends with the exception.  So the last non-empty line leads, and
+    short output adds the rest.  Stdout counts unless it is the probe's JSON.
+    """
+    texts = [stderr.decode("utf-8", "replace")]
+    if not stdout.lstrip().startswith(b"{"):
+        texts.append(stdout[-8192:].decode("utf-8", "replace"))
+    lines = [_clean(raw, limit) for text in texts for raw in text.splitlines() if raw.strip()]
+    if not lines:
+        return ""
+    text = lines[-1]
+    if 1 < len(lines) <= SHORT_OUTPUT_LINES:
+        text += f" (also said: {'; '.join(lines[:-1])})"
+    return text[:limit] + ("…" if len(text) > limit else "")
