@@ -108,7 +108,8 @@ def alerts() -> ResponseReturnValue:
 @bp.get("/certfr")
 def certfr() -> ResponseReturnValue:
     fleet = current_fleet()
-    return jsonify(generated=format_ts(fleet.clock()), alerts=fleet.certfr(limit=50))
+    return jsonify(generated=format_ts(fleet.clock()), alerts=fleet.certfr(limit=50),
+                   feed=fleet.certfr_feed())
 
 
 def _known_host(name: str) -> Host:

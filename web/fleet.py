@@ -160,6 +160,12 @@ class Fleet:
     def certfr(self, limit: int = 50) -> list[dict[str, Any]]:
         return certfr.recent_alerts(self.config.state_dir, limit=limit)
 
+    def certfr_feed(self) -> dict[str, Any]:
+        """Whether the feed is read, and how its last fetches went (see ``feed_status``)."""
+        settings = self.config.certfr
+        return {"enabled": settings.enabled, "interval_s": settings.interval_s,
+                **certfr.feed_status(self.config.state_dir)}
+
     def collector(self, now: datetime) -> CollectorState:
         """When the collector last finished (or skipped) a pass: stale if long ago, or never."""
         return collector_state(passlog.last_pass(self.config.state_dir), now, self.interval_s)

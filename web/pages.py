@@ -85,7 +85,8 @@ def alerts() -> ResponseReturnValue:
 
 @bp.get("/certfr")
 def certfr() -> ResponseReturnValue:
-    return render_template("certfr.html", items=current_fleet().certfr(limit=50))
+    fleet = current_fleet()
+    return render_template("certfr.html", items=fleet.certfr(limit=50), feed=fleet.certfr_feed())
 
 
 @bp.get("/charts")
