@@ -42,16 +42,19 @@ def badge(value: Any, kind: str = "status") -> Markup:
 
 
 def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
-         sortable: bool = False, sort: Any = None, item: str | None = None) -> Markup:
+         sortable: bool = False, sort: Any = None, item: str | None = None,
+         since: str | None = None) -> Markup:
     """One ``<td>``: ``fmt`` names a format of :mod:`web.formats`, or status/level/check (a
     text badge) or hostlink (a link to the host's page); ``item`` (a mount point) follows the
-    value as a label."""
+    value as a label; ``since`` is the time an "ago" cell counts from (else ``row.ts``)."""
     classes = (["num"] if fmt in NUMERIC else []) + ([f"level-{level}"] if level else [])
     attrs = f' class="{escape(" ".join(classes))}"' if classes else ""
     if sortable:
         key = sort if sort is not None else (value if value is not None else "")
         attrs += f' data-sort="{escape(_text(key))}"'
     ts = _field(row, "ts") if row is not None else None
+    if fmt == "ago" and since is not None:
+        ts = since
     if fmt == "ago" and ts:
         attrs += f' data-ts="{escape(_text(ts))}"'
     if fmt in _BADGES:
@@ -79,14 +82,18 @@ def formatted(fmt: str, value: Any, item: str | None = None) -> Markup:
 
 
 def header(key: str, label: str, fmt: str = "text", level: str | None = None,
-           sortable: bool = False, item: str | None = None) -> Markup:
-    """A column heading; ``data-*`` tell ``app.js`` how to rebuild the column's cells."""
+           sortable: bool = False, item: str | None = None, since: str | None = None
+           ) -> Markup:
+    """A column heading; ``data-*`` tell ``app.js`` how to rebuild the column's cells
+    (``since``: the key of the time an "ago" column counts from, else ``ts``)."""
     attrs = ' class="num"' if fmt in NUMERIC else ""
     attrs += f' data-key="{escape(key)}" data-format="{escape(fmt)}"'
     if level:
         attrs += f' data-level="{escape(level)}"'
     if item:
         attrs += f' data-item="{escape(item)}"'
+    if since:
+        attrs += f' data-since="{escape(since)}"'
     text = escape(label)
     if sortable:
         text = Markup(f'<button type="button" class="sort">{text}</button>')
@@ -102,7 +109,7 @@ def overview_head() -> Markup:
     for one, alerts, why and tags."""
     heads = [header("status", "Status", "status", sortable=True),
              header("name", "Host", "hostlink", sortable=True),
-             header("age_s", "Last seen", "ago", sortable=True)]
+             header("last_seen_age_s", "Last seen", "ago", sortable=True, since="last_seen")]
     for family in OVERVIEW:
         summary = family.summary
         assert summary is not None
@@ -131,7 +138,7 @@ def host_row(h: Any) -> Markup:
     return Markup("<tr>" + "".join((
         cell("status", h.status, h, sortable=True, sort=h.severity),
         cell("hostlink", h.name, sortable=True),
-        cell("ago", h.age_s, h, sortable=True),
+        cell("ago", h.seen_age_s, sortable=True, since=h.seen_ts),
         *family_cells,
         cell("integer", h.alerts, sortable=True),
         cell("items", list(h.reasons)),

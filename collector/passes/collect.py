@@ -131,7 +131,11 @@ def run_pass(config: Config, *, now: datetime | None = None,
         def store_outcome(outcome: HostOutcome, done: int, total: int, failed: int) -> None:
             # Appended as soon as known: a pass killed midway keeps what it had collected.
             try:
-                store.append(outcome.host, outcome.sample, line=outcome.line)
+                line = outcome.line
+                if not outcome.ok:
+                    note_last_ok(store, outcome.host, outcome.sample)
+                    line = None  # encoded again, with last_ok
+                store.append(outcome.host, outcome.sample, line=line)
             except (OSError, ValueError) as exc:  # ValueError: not encodable, or too large
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
             if progress is not None:
@@ -400,6 +404,25 @@ def _derive(raw: dict[str, Any], previous: dict[str, Any] | None, epoch: float,
     if expected_checks:
         derived["checks"] = derive_checks(raw.get("checks"), expected_checks)
     return derived
+
+
+def note_last_ok(store: Store, host: str, sample: dict[str, Any]) -> None:
+    """Give a failure line ``last_ok``: ``ts`` of the host's newest good sample, or None if it
+    never answered.  Carried from the previous line, so "Last seen" costs readers nothing;
+    only a predecessor written before ``last_ok`` existed makes the store search back."""
+    try:
+        previous = store.latest(host)
+    except OSError:  # unreadable history: the failure is still stored, without last_ok
+        return
+    if previous is None:
+        sample["last_ok"] = None
+    elif previous.get("ok") is True:
+        sample["last_ok"] = previous.get("ts")
+    elif "last_ok" in previous:
+        carried = previous.get("last_ok")
+        sample["last_ok"] = carried if isinstance(carried, str) else None
+    else:
+        sample["last_ok"] = store.last_ok_ts(host)
 
 
 def failure_sample(ts: str, host: Host, kind: str, message: str, duration_s: float,

@@ -162,6 +162,21 @@ class Store:
                     continue
                 yield sample
 
+    def last_ok_ts(self, host: str) -> str | None:
+        """``ts`` of the host's newest good sample, searching back through every day file.
+
+        Costly for a host that has failed for weeks: the pass calls it only for a failure
+        line whose predecessor predates ``last_ok`` (see ``passes.collect.note_last_ok``);
+        from then on each failure line carries the answer forward."""
+        for day_file in reversed(self.day_files(host)):
+            for line in reversed(_read_lines(day_file.path)):
+                if b'"ok":true' not in line:  # most lines of a dead host: no decoding
+                    continue
+                sample = _decode(line)
+                if sample is not None and sample.get("ok") is True:
+                    return str(sample["ts"])
+        return None
+
     def last_day_with_data(self, host: str) -> date | None:
         files = self.day_files(host)
         return files[-1].day if files else None

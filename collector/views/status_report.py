@@ -205,7 +205,7 @@ def _cells(line: HostLine) -> tuple[str, ...]:
         said = terminal_safe(f"silenced until {until} by {silence.get('author')}: "
                              f"{silence.get('reason')}", MAX_NOTE)
         note = f"{note}; {said}" if note else said
-    return (status, terminal_safe(s.name), format_age(s.age_s), *values, str(s.alerts),
+    return (status, terminal_safe(s.name), format_age(s.seen_age_s), *values, str(s.alerts),
             terminal_safe(checks, MAX_CHECKS) or DASH, note)
 
 

@@ -9,7 +9,7 @@
  *   [data-level=path]       element class level-<ok|warning|critical>
  *   [data-show-if=path]     element shown only when the value is true
  *   table[data-rows=path]   tbody rebuilt from an array; th[data-key|data-format|data-level|
- *                           data-item]
+ *                           data-item|data-since (the time an "ago" column counts from)]
  *   img[data-chart]         reloaded (with &v=<newest sample>) when the value at the path
  *                           body[data-chart-key] (the newest sample's ts) moves away from
  *                           body[data-chart-ts] (its value when the page was made)
@@ -143,7 +143,7 @@
   function columns(table) {
     return Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
       return {key: th.dataset.key, format: th.dataset.format || "text", level: th.dataset.level,
-              item: th.dataset.item};
+              item: th.dataset.item, since: th.dataset.since};
     });
   }
 
@@ -167,7 +167,8 @@
         if (["percent", "size", "rate", "number", "seconds", "integer", "ago", "duration"]
             .indexOf(col.format) >= 0) { td.classList.add("num"); }
         if (col.level) { setLevel(td, get(row, col.level)); }
-        if (col.format === "ago" && row.ts) { td.dataset.ts = row.ts; }
+        var since = col.since ? get(row, col.since) : row.ts;  // when an "ago" counts from
+        if (col.format === "ago" && since) { td.dataset.ts = since; }
         tr.appendChild(td);
       });
       fresh.appendChild(tr);
