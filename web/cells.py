@@ -8,6 +8,7 @@ cells when it refreshes a table (``fill`` and ``rebuild`` there): keep the two i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,12 +66,22 @@ def cell(fmt: str, value: Any, row: Any = None, level: str | None = None,
         content = formatted("text", value)
         if _field(row, "silenced"):
             content += Markup(' <span class="mount">silenced</span>')
+    elif fmt == "when":
+        content = when_content(value)
     elif fmt == "hostlink":
         content = (Markup(f'<a href="{escape(url_for("pages.host", name=value))}">'
                           f"{escape(_text(value))}</a>") if value else Markup(formats.DASH))
     else:
         content = formatted(fmt, value, item)
     return Markup(f"<td{attrs}>{content}</td>")
+
+
+def when_content(value: Any) -> Markup:
+    """A time as "2026-11-21 22:41:00 UTC" that may wrap after the day, never inside it (a
+    narrow column would otherwise break "2026-" from "11-21")."""
+    day, sep, rest = formats.when(value).partition(" ")
+    content = Markup('<span class="nobr">%s</span>') % day
+    return content + (Markup(" ") + escape(rest) if sep else Markup(""))
 
 
 def formatted(fmt: str, value: Any, item: str | None = None) -> Markup:
@@ -146,6 +157,17 @@ def host_row(h: Any) -> Markup:
     )) + "</tr>")
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: Any) -> Markup:
+    """A message of ours with its `...` spans (a command to type) shown as code, the way the
+    CLI and the logs write them; everything else escaped."""
+    parts = _CODE_SPAN.split("" if text is None else _text(text))
+    return Markup("").join(escape(part) if i % 2 == 0 else Markup("<code>%s</code>") % part
+                           for i, part in enumerate(parts))
+
+
 GLOBALS = {"badge": badge, "cell": cell, "header": header, "host_row": host_row,
            "overview_head": overview_head, "overview_columns": OVERVIEW_COLUMNS,
-           "cell_content": formatted, "sample_value": at_path}
+           "cell_content": formatted, "sample_value": at_path, "when_content": when_content}

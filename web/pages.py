@@ -36,6 +36,7 @@ for _name, _filter in formats.FILTERS.items():
 for _name, _global in cells.GLOBALS.items():
     bp.add_app_template_global(_global, _name)
 bp.add_app_template_filter(lambda value, name: formats.FILTERS[name](value), "format_as")
+bp.add_app_template_filter(cells.code_spans, "code_spans")
 
 
 @bp.app_context_processor

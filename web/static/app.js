@@ -117,6 +117,13 @@
         el.appendChild(document.createTextNode(" "));
         el.appendChild(held);
       }
+    } else if (format === "when") {  // may wrap after the day, never inside it
+      var stamp = FORMATS.when(value), cut = stamp.indexOf(" ");
+      var day = document.createElement("span");
+      day.className = "nobr";
+      day.textContent = cut < 0 ? stamp : stamp.slice(0, cut);
+      el.appendChild(day);
+      if (cut >= 0) { el.appendChild(document.createTextNode(stamp.slice(cut))); }
     } else if (format === "hostlink" && value) {
       var a = document.createElement("a");
       a.href = row.url || (body.dataset.root || "") + "/hosts/" + encodeURIComponent(String(value));

@@ -1,0 +1,111 @@
+# ruff: noqa: F811 - the browser fixtures imported from test_browser are used by name
+"""What a new user meets in the browser (Debian's headless chromium against ``osmon serve``
+run for real): the alerts page keeps its words whole, the overview reads on a phone, the
+charts open on a range that holds the data, carry two legend colours and a value readout
+under the pointer, and the overview draws each host's last hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from test_browser import (  # noqa: F401 - fixtures, used by name
+    ARTIFACTS,
+    TIMEOUT_MS,
+    Feeder,
+    Watched,
+    base_url,
+    browser,
+    watched,
+)
+from web_fixtures import Site, make_site, sample
+
+from collector.alerts import hook
+from collector.alerts import rules as alert_rules
+from collector.alerts import state as alert_store
+from collector.times import format_ts, utc_now
+
+HOSTS = [{"name": "central", "local": True, "tags": ["core"]},
+         {"name": "web1", "tags": ["web"]}, {"name": "db-primary-01", "tags": ["db"]}]
+HISTORY_MINUTES = 40
+
+#: Every word of every cell of the page's tables, and whether the browser broke it across
+#: lines (a word wrapped inside itself has two or more line boxes).
+SPLIT_WORDS = """() => {
+  const split = [];
+  for (const td of document.querySelectorAll("main table td")) {
+    const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const re = /\\S+/g;
+      let m;
+      while ((m = re.exec(node.data))) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+        if (tops.size > 1) { split.push(m[0]); }
+      }
+    }
+  }
+  return split;
+}"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    s = make_site(tmp_path_factory.mktemp("browser-ux"), HOSTS, interval_s=5)
+    now = utc_now().replace(microsecond=0)
+    start = now - timedelta(minutes=HISTORY_MINUTES)
+    state = None
+    for minute in range(HISTORY_MINUTES):
+        ts = start + timedelta(minutes=minute)
+        samples = {"central": sample("central", ts, cpu=20.0 + minute),
+                   "web1": sample("web1", ts, cpu=50.0, disk=97.0 if minute > 30 else 60.0,
+                                  mount="/var/lib/postgresql/15/main"),
+                   "db-primary-01": sample("db-primary-01", ts, cpu=99.0, memory=96.0)}
+        for host, value in samples.items():
+            s.store.append(host, value)
+        state, notes = alert_rules.evaluate(s.config, state, samples, ts)
+        alert_store.append_history(s.config.state_dir, hook.history_records(notes, format_ts(ts)))
+    assert state is not None
+    alert_store.save_state(s.config.state_dir, state)
+    return s
+
+
+@pytest.fixture(scope="module")
+def feeder(site: Site) -> Iterator[Feeder]:
+    f = Feeder(site)
+    f.cpu = {"central": 30.0, "web1": 50.0, "db-primary-01": 99.0}
+    f.feed = lambda: feed_all(f)  # type: ignore[method-assign]
+    f.feed()
+    f.start()
+    yield f
+    f.stop.set()
+    f.join(timeout=30)
+
+
+def feed_all(f: Feeder) -> None:
+    from collector.store import passlog
+
+    now = utc_now().replace(microsecond=0)
+    for host, cpu in list(f.cpu.items()):
+        f.site.store.append(host, sample(host, now, cpu=cpu, disk=97.0 if host == "web1" else 50.0,
+                                         mount="/var/lib/postgresql/15/main"))
+    passlog.record(f.site.config.state_dir, {"ts": format_ts(now), "duration_s": 0.1,
+                                             "hosts": 3, "ok": 3, "failed": 0,
+                                             "skipped": False})
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_the_alerts_page_never_splits_a_word(base_url: str, watched: Watched,
+                                             width: int) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(base_url + "alerts")
+    assert page.locator('table[data-rows="history"] tbody tr').count() >= 3
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"alerts-{width}.png"), full_page=True)
+    assert page.evaluate(SPLIT_WORDS) == []
+    watched.assert_clean()
