@@ -371,3 +371,18 @@ def test_every_line_colour_stands_out_on_white() -> None:
     assert len(set(charts.PALETTE)) == len(charts.PALETTE) == 12
     assert all(_contrast_on_white(c) >= 3.0 for c in charts.PALETTE), [
         (c, round(_contrast_on_white(c), 2)) for c in charts.PALETTE]
+
+
+def test_max_and_average_have_legend_colours_of_their_own(store: Store) -> None:
+    """The dash tells the lines apart on the plot, not in the legend's squares."""
+    write_fast(store, "web1", [sample(t, cpu=10.0 + (i % 7)) for i, t in
+                               enumerate(every(T0 - timedelta(hours=6), 6 * 60))])
+    rollup.rebuild(store, "web1")
+    for host_color in charts.PALETTE:
+        root = parse_svg(charts.render_host_chart(store, "web1", "cpu", "24h", T0,
+                                                  color=host_color).svg)
+        colours = series_colors(root)
+        assert list(colours) == ["cpu max", "average"]
+        assert colours["cpu max"] == host_color.upper()
+        assert colours["average"] != colours["cpu max"], host_color
+        assert _contrast_on_white(colours["average"]) >= 3.0

@@ -80,6 +80,10 @@ RANGES: dict[str, timedelta] = {
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#B37800", "#8C564B",
                             "#332288", "#882255", "#117733", "#999933", "#338A7C", "#AA4499")
 
+#: The average line beside a single line's maximum: a neutral grey (6:1 on white) that no
+#: host has, so the legend's two squares differ and not only the dash on the plot.
+AVERAGE_COLOR = "#57606A"
+
 #: Prefer a rollup when it still gives this many buckets over the range (about 300).
 MIN_POINTS = 280
 #: At most this many points per line: pygal's cost grows with points (13 ms for 300).
@@ -88,7 +92,7 @@ MAX_POINTS = 400
 MAX_LEGEND = 24
 _RAW_STEP = 60
 #: Part of every etag: a change of the drawing invalidates what browsers cached.
-_RENDER_VERSION = "2"
+_RENDER_VERSION = "3"
 _TICKS = (600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 432000,
           604800)
 _AXIS_TITLES = {series.PERCENT: "percent", series.LOAD: "load", series.RATE: "bytes/s",
@@ -196,7 +200,7 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
     if len(lines) == 1 and averaged:
         label = names.get(lines[0].label, lines[0].label)
         drawn = [_Drawn(f"{label} max", lines[0].peak, colors[0]),
-                 _Drawn("average", lines[0].mean, colors[0], dashed=True)]
+                 _Drawn("average", lines[0].mean, AVERAGE_COLOR, dashed=True)]
         how = "max and average"
     else:
         drawn = [_Drawn(names.get(line.label, line.label), line.peak, color)
