@@ -226,7 +226,7 @@ def test_host_page_charts_contain_the_data(base_url: str, watched: Watched) -> N
 
 def test_range_switch_changes_the_charts(base_url: str, watched: Watched) -> None:
     page = watched.page
-    page.goto(base_url + "hosts/web1")
+    page.goto(base_url + "hosts/web1?range=24h")
     before = page.locator("img[data-chart]").first.get_attribute("src")
     assert before.endswith("range=24h")
     day_svg = fetch_text(page, before)

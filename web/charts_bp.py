@@ -36,9 +36,10 @@ def _create_cache(state: BlueprintSetupState) -> None:
     state.app.extensions["osmon.chart_cache"] = ChartCache()
 
 
-def requested_range() -> str:
-    """The ``range`` query argument (24h when absent); anything unknown is a 400."""
-    name = request.args.get("range", DEFAULT_RANGE)
+def requested_range(default: str = DEFAULT_RANGE) -> str:
+    """The ``range`` query argument (``default`` when absent: 24h, the chart URLs' contract);
+    anything unknown is a 400."""
+    name = request.args.get("range", default)
     if name not in charts.RANGES:
         abort(400, description=f"unknown range {name!r}: use one of "
                                f"{', '.join(charts.RANGES)}")

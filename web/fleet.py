@@ -24,7 +24,7 @@ from collector.metrics import series
 from collector.redact import Redactor
 from collector.store import passlog
 from collector.store.samples import Store
-from collector.times import format_ts
+from collector.times import format_ts, parse_ts
 from collector.views import charts
 from collector.views.health import (
     STATUSES,
@@ -54,6 +54,10 @@ class Overview:
                 "counts": counts, "silenced": sum(1 for h in self.hosts if h.silenced),
                 "tags": self.tags, "newest": newest,
                 "hosts": [summary(h) for h in self.hosts]}
+
+
+#: The range a host page opens on once the host has that much data (see ``opening_range``).
+OPENING_RANGE = "24h"
 
 
 class Fleet:
@@ -99,6 +103,22 @@ class Fleet:
     def latest(self, name: str) -> dict[str, Any] | None:
         sample = self._latest.get(name)
         return self.clean_sample(sample) if sample else None
+
+    def opening_range(self, name: str, now: datetime) -> str:
+        """The range a host page opens on: the smallest that holds all the host's data, up to
+        the 24 h it opens on once there is more (a new install's charts would otherwise be a
+        few dots at the right edge of a day).  The chart URLs keep 24 h as their default."""
+        oldest = self.store.oldest_ts(name) if self.host(name) is not None else None
+        if oldest is None:
+            return OPENING_RANGE
+        try:
+            span = now - parse_ts(oldest)
+        except ValueError:
+            return OPENING_RANGE
+        for range_name, length in charts.RANGES.items():
+            if length >= span or range_name == OPENING_RANGE:
+                return range_name
+        return OPENING_RANGE
 
     def chart_checks(self, hosts: list[Host]) -> list[str]:
         """Checks of these hosts that get a chart (``check.<name>``): those whose newest result

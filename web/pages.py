@@ -60,8 +60,8 @@ def host(name: str) -> ResponseReturnValue:
     host = fleet.host(name)
     if host is None:
         abort(404, description=f"no host named {name!r} in the config")
-    range_name = requested_range()
     now = fleet.clock()
+    range_name = requested_range(default=fleet.opening_range(name, now))
     sample = fleet.latest(name)
     metrics = chart_metrics(fleet.chart_checks([host]), [sample])
     return render_template(

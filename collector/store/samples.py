@@ -162,6 +162,21 @@ class Store:
                     continue
                 yield sample
 
+    def oldest_ts(self, host: str) -> str | None:
+        """``ts`` of the host's oldest readable sample: the first line of its oldest day file
+        (the next file when that one holds no valid line)."""
+        for day_file in self.day_files(host):
+            opener = gzip.open if day_file.compressed else open
+            try:
+                with opener(day_file.path, "rb") as fh:
+                    for line in fh:
+                        sample = _decode(line)
+                        if sample is not None:
+                            return str(sample["ts"])
+            except (OSError, EOFError):  # pruned meanwhile, or a damaged archive
+                continue
+        return None
+
     def last_ok_ts(self, host: str) -> str | None:
         """``ts`` of the host's newest good sample, searching back through every day file.
 
