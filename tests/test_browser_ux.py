@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from test_browser import (  # noqa: F401 - fixtures, used by name
@@ -126,4 +126,60 @@ def test_a_new_hosts_page_opens_on_the_range_of_its_data(base_url: str,
     plot = max(xs) - min(xs)
     width = float(re.search(r'class="plot".*?<rect[^>]*width="([\d.]+)"', svg, re.S).group(1))
     assert plot > 0.5 * width  # the line spans the chart, not a few dots at its right edge
+    watched.assert_clean()
+
+
+def drawn_points(svg: str) -> tuple[float, float, list[tuple[float, float]]]:
+    """pygal's own drawing of the first line: the plot's offset and the line's points."""
+    dx, dy = (float(v) for v in re.search(
+        r'<g transform="translate\(([\d.]+), ([\d.]+)\)" class="plot"', svg).groups())
+    path = re.search(r'<path d="M([\d.]+ [\d.]+ L[^"]+)"', svg).group(1)
+    points = [(float(x), float(y)) for x, y in re.findall(r"([\d.]+) ([\d.]+)", path)]
+    return dx, dy, points
+
+
+def test_hovering_a_chart_reads_the_value_and_time_under_the_pointer(
+        base_url: str, site: Site, watched: Watched) -> None:
+    page = watched.page
+    page.goto(base_url + "hosts/central?range=1h")
+    img = page.locator("img[data-chart]").first
+    page.wait_for_function("() => { const i = document.querySelector('img[data-chart]');"
+                           " return i.complete && i.naturalWidth > 0; }")
+    svg = page.evaluate("url => fetch(url).then(r => r.text())", img.get_attribute("src"))
+    dx, dy, points = drawn_points(svg)
+    box = img.bounding_box()
+    assert box is not None
+    scale = box["width"] / 800
+    readout = page.locator("figure").first.locator(".readout")
+    oldest = site.store.oldest_ts("central")
+    assert oldest is not None
+    first = datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+    for minute in (5, 17):  # the sample of that minute had 20 + minute % CPU
+        x, y = points[minute]
+        page.mouse.move(box["x"] + (dx + x) * scale, box["y"] + (dy + y) * scale)
+        readout.wait_for(state="visible")
+        text = readout.inner_text()
+        when = (first + timedelta(minutes=minute)).strftime("%Y-%m-%d %H:%M UTC")
+        assert when in text and f"{20 + minute:.1f} %" in text, (minute, text)
+    page.screenshot(path=str(ARTIFACTS / "readout.png"))
+    page.mouse.move(box["x"] + 2, box["y"] + 2)  # off the plot: nothing to read
+    readout.wait_for(state="hidden")
+    watched.assert_clean()
+
+
+def test_the_fleet_chart_reads_every_host_under_the_pointer(base_url: str,
+                                                            watched: Watched) -> None:
+    page = watched.page
+    page.goto(base_url + "charts?range=1h")
+    img = page.locator("img[data-chart]").first
+    page.wait_for_function("() => { const i = document.querySelector('img[data-chart]');"
+                           " return i.complete && i.naturalWidth > 0; }")
+    box = img.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.4)
+    readout = page.locator("figure").first.locator(".readout")
+    readout.wait_for(state="visible")
+    rows = readout.locator(".readout-row").all_inner_texts()
+    assert [r.split()[0] for r in rows] == ["db-primary-01", "web1", "central"]  # highest first
+    assert rows[0].split()[-2:] == ["99.0", "%"]
     watched.assert_clean()

@@ -34,6 +34,8 @@ How a chart is made:
   so callers that know every host (the dashboard, ``osmon charts``) pass the colours of
   :func:`assign_colors`: each host its hash colour unless a host before it in the config took
   it, then the next free one; distinct for up to twelve hosts, stable while the config is.
+* The drawn points and the time axis's place on the image are in the SVG as JSON metadata
+  (:mod:`collector.views.chart_readout`), for the dashboard's hover readout.
 * Everything from a host (mount points, interface names, check labels) reaches the SVG only
   as XML-escaped text; the SVG holds no script (pygal's JS tooltips would load from the
   internet, which monitoring servers rarely have) and no external URL.
@@ -58,6 +60,7 @@ from collector.metrics import series
 from collector.store import rollup
 from collector.store.samples import Store
 from collector.views.chart_cache import ChartCache
+from collector.views.chart_readout import readout_filter
 
 # pygal appends to sys.meta_path a finder for its optional map plugins (unused here) that has
 # no find_spec(): every later import in the process then raises an ImportWarning, an error
@@ -92,7 +95,7 @@ MAX_POINTS = 400
 MAX_LEGEND = 24
 _RAW_STEP = 60
 #: Part of every etag: a change of the drawing invalidates what browsers cached.
-_RENDER_VERSION = "3"
+_RENDER_VERSION = "4"
 _TICKS = (600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 432000,
           604800)
 _AXIS_TITLES = {series.PERCENT: "percent", series.LOAD: "load", series.RATE: "bytes/s",
@@ -378,10 +381,11 @@ def _draw(title: str, unit: str, window: Window, drawn: list[_Drawn], subtitle: 
                   stroke_width="2.5", stroke_opacity="1", stroke_width_hover="2.5",
                   stroke_opacity_hover="1")
     values = [v for d in drawn for _, v in d.points if v is not None]
+    x_ticks = _ticks(window) if values else []
     if values:
         ticks = y_ticks(unit, values)
         axes: dict[str, Any] = {
-            "x_labels": _ticks(window), "range": (ticks[0], ticks[-1]), "y_labels": ticks,
+            "x_labels": x_ticks, "range": (ticks[0], ticks[-1]), "y_labels": ticks,
             "x_title": subtitle, "y_title": _AXIS_TITLES.get(unit, "value")}
     else:  # pygal would draw meaningless axes (and fails on labels it cannot place)
         axes = {"show_x_labels": False, "show_y_labels": False, "show_x_guides": False,
@@ -395,6 +399,8 @@ def _draw(title: str, unit: str, window: Window, drawn: list[_Drawn], subtitle: 
         no_data_text=f"no data in the last {window.range_name}", show_minor_x_labels=True,
         margin=8, spacing=6, **axes)
     chart.add_xml_filter(_strip_active_content)
+    chart.add_xml_filter(readout_filter(window.start, window.end, x_ticks, unit, window.width,
+                                        [(d.label, d.color, d.points) for d in drawn]))
     for d in drawn:
         stroke = {"dasharray": "6,4"} if d.dashed else {}
         chart.add(d.label, _lone_points_as_dashes(d.points, window.width), stroke_style=stroke)
