@@ -470,7 +470,7 @@ def test_a_login_the_account_refuses_reports_the_line_that_explains(tmp_path: Pa
 
 
 def test_long_output_is_reported_by_its_last_line() -> None:
-    from collector.transport.ssh import failure_output
+    from collector.transport.host_text import failure_output
 
     traceback = (b"Traceback (most recent call last):\n  File \"<stdin>\", line 3, in <module>\n"
                  b"    import json\n\nModuleNotFoundError: No module named 'json'\n")

@@ -18,7 +18,7 @@ import remote_probe
 from collector.config import Config, Host
 from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import probe_params_for
-from collector.transport import ssh
+from collector.transport import host_text, ssh
 
 
 def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
@@ -100,7 +100,7 @@ def load_probe() -> bytes:
 def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
     """Exit status, then JSON, then shape: nothing of a bad answer goes further than a reason."""
     if result.exit_status != 0:
-        line = ssh.failure_output(result.stderr, result.stdout)
+        line = host_text.failure_output(result.stderr, result.stdout)
         if result.exit_status == 127:
             message = f"{host.python} not found on the host (exit 127)"
         elif result.exit_status == -1:
@@ -109,7 +109,7 @@ def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
             message = f"the probe failed with exit status {result.exit_status}"
         raise ssh.SshFailure(ssh.PROBE, f"{message}: {line}" if line else message)
     if not result.stdout.strip():
-        line = ssh.failure_output(result.stderr)
+        line = host_text.failure_output(result.stderr)
         raise ssh.SshFailure(ssh.INVALID_OUTPUT, "no output" + (f" ({line})" if line else ""))
     try:
         obj = json.loads(result.stdout)
@@ -122,7 +122,7 @@ def decode_answer(host: Host, result: ssh.CommandResult) -> dict[str, Any]:
         return validate_probe_output(obj)
     except InvalidProbeOutput as exc:
         raise ssh.SshFailure(ssh.INVALID_OUTPUT,
-                             f"wrong shape: {ssh.first_line(str(exc).encode())}") from None
+                             f"wrong shape: {host_text.first_line(str(exc).encode())}") from None
 
 
 def previous_epoch(previous: dict[str, Any] | None) -> float | None:
