@@ -301,7 +301,7 @@ def test_live_refresh_shows_new_data_without_reload(feeder: Feeder, base_url: st
     assert page.locator("img[data-chart]").first.get_attribute("src").startswith(chart + "&v=")
     overview.wait_for_function(
         "() => [...document.querySelectorAll('table.hosts tbody tr')].some(r => "
-        "r.cells[1].textContent === 'live1' && r.cells[3].textContent === '42.5 %')",
+        "r.cells[1].textContent === 'live1' && r.cells[4].textContent === '42.5 %')",
         timeout=TIMEOUT_MS)
     overview_watch.assert_clean()
     overview.close()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from playwright.sync_api import Browser
 from test_browser import (  # noqa: F401 - fixtures, used by name
     ARTIFACTS,
     TIMEOUT_MS,
@@ -26,6 +27,7 @@ from web_fixtures import Site, make_site, sample
 from collector.alerts import hook
 from collector.alerts import rules as alert_rules
 from collector.alerts import state as alert_store
+from collector.store import rollup
 from collector.times import format_ts, utc_now
 
 HOSTS = [{"name": "central", "local": True, "tags": ["core"]},
@@ -72,6 +74,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         alert_store.append_history(s.config.state_dir, hook.history_records(notes, format_ts(ts)))
     assert state is not None
     alert_store.save_state(s.config.state_dir, state)
+    for host in ("central", "web1", "db-primary-01"):  # the rollups the passes would have made
+        rollup.rebuild(s.store, host)
     return s
 
 
@@ -182,4 +186,76 @@ def test_the_fleet_chart_reads_every_host_under_the_pointer(base_url: str,
     rows = readout.locator(".readout-row").all_inner_texts()
     assert [r.split()[0] for r in rows] == ["db-primary-01", "web1", "central"]  # highest first
     assert rows[0].split()[-2:] == ["99.0", "%"]
+    watched.assert_clean()
+
+
+PHONE_LAYOUT = """() => {
+  const doc = document.documentElement;
+  const table = document.querySelector("table.hosts");
+  const rows = [...table.tBodies[0].rows].map(tr => {
+    const box = tr.getBoundingClientRect();
+    const part = sel => { const el = tr.querySelector(sel); if (!el) return null;
+                          const r = el.getBoundingClientRect();
+                          return {left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+                                  visible: r.width > 0 && r.height > 0,
+                                  text: el.textContent}; };
+    return {top: box.top, height: box.height, status: part(".badge"), host: part("a"),
+            why: part("td:nth-last-child(2)"), spark: part("svg.spark")};
+  });
+  return {pageWidth: doc.scrollWidth, viewport: doc.clientWidth,
+          tableOverflow: table.parentElement.scrollWidth - table.parentElement.clientWidth,
+          rows};
+}"""
+
+
+def check_phone_layout(layout: dict) -> None:
+    assert layout["pageWidth"] <= layout["viewport"] == 390, "the page scrolls sideways"
+    assert layout["tableOverflow"] <= 0, "the host table scrolls sideways"
+    assert len(layout["rows"]) == 3
+    for row in layout["rows"]:
+        status, host, why = row["status"], row["host"], row["why"]
+        assert status["visible"] and host["visible"] and why["visible"], row
+        for part in (status, host, why, row["spark"]):
+            assert part["left"] >= 0 and part["right"] <= 390, row
+        assert abs(status["top"] - host["top"]) < 12, "status and host share the first line"
+        assert status["top"] - row["top"] < 16 and why["top"] >= host["top"], row
+    db = next(r for r in layout["rows"] if r["host"]["text"] == "db-primary-01")
+    assert "critical: cpu 99" in db["why"]["text"]  # what is wrong, in words
+
+
+def test_the_overview_reads_on_a_phone_without_sideways_scrolling(base_url: str,
+                                                                  browser: Browser) -> None:
+    watched = Watched(browser)
+    page = watched.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(base_url)
+    check_phone_layout(page.evaluate(PHONE_LAYOUT))
+    page.screenshot(path=str(ARTIFACTS / "overview-phone.png"), full_page=True)
+    generated = page.locator('footer [data-bind="generated"]').inner_text()
+    page.wait_for_function(  # a live refresh: the rows are now the script's, not the server's
+        "g => document.querySelector('footer [data-bind=\"generated\"]').textContent !== g",
+        arg=generated, timeout=TIMEOUT_MS)
+    check_phone_layout(page.evaluate(PHONE_LAYOUT))
+    watched.assert_clean()
+    page.close()
+
+
+def test_every_row_of_the_overview_draws_its_last_hour(base_url: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(base_url)
+    sparks = page.locator("table.hosts tbody svg.spark")
+    assert sparks.count() == 3
+    cpu = page.locator("table.hosts tbody svg.spark path.spark-cpu").first.get_attribute("d")
+    assert cpu.startswith("M") and " L" in cpu
+    label = sparks.first.get_attribute("aria-label")
+    assert label.startswith("last hour: CPU ")
+    generated = page.locator('footer [data-bind="generated"]').inner_text()
+    page.wait_for_function(
+        "g => document.querySelector('footer [data-bind=\"generated\"]').textContent !== g",
+        arg=generated, timeout=TIMEOUT_MS)
+    assert sparks.count() == 3  # redrawn by the script from /api/overview
+    redrawn = page.locator("table.hosts tbody svg.spark path.spark-cpu").first
+    assert redrawn.get_attribute("d").startswith("M")
+    assert page.evaluate("() => getComputedStyle(document.querySelector("
+                         "'path.spark-cpu')).stroke") == "rgb(0, 114, 178)"
     watched.assert_clean()

@@ -120,7 +120,8 @@ def overview_head() -> Markup:
     for one, alerts, why and tags."""
     heads = [header("status", "Status", "status", sortable=True),
              header("name", "Host", "hostlink", sortable=True),
-             header("last_seen_age_s", "Last seen", "ago", sortable=True, since="last_seen")]
+             header("last_seen_age_s", "Last seen", "ago", sortable=True, since="last_seen"),
+             SPARK_HEAD]
     for family in OVERVIEW:
         summary = family.summary
         assert summary is not None
@@ -132,12 +133,17 @@ def overview_head() -> Markup:
     return Markup("".join(heads))
 
 
-OVERVIEW_COLUMNS = 6 + len(OVERVIEW)
+#: The sparkline column's heading, its legend in the lines' colours (see app.css).
+SPARK_HEAD = Markup('<th scope="col" data-key="last_hour" data-format="spark">Last hour '
+                    '<span class="spark-key"><span class="key-cpu">CPU</span> '
+                    '<span class="key-memory">mem</span></span></th>')
+OVERVIEW_COLUMNS = 7 + len(OVERVIEW)
 
 
-def host_row(h: Any) -> Markup:
+def host_row(h: Any, spark: Markup | None = None) -> Markup:
     """The overview's row of one host (a ``HostStatus``): one call from the template, not ten,
-    since a call from Jinja costs more than the cell itself.  Columns as :func:`overview_head`."""
+    since a call from Jinja costs more than the cell itself.  Columns as :func:`overview_head`;
+    ``spark`` is the host's last hour (:mod:`web.sparklines`), already markup."""
     levels = h.levels
     family_cells = []
     for family in OVERVIEW:
@@ -150,6 +156,7 @@ def host_row(h: Any) -> Markup:
         cell("status", h.status, h, sortable=True, sort=h.severity),
         cell("hostlink", h.name, sortable=True),
         cell("ago", h.seen_age_s, sortable=True, since=h.seen_ts),
+        Markup('<td class="sparkline">') + (spark or Markup("")) + Markup("</td>"),
         *family_cells,
         cell("integer", h.alerts, sortable=True),
         cell("items", list(h.reasons)),

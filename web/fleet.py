@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from markupsafe import Markup
 
 from collector.alerts import certfr, muting_store
 from collector.alerts import state as alert_store
@@ -35,6 +36,7 @@ from collector.views.health import (
     fleet_status,
     host_status,
 )
+from web.sparklines import Spark, SparkCache
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Fleet:
         self.clock = clock
         self.redact = Redactor(config)
         self._latest = LatestCache(self.store)
+        self._sparks = SparkCache(self.store)
         #: Every host's chart colour, distinct within the config (disabled hosts keep theirs).
         self.colors = charts.assign_colors([h.name for h in config.hosts])
 
@@ -103,6 +106,12 @@ class Fleet:
     def latest(self, name: str) -> dict[str, Any] | None:
         sample = self._latest.get(name)
         return self.clean_sample(sample) if sample else None
+
+    def sparklines(self, names: list[str], now: datetime) -> dict[str, tuple[Spark, Markup]]:
+        """Each host's CPU and memory over the last hour, and its inline SVG (see
+        :mod:`web.sparklines`: rollups and the newest sample, never the raw hour)."""
+        t = now.timestamp()
+        return {name: self._sparks.get(name, self._latest.get(name), t) for name in names}
 
     def opening_range(self, name: str, now: datetime) -> str:
         """The range a host page opens on: the smallest that holds all the host's data, up to

@@ -50,8 +50,11 @@ def _layout() -> dict[str, Any]:
 @bp.get("/")
 def overview() -> ResponseReturnValue:
     tag = request.args.get("tag") or None
-    data = current_fleet().overview(tag)
-    return render_template("overview.html", data=data, tag=tag)
+    fleet = current_fleet()
+    data = fleet.overview(tag)
+    sparks = fleet.sparklines([h.name for h in data.hosts], data.now)
+    return render_template("overview.html", data=data, tag=tag,
+                           sparks={name: markup for name, (_spark, markup) in sparks.items()})
 
 
 @bp.get("/hosts/<name>")
