@@ -121,7 +121,7 @@ def test_host_page_shows_charts_facts_disks_processes_users(site: Site) -> None:
     html = site.client().get("/hosts/web1").get_data(as_text=True)
     charts = re.findall(r'<img src="([^"]+)"', html)
     # Five minutes of data: the page opens on the hour, where they are more than a dot.
-    assert charts == [f"/hosts/web1/charts/{m}.svg?range=1h"
+    assert charts == [f"/hosts/web1/charts/{m}.svg?range=1h&amp;fit=1"
                       for m in ("cpu", "memory", "swap", "disk", "load", "net")]
     assert '<a href="/hosts/web1?range=1h" aria-current="page">1h</a>' in html
     for text in ("6.1.0-18-amd64", "x86_64", "/dev/vda1", "systemd", "/sbin/init", "alice",
@@ -142,7 +142,7 @@ def test_host_page_opens_on_the_smallest_range_that_holds_the_data(
         site.store.append("web1", sample("web1", NOW - history))
         site.store.append("web1", sample("web1", NOW))
     html = site.client().get("/hosts/web1").get_data(as_text=True)
-    assert set(re.findall(r'<img src="[^"]+\?range=(\w+)"', html)) == {opens_on}
+    assert set(re.findall(r'<img src="[^"]+\?range=(\w+)&amp;fit=1"', html)) == {opens_on}
     assert f'<a href="/hosts/web1?range={opens_on}" aria-current="page">' in html
     chosen = site.client().get("/hosts/web1?range=24h").get_data(as_text=True)
     assert set(re.findall(r'<img src="[^"]+\?range=(\w+)"', chosen)) == {"24h"}

@@ -57,9 +57,10 @@ def host_chart(name: str, metric: str) -> ResponseReturnValue:
     host = fleet.host(name)
     if host is None:
         abort(404, description=f"no host named {name!r} in the config")
+    fit = request.args.get("fit") == "1"  # the axis starts at the first sample, if later
     return _render(metric, [host], lambda range_name, cache: charts.render_host_chart(
         fleet.store, name, metric, range_name, fleet.clock(), cache=cache,
-        color=fleet.colors.get(name)))
+        color=fleet.colors.get(name), fit=fit))
 
 
 @bp.get("/charts/<metric>.svg")

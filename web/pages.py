@@ -64,13 +64,15 @@ def host(name: str) -> ResponseReturnValue:
     if host is None:
         abort(404, description=f"no host named {name!r} in the config")
     now = fleet.clock()
+    # Opened without a range: the smallest that holds the host's data, its axis fitted to it.
+    fit = "range" not in request.args
     range_name = requested_range(default=fleet.opening_range(name, now))
     sample = fleet.latest(name)
     metrics = chart_metrics(fleet.chart_checks([host]), [sample])
     return render_template(
         "host.html", host=host, status=fleet.host_status(host, sample, now), sample=sample or {},
         checks=checks_list(sample), history=fleet.alert_history(limit=50, host=name),
-        range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS,
+        range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS, fit=fit,
         metrics=list(metrics), metric_labels=metrics, summaries=SUMMARIES, facts=FACTS,
         tables=TABLES, active=fleet.active_alerts(name), silences=fleet.silences(host),
         alert_metrics=METRICS)

@@ -48,7 +48,7 @@ import math
 import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -91,13 +91,15 @@ AVERAGE_COLOR = "#57606A"
 MIN_POINTS = 280
 #: At most this many points per line: pygal's cost grows with points (13 ms for 300).
 MAX_POINTS = 400
+#: A window fitted to a new host's data is at least this many points wide.
+MIN_FIT_POINTS = 10
 #: Above this many lines the legend would swallow the plot: it is left out.
 MAX_LEGEND = 24
 _RAW_STEP = 60
 #: Part of every etag: a change of the drawing invalidates what browsers cached.
 _RENDER_VERSION = "4"
-_TICKS = (600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 432000,
-          604800)
+_TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400,
+          172800, 432000, 604800)
 _AXIS_TITLES = {series.PERCENT: "percent", series.LOAD: "load", series.RATE: "bytes/s",
                 series.BYTES: "bytes", series.SECONDS: "seconds", series.NUMBER: "value"}
 
@@ -130,6 +132,8 @@ class Window:
     res: str | None
     #: Seconds per drawn point.
     width: int
+    #: The window starts at the host's first sample rather than a range ago (see fit_window).
+    fitted: bool = False
 
 
 def plan_window(range_name: str, now: datetime) -> Window:
@@ -143,6 +147,18 @@ def plan_window(range_name: str, now: datetime) -> Window:
     width = source * math.ceil(seconds / source / MAX_POINTS)
     end = (math.floor(now.timestamp() / width) + 1) * width
     return Window(range_name, float(end - seconds), float(end), res, width)
+
+
+def fit_window(window: Window, oldest: str | None) -> Window:
+    """The window cut to start at the host's first sample, when that is later than the
+    range's start: a host collected for five minutes fills its chart instead of being a few
+    dots at the right edge.  At least :data:`MIN_FIT_POINTS` points wide."""
+    t = series.ts_seconds(oldest)
+    if t is None or t <= window.start:
+        return window
+    first = math.floor(t / window.width) * window.width
+    start = max(window.start, min(first, window.end - MIN_FIT_POINTS * window.width))
+    return replace(window, start=float(start), fitted=True)
 
 
 def color_for(host: str) -> str:
@@ -172,18 +188,22 @@ def assign_colors(hosts: Sequence[str]) -> dict[str, str]:
 
 # -- public rendering ----------------------------------------------------------------------------
 def render_host_chart(store: Store, host: str, metric: str, range_name: str, now: datetime,
-                      *, cache: ChartCache[Chart] | None = None, color: str | None = None
-                      ) -> Chart:
+                      *, cache: ChartCache[Chart] | None = None, color: str | None = None,
+                      fit: bool = False) -> Chart:
     """One host's chart of one metric: a line per series (mount, load average, direction).
 
-    ``color`` is the host's colour (see :func:`assign_colors`), :func:`color_for` if None.
+    ``color`` is the host's colour (see :func:`assign_colors`), :func:`color_for` if None;
+    ``fit`` starts the time axis at the host's first sample when the range reaches further
+    back (:func:`fit_window`).
     """
     spec = series.metric_spec(metric)
     window = plan_window(range_name, now)
     latest = store.latest(host) if SAFE_NAME.match(host) else None
     newest = latest.get("ts") if latest is not None else None
+    if fit and latest is not None:
+        window = fit_window(window, store.oldest_ts(host))
     color = color if color in PALETTE else color_for(host)
-    key = ("host", host, metric, range_name, newest, window.end, color)
+    key = ("host", host, metric, range_name, newest, window.end, window.start, color)
     etag = _etag(key)
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -271,9 +291,11 @@ def _modified(window: Window, newest: str | None, now: datetime) -> float:
 
 
 def _how(window: Window, how: str, averaged: bool) -> str:
+    since = (f"since {datetime.fromtimestamp(window.start, timezone.utc):%H:%M}"
+             if window.fitted else f"last {window.range_name}")
     if not averaged:
-        return f"last {window.range_name}, UTC, one point per sample"
-    return f"last {window.range_name}, UTC, {how} per {_duration(window.width)}"
+        return f"{since}, UTC, one point per sample"
+    return f"{since}, UTC, {how} per {_duration(window.width)}"
 
 
 def _duration(seconds: float) -> str:
