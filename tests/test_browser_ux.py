@@ -34,14 +34,15 @@ HOSTS = [{"name": "central", "local": True, "tags": ["core"]},
          {"name": "web1", "tags": ["web"]}, {"name": "db-primary-01", "tags": ["db"]}]
 HISTORY_MINUTES = 40
 
-#: Every word of every cell of the page's tables, and whether the browser broke it across
+#: Every word (a run of letters and digits: "db-primary-01" may wrap after its hyphen, a
+#: path after a slash) of every cell of the page's tables that the browser broke across
 #: lines (a word wrapped inside itself has two or more line boxes).
 SPLIT_WORDS = """() => {
   const split = [];
   for (const td of document.querySelectorAll("main table td")) {
     const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      const re = /\\S+/g;
+      const re = /[\\p{L}\\p{N}]+/gu;
       let m;
       while ((m = re.exec(node.data))) {
         const range = document.createRange();
@@ -249,6 +250,7 @@ def test_every_row_of_the_overview_draws_its_last_hour(base_url: str, watched: W
     assert cpu.startswith("M") and " L" in cpu
     label = sparks.first.get_attribute("aria-label")
     assert label.startswith("last hour: CPU ")
+    page.screenshot(path=str(ARTIFACTS / "overview-sparklines.png"), full_page=True)
     generated = page.locator('footer [data-bind="generated"]').inner_text()
     page.wait_for_function(
         "g => document.querySelector('footer [data-bind=\"generated\"]').textContent !== g",
