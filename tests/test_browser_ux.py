@@ -251,6 +251,8 @@ def test_every_row_of_the_overview_draws_its_last_hour(base_url: str, watched: W
     label = sparks.first.get_attribute("aria-label")
     assert label.startswith("last hour: CPU ")
     page.screenshot(path=str(ARTIFACTS / "overview-sparklines.png"), full_page=True)
+    assert page.evaluate("() => { const s = document.querySelector('table.hosts').parentElement;"
+                         " return s.scrollWidth - s.clientWidth; }") <= 0  # fits 1280 px
     generated = page.locator('footer [data-bind="generated"]').inner_text()
     page.wait_for_function(
         "g => document.querySelector('footer [data-bind=\"generated\"]').textContent !== g",
