@@ -5,6 +5,7 @@ Builds a throw-away data folder with 1,000 hosts and a few realistic samples eac
 client and prints the median of several runs.  Run from the repository root:
 
     python3 bench/bench_web.py [--hosts 1000] [--runs 7] [--silences 20]
+    python3 bench/bench_web.py --samples 60 --rollups     # an hour each: the sparklines
 
 ``--silences N`` adds N silences (half of a rack tag, half of one host's disk) and an alert state
 with a problem on every tenth host: the overview then matches every host against them.
@@ -31,12 +32,17 @@ PROCESSES = [{"pid": 1000 + i, "user": "www-data", "name": f"worker-{i}",
              for i in range(10)]
 
 
-def build(directory: Path, count: int, samples: int):  # -> web_fixtures.Site
+def build(directory: Path, count: int, samples: int, rollups: bool = False
+          ):  # -> web_fixtures.Site
     hosts = [{"name": f"host{i:04d}", "tags": [f"rack{i % 20}"]} for i in range(count)]
     site = make_site(directory, hosts)
     for i, host in enumerate(hosts):
         fill(site.store, host["name"], NOW, count=samples, cpu=float(i % 100),
              disk=float(50 + i % 50), processes=PROCESSES)
+        if rollups:  # what the passes' rollup hook would have written
+            from collector.store import rollup
+
+            rollup.rebuild(site.store, host["name"])
     return site
 
 
@@ -81,16 +87,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--silences", type=int, default=0,
                         help="silences to add (and alerts on every tenth host)")
+    parser.add_argument("--rollups", action="store_true",
+                        help="write the hosts' rollups (with --samples 60: the sparklines' hour)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="osmon-bench-web-") as tmp:
         start = time.perf_counter()
-        site = build(Path(tmp), args.hosts, args.samples)
+        site = build(Path(tmp), args.hosts, args.samples, args.rollups)
         if args.silences:
             silence(site, args.hosts, args.silences)
         print(f"built {args.hosts} hosts x {args.samples} samples in "
               f"{time.perf_counter() - start:.1f} s")
         client = site.client()
-        client.get("/")  # warm up: template compilation, imports
+        start = time.perf_counter()
+        client.get("/")  # warm up: template compilation, imports, caches filled
+        print(f"first /         {(time.perf_counter() - start) * 1000:7.1f} ms (cold)")
         worst = 0.0
         for url in ("/", "/api/hosts", "/api/overview"):
             ms, cpu_ms, size = median_ms(client, url, args.runs)

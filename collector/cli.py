@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except OsmonError as exc:
-        print(f"osmon {known.command}: {exc}", file=sys.stderr)
+        print(f"osmon {known.command}: {exc.report()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"osmon {known.command}: interrupted", file=sys.stderr)

@@ -8,6 +8,10 @@ class OsmonError(Exception):
 
     exit_code = 2
 
+    def report(self) -> str:
+        """What the CLI prints after "osmon <command>: "."""
+        return str(self)
+
 
 class ConfigError(OsmonError):
     """The config file is wrong; ``problems`` lists every problem found, one per line."""
@@ -15,6 +19,14 @@ class ConfigError(OsmonError):
     def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems or (message,)
+
+    def report(self) -> str:
+        """One problem on the command's line; several counted, then one indented a line (the
+        same for every command, ``osmon check`` included)."""
+        if len(self.problems) == 1:
+            return self.problems[0]
+        return (f"{len(self.problems)} problems in the config:\n"
+                + "\n".join(f"  {problem}" for problem in self.problems))
 
 
 class DataDirError(OsmonError, OSError):

@@ -50,6 +50,8 @@ SSHD = "/usr/sbin/sshd"
 TEST_USER = "osmon-test"
 TEST_HOME = Path("/var/lib/osmon-test")
 ADDRESS = "127.0.0.1"
+NOLOGIN_USER = "osmon-nologin"
+NOLOGIN_SHELL = "/usr/sbin/nologin"
 
 
 class HarnessError(RuntimeError):
@@ -73,6 +75,22 @@ def ensure_test_account() -> str:
     os.chown(TEST_HOME, entry.pw_uid, entry.pw_gid)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     return TEST_USER
+
+
+def ensure_nologin_account() -> str:
+    """A second account as Debian makes service accounts: shell ``/usr/sbin/nologin``, home
+    ``/nonexistent`` (root only).  sshd logs it in, then says it cannot chdir home, and
+    nologin says "This account is currently not available." and exits 1."""
+    if os.geteuid() != 0:
+        raise HarnessError("a second account needs root; use force_command instead")
+    try:
+        pwd.getpwnam(NOLOGIN_USER)
+    except KeyError:
+        _run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+              "--shell", NOLOGIN_SHELL, "--password", "*", NOLOGIN_USER])
+    else:
+        _run(["usermod", "--password", "*", "--shell", NOLOGIN_SHELL, NOLOGIN_USER])
+    return NOLOGIN_USER
 
 
 def _run(argv: list[str]) -> None:
@@ -227,7 +245,7 @@ PidFile none
 UsePAM no
 StrictModes no
 AuthorizedKeysFile {authorized_keys}
-AllowUsers {user}
+AllowUsers {user}{extra_users}
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -242,16 +260,19 @@ PrintLastLog no
 X11Forwarding no
 AllowTcpForwarding no
 LogLevel {log_level}
-"""
+{extra}"""
 
 
 def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR",
-               subreaper: bool = False) -> Sshd:
+               subreaper: bool = False, extra_users: Iterable[str] = (),
+               force_command: str | None = None) -> Sshd:
     """Start sshd on a free loopback port and wait until it answers with its banner.
 
     ``subreaper``: sshd adopts the orphans of its sessions (``PR_SET_CHILD_SUBREAPER``,
     kept across ``exec``) instead of PID 1, so a test sees what a session left running
-    among :meth:`Sshd.descendants`, and sshd reaps them when they end."""
+    among :meth:`Sshd.descendants`, and sshd reaps them when they end.  ``extra_users`` may
+    log in too (with the same key); ``force_command`` replaces whatever command a client asks
+    for (``ForceCommand``), as some hardened accounts do."""
     if not os.path.exists(SSHD):
         raise HarnessError(f"{SSHD} not found: the SSH tests need a real OpenSSH server "
                            f"(Debian/Ubuntu: apt-get install openssh-server)")
@@ -271,7 +292,9 @@ def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR",
         config.write_text(_CONFIG.format(
             address=ADDRESS, port=port, host_key=host_key, authorized_keys=authorized,
             user=user, permit_root="prohibit-password" if user == "root" else "no",
-            log_level=log_level), encoding="utf-8")
+            log_level=log_level, extra_users="".join(f" {u}" for u in extra_users),
+            extra=f"ForceCommand {force_command}\n" if force_command else ""),
+            encoding="utf-8")
         log_path = workdir / "sshd.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],

@@ -226,7 +226,7 @@ def test_host_page_charts_contain_the_data(base_url: str, watched: Watched) -> N
 
 def test_range_switch_changes_the_charts(base_url: str, watched: Watched) -> None:
     page = watched.page
-    page.goto(base_url + "hosts/web1")
+    page.goto(base_url + "hosts/web1?range=24h")
     before = page.locator("img[data-chart]").first.get_attribute("src")
     assert before.endswith("range=24h")
     day_svg = fetch_text(page, before)
@@ -301,7 +301,7 @@ def test_live_refresh_shows_new_data_without_reload(feeder: Feeder, base_url: st
     assert page.locator("img[data-chart]").first.get_attribute("src").startswith(chart + "&v=")
     overview.wait_for_function(
         "() => [...document.querySelectorAll('table.hosts tbody tr')].some(r => "
-        "r.cells[1].textContent === 'live1' && r.cells[3].textContent === '42.5 %')",
+        "r.cells[1].textContent === 'live1' && r.cells[4].textContent === '42.5 %')",
         timeout=TIMEOUT_MS)
     overview_watch.assert_clean()
     overview.close()

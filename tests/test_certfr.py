@@ -460,3 +460,47 @@ def test_interval_is_configurable(tmp_path: Path, feed: FeedServer, sink: SmtpSi
     for _ in range(11):  # 22:00 .. 22:10
         passes.run()
     assert feed.hits("/alerte/feed/") == 3  # 22:00, 22:05, 22:10
+
+
+def certfr_page(passes: Passes) -> str:
+    """The page's own content (``<main>``): the layout's hidden banners, such as "The last
+    collection pass failed", are not the feed's."""
+    from web import create_app
+
+    app = create_app(passes.config, test_config={"TESTING": True,
+                                                 "OSMON_CLOCK": lambda: passes.now})
+    html = app.test_client().get("/certfr").get_data(as_text=True)
+    return html.split('<main id="main">', 1)[1].split("</main>", 1)[0]
+
+
+def test_the_page_says_when_and_why_the_last_fetch_failed(
+        tmp_path: Path, feed: FeedServer, sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    feed.routes["/alerte/feed/"] = Route(b"Internal error", status=500)
+    first_try = passes.now
+    passes.run()
+    html = certfr_page(passes)
+    assert "No CERT-FR alert fetched yet" not in html
+    assert "The last fetch of the feed failed" in html
+    assert f"{first_try:%Y-%m-%d %H:%M:%S} UTC" in html and "HTTP 500" in html
+    assert "never fetched successfully" in html
+    # Later: the feed was read once, then fails again; the alerts stay, and the page says so.
+    feed.routes["/alerte/feed/"] = Route(FEED_XML)
+    passes.now += HALF_HOUR
+    good = passes.now
+    passes.run()
+    assert "failed" not in certfr_page(passes)
+    feed.routes["/alerte/feed/"] = Route(mode="hang")
+    passes.now += HALF_HOUR
+    passes.run(deadline_s=3)
+    html = certfr_page(passes)
+    assert "The last fetch of the feed failed" in html and "no complete answer" in html
+    assert f"last read successfully {good:%Y-%m-%d %H:%M:%S} UTC" in html
+    assert "CERTFR-2026-ALE-012" in html  # what was fetched before is still listed
+
+
+def test_a_page_before_any_fetch_says_when_one_comes(tmp_path: Path, feed: FeedServer,
+                                                      sink: SmtpSink) -> None:
+    passes = passes_for(tmp_path, feed, sink)
+    html = certfr_page(passes)
+    assert "No fetch of the feed yet" in html and "failed" not in html

@@ -371,3 +371,48 @@ def test_every_line_colour_stands_out_on_white() -> None:
     assert len(set(charts.PALETTE)) == len(charts.PALETTE) == 12
     assert all(_contrast_on_white(c) >= 3.0 for c in charts.PALETTE), [
         (c, round(_contrast_on_white(c), 2)) for c in charts.PALETTE]
+
+
+def test_max_and_average_have_legend_colours_of_their_own(store: Store) -> None:
+    """The dash tells the lines apart on the plot, not in the legend's squares."""
+    write_fast(store, "web1", [sample(t, cpu=10.0 + (i % 7)) for i, t in
+                               enumerate(every(T0 - timedelta(hours=6), 6 * 60))])
+    rollup.rebuild(store, "web1")
+    for host_color in charts.PALETTE:
+        root = parse_svg(charts.render_host_chart(store, "web1", "cpu", "24h", T0,
+                                                  color=host_color).svg)
+        colours = series_colors(root)
+        assert list(colours) == ["cpu max", "average"]
+        assert colours["cpu max"] == host_color.upper()
+        assert colours["average"] != colours["cpu max"], host_color
+        assert _contrast_on_white(colours["average"]) >= 3.0
+
+
+def readout_of(svg: bytes) -> dict:
+    import json
+    import re
+
+    return json.loads(re.search(rb'<metadata id="osmon-readout">([^<]*)</metadata>', svg)
+                      .group(1))
+
+
+def test_a_fitted_chart_starts_at_the_first_sample(store: Store) -> None:
+    """A host collected for 25 minutes: its opening chart spans those minutes, not an hour."""
+    first = T0 + timedelta(seconds=17)
+    write_fast(store, "web1", [sample(t) for t in every(first, 25)])
+    now = first + timedelta(minutes=24, seconds=30)
+    fitted = charts.render_host_chart(store, "web1", "cpu", "1h", now, fit=True)
+    plain = charts.render_host_chart(store, "web1", "cpu", "1h", now)
+    meta, whole = readout_of(fitted.svg), readout_of(plain.svg)
+    assert meta["start"] == T0.timestamp() and meta["end"] == whole["end"]
+    assert whole["end"] - whole["start"] == 3600
+    assert b"since 12:00, UTC" in fitted.svg and b"last 1h, UTC" in plain.svg
+    assert fitted.etag != plain.etag
+    xs = [x for piece in runs(parse_svg(fitted.svg))[0] for x, _v in piece]
+    assert max(xs) - min(xs) > 0.8 * (meta["x1"] - meta["x0"])  # the line fills the plot
+    # Just started: still ten points wide; older data than the range: the whole range.
+    write_fast(store, "new", [sample(now, host="new")])
+    assert (lambda m: m["end"] - m["start"])(readout_of(charts.render_host_chart(
+        store, "new", "cpu", "1h", now, fit=True).svg)) == 600
+    window = charts.plan_window("1h", now)
+    assert charts.fit_window(window, "2026-01-01T00:00:00Z") == window

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +185,12 @@ def test_run_collects_every_interval_and_serves_the_dashboard(sshd: harness.Sshd
         announced = service.stderr.readline()
         assert announced.startswith("osmon: dashboard on http://127.0.0.1:"), announced
         url = announced.split(" on ", 1)[1].strip()
+        plan = service.stderr.readline()
+        assert plan.startswith("osmon: a collection pass every 5 s for 2 hosts, ") and (
+            "the first one now" in plan), plan
+        done = service.stderr.readline()
+        assert re.match(r"osmon: first pass done in [\d.]+ s: 2 ok, 0 failed; the next at "
+                        r"\d\d:\d\d:\d\d UTC$", done), done
         wait_for(lambda: passes.exists() and len(passes.read_bytes().splitlines()) >= 2,
                  "two passes")
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -195,6 +202,9 @@ def test_run_collects_every_interval_and_serves_the_dashboard(sshd: harness.Sshd
     assert service.returncode == 0, err
     first, second = (json.loads(line) for line in passes.read_bytes().splitlines()[:2])
     assert (first["ok"], first["failed"], second["ok"]) == (2, 0, 2)
+    gap = (datetime.fromisoformat(second["ts"].replace("Z", "+00:00"))
+           - datetime.fromisoformat(first["ts"].replace("Z", "+00:00"))).total_seconds()
+    assert gap >= 2.5, f"passes {gap} s apart: at least half the 5 s interval"
     config = config_mod.load(path)
     assert len(day_lines(config, "web1")) >= 2 and len(day_lines(config, "central")) >= 2
 
@@ -217,6 +227,9 @@ def test_collect_progress_when_asked(sshd: harness.Sshd, tmp_path: Path) -> None
     assert shown.returncode == 0
     assert "osmon collect: 2/2 hosts" in shown.stderr
     assert "2 hosts, 2 ok, 0 failed" in shown.stderr
+    single = sshd.write_hosts_toml(tmp_path / "one.toml", ["web1"])
+    one = osmon("--config", str(single), "collect", "--progress")
+    assert "osmon collect: 1 host, 1 ok, 0 failed in " in one.stderr, one.stderr
 
 
 def test_terminal_progress_rewrites_one_line() -> None:
@@ -273,6 +286,11 @@ def test_check_lists_every_config_problem_at_once(tmp_path: Path,
     assert cli.main(["--config", str(path), "check"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("osmon check: 3 problems in the config:\n")
+    # Every command lists them the same way: a count, then one indented problem a line.
+    assert cli.main(["--config", str(path), "collect"]) == 2
+    assert capsys.readouterr().err == err.replace("osmon check:", "osmon collect:", 1)
+    assert len(err.splitlines()) == 4
+    assert all(line.startswith(f"  {path}: ") for line in err.splitlines()[1:])
     assert "unknown key 'concurency' (did you mean 'concurrency'?)" in err
     assert "host 'web 1': 'name' may only hold letters" in err
     assert "host 'db': 'port' must be an integer, not a string" in err
@@ -384,3 +402,16 @@ def test_cron_says_when_it_cannot_keep_the_interval(tmp_path: Path, interval_s: 
     assert f"interval_s = {interval_s} {why}" in result.stderr and "`osmon run`" in result.stderr
     jobs = [line for line in result.stdout.splitlines() if not line.startswith("#")]
     assert [job.rsplit(" ", 1)[-1] for job in jobs] == ["prune", "--quiet"]  # no collect
+
+
+@pytest.mark.parametrize(("last", "now", "expected"), [
+    (56.0, 57.0, 120.0),   # started 4 s before the minute: skip it, never 4 s apart
+    (30.0, 31.0, 60.0),    # exactly half an interval is enough
+    (0.0, 1.0, 60.0),      # on the boundary: the next boundary
+    (10.0, 75.0, 120.0),   # a pass longer than the interval: the next boundary after it
+])
+def test_run_keeps_half_an_interval_between_passes(last: float, now: float,
+                                                   expected: float) -> None:
+    from collector.commands.run import next_start
+
+    assert next_start(last, now, 60) == expected

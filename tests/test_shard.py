@@ -81,6 +81,25 @@ def test_hosts_toml_names_a_bad_shard_with_the_file_and_key(tmp_path: Path) -> N
                                 "K must be between 1 and 2"
 
 
+def test_status_of_a_shard_says_when_only_other_shards_have_the_tag(tmp_path: Path) -> None:
+    """``osmon status --tag`` on a shard: a tag held only by the other shards' hosts is not a
+    typo, and an empty shard is not an empty config."""
+    theirs = next(n for n in NAMES if shard_of(n, 2) == 2)
+    path = tmp_path / "hosts.toml"
+    path.write_text(f'[settings]\ndata_dir = "{tmp_path / "data"}"\nshard = "1/2"\n' + "".join(
+        f'[[hosts]]\nname = "{n}"\nlocal = true\n'
+        + ('tags = ["db"]\n' if n == theirs else "") for n in NAMES))
+    config = config_mod.load(path)
+    assert render(build_report(config, utc_now(), "db")).splitlines()[-1] == (
+        "(no host of shard 1/2 has the tag 'db')")
+    assert render(build_report(config, utc_now(), "nosuch")).splitlines()[-1] == (
+        "(no host has the tag 'nosuch')")
+    path.write_text(f'[settings]\ndata_dir = "{tmp_path / "data"}"\nshard = "1/2"\n'
+                    f'[[hosts]]\nname = "{theirs}"\nlocal = true\n')
+    assert render(build_report(config_mod.load(path), utc_now())).splitlines()[-1] == (
+        "(no enabled host in shard 1/2)")
+
+
 # -- collection over the test sshd -------------------------------------------------------------
 def test_two_shards_collect_disjoint_halves_and_a_third_takes_only_from_them(
         inventory: Inventory, tmp_path: Path) -> None:

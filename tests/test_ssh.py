@@ -21,6 +21,7 @@ from typing import Any
 import paramiko
 import sshd as harness
 
+from collector import config as config_mod
 from collector.config import Config, Host
 from collector.passes import collect, probe_call
 
@@ -460,3 +461,58 @@ def test_a_host_sending_a_huge_sample_gets_a_failure_line_not_the_store(
     day_file = config.settings.data_dir / "hosts" / "evil" / f"{NOW:%Y-%m-%d}.jsonl"
     assert day_file.stat().st_size < 4096
     assert only_line(config, "good")["ok"] is True
+
+
+def test_the_unknown_key_hint_works_where_no_ssh_directory_exists_yet(
+        inventory: Inventory, tmp_path: Path) -> None:
+    """A new admin copies the hint into a shell: it must work on a machine where ``~/.ssh``
+    was never made, and make it private (mode 700) as ssh wants it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    config = inventory(["web1"], settings={"known_hosts": str(home / ".ssh" / "known_hosts")})
+    collect.run_pass(config, now=NOW)
+    kind, message = error_of(config, "web1")
+    assert kind == "hostkey"
+    command = message.split("add it with: ", 1)[1].split(" (or set host_key_policy", 1)[0]
+    ran = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, HOME=str(home)))
+    assert ran.returncode == 0, (command, ran.stderr)
+    assert (home / ".ssh").stat().st_mode & 0o777 == 0o700
+    again = collect.run_pass(config, now=NOW.replace(minute=42))
+    assert again.ok == 1, again.failures()[0].describe() if again.failures() else ""
+
+
+def test_a_login_the_account_refuses_reports_the_line_that_explains(tmp_path: Path) -> None:
+    """A service account (shell nologin, home /nonexistent): sshd first says it cannot chdir
+    home, then nologin says why nothing runs.  The stored error must carry nologin's line."""
+    if os.geteuid() == 0:
+        user: str | None = harness.ensure_nologin_account()
+        options: dict[str, Any] = {"extra_users": [user]}
+    else:  # sshd cannot log in another account: the same refusal through ForceCommand
+        user, options = None, {"force_command": harness.NOLOGIN_SHELL}
+    with harness.running_sshd(**options) as server:
+        path = server.write_hosts_toml(tmp_path / "hosts.toml", ["svc"],
+                                       hosts={"svc": {"user": user}} if user else None)
+        config = config_mod.load(path)
+        collect.run_pass(config, now=NOW)
+    kind, message = error_of(config, "svc")
+    assert kind == "probe"
+    assert message.startswith("the probe failed with exit status 1: "
+                              "This account is currently not available."), message
+    if user is not None:  # sshd's line is still said, after it
+        assert message.endswith("(also said: Could not chdir to home directory /nonexistent: "
+                                "No such file or directory)"), message
+
+
+def test_long_output_is_reported_by_its_last_line() -> None:
+    from collector.transport.host_text import failure_output
+
+    traceback = (b"Traceback (most recent call last):\n  File \"<stdin>\", line 3, in <module>\n"
+                 b"    import json\n\nModuleNotFoundError: No module named 'json'\n")
+    assert failure_output(traceback) == "ModuleNotFoundError: No module named 'json'"
+    assert failure_output(b"\n  one line only \n\n") == "one line only"
+    assert failure_output(b"first\n", b"second\n") == "second (also said: first)"
+    assert failure_output(b"oops\n", b'{"partial": ') == "oops"  # the probe's JSON is no reason
+    assert failure_output(b"") == ""
+    assert "\x1b" not in failure_output(b"\x1b[2Jbad\n")  # a host's escapes stay out
+    assert len(failure_output(b"x" * 5000)) <= 301

@@ -111,7 +111,8 @@ def test_piped_output_is_plain_worst_first_with_every_column(fleet: Site) -> Non
     assert re.search(r"97\.0 % +1 +-", rows["disk1"])  # one active alert, no failing check
     assert "procs WARNING" in rows["chk"] and "load" not in rows["chk"]  # OK checks are not listed
     assert re.search(r"stale +old +10 min ago", rows["old"])
-    assert re.search(r"down +db1 +\d+ s ago +- +- +- +0 +- +auth: cannot read \[hidden\]",
+    # db1 never answered: "never", not the age of its last failed try.
+    assert re.search(r"down +db1 +never +- +- +- +0 +- +auth: cannot read \[hidden\]",
                      rows["db1"])
     assert "off" not in rows  # enabled = false
     assert str(fleet.identity_file) not in out and SMTP_PASSWORD not in out
@@ -312,3 +313,25 @@ def test_terminal_safe_replaces_every_control_or_format_character() -> None:
 ])
 def test_colour_choice(choice: str, tty: bool, environ: dict[str, str], expected: bool) -> None:
     assert wants_colour(choice, tty, environ) is expected
+
+
+def test_one_host_is_said_in_the_singular(tmp_path: Path) -> None:
+    site = make_site(tmp_path, [{"name": "web1"}])
+    fill(site.store, "web1", utc_now())
+    passlog.record(site.config.state_dir, {"ts": format_ts(utc_now()), "duration_s": 0.5,
+                                           "hosts": 1, "ok": 1, "failed": 0, "skipped": False})
+    first = osmon_status(site).stdout.splitlines()[0]
+    assert ", 1 host, 0 failed, " in first, first
+
+
+def test_an_unknown_tag_is_said_as_such(tmp_path: Path) -> None:
+    site = make_site(tmp_path, [{"name": "web1", "tags": ["web"]},
+                                {"name": "old", "tags": ["legacy"], "enabled": False}])
+    fill(site.store, "web1", utc_now())
+    assert osmon_status(site, "--tag", "nosuch").stdout.splitlines()[-1] == (
+        "(no host has the tag 'nosuch')")
+    assert osmon_status(site, "--tag", "legacy").stdout.splitlines()[-1] == (
+        "(no enabled host has the tag 'legacy')")
+    (tmp_path / "empty").mkdir()
+    empty = make_site(tmp_path / "empty", [{"name": "off", "enabled": False}])
+    assert osmon_status(empty).stdout.splitlines()[-1] == "(no enabled host in the config)"

@@ -120,9 +120,10 @@ def test_collector_banner_shows_only_when_passes_stopped(site: Site) -> None:
 def test_host_page_shows_charts_facts_disks_processes_users(site: Site) -> None:
     html = site.client().get("/hosts/web1").get_data(as_text=True)
     charts = re.findall(r'<img src="([^"]+)"', html)
-    assert charts == [f"/hosts/web1/charts/{m}.svg?range=24h"
+    # Five minutes of data: the page opens on the hour, where they are more than a dot.
+    assert charts == [f"/hosts/web1/charts/{m}.svg?range=1h&amp;fit=1"
                       for m in ("cpu", "memory", "swap", "disk", "load", "net")]
-    assert '<a href="/hosts/web1?range=24h" aria-current="page">24h</a>' in html
+    assert '<a href="/hosts/web1?range=1h" aria-current="page">1h</a>' in html
     for text in ("6.1.0-18-amd64", "x86_64", "/dev/vda1", "systemd", "/sbin/init", "alice",
                  "10.0.0.9", "7.8 GiB", "11.4 MiB", ">0.41 s<"):
         assert text in html, text
@@ -137,6 +138,26 @@ def test_host_page_says_which_probe_answered(site: Site) -> None:
     html = site.client().get("/hosts/web1").get_data(as_text=True)
     assert re.search(r'<dt>Probe</dt><dd data-bind="sample.collect.probe" '
                      r'data-format="text">sh</dd>', html)
+
+
+@pytest.mark.parametrize(("history", "opens_on"), [
+    (timedelta(minutes=40), "1h"), (timedelta(hours=1), "1h"), (timedelta(hours=3), "6h"),
+    (timedelta(hours=20), "24h"), (timedelta(days=9), "24h"), (None, "24h")])
+def test_host_page_opens_on_the_smallest_range_that_holds_the_data(
+        tmp_path: Path, history: timedelta | None, opens_on: str) -> None:
+    """A new install's charts are not a few dots at the right edge of a day; a host with
+    more than a day of data opens on the day, as it always has."""
+    site = make_site(tmp_path, [{"name": "web1"}])
+    if history is not None:
+        site.store.append("web1", sample("web1", NOW - history))
+        site.store.append("web1", sample("web1", NOW))
+    html = site.client().get("/hosts/web1").get_data(as_text=True)
+    assert set(re.findall(r'<img src="[^"]+\?range=(\w+)&amp;fit=1"', html)) == {opens_on}
+    assert f'<a href="/hosts/web1?range={opens_on}" aria-current="page">' in html
+    chosen = site.client().get("/hosts/web1?range=24h").get_data(as_text=True)
+    assert set(re.findall(r'<img src="[^"]+\?range=(\w+)"', chosen)) == {"24h"}
+    # The chart URL itself keeps 24 h as its default: embedded charts rely on it.
+    assert "last 24h" in site.client().get("/hosts/web1/charts/cpu.svg").get_data(as_text=True)
 
 
 def test_range_selector_changes_the_chart_urls(site: Site) -> None:

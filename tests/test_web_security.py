@@ -312,6 +312,11 @@ def test_without_an_admin_password_actions_are_refused_with_the_fix(site: Site) 
     login = client.post("/login", data={"csrf_token": token, "password": "anything"})
     assert login.status_code == 403 and "osmon set-password" in login.get_data(as_text=True)
     assert not site.config.settings.backup_dir.exists()
+    # The command to type shows as code, never between literal backticks.
+    for page in (response, client.get("/backups"), login, client.get("/alerts"),
+                 client.get("/hosts/central")):
+        html = page.get_data(as_text=True)
+        assert "<code>osmon set-password</code>" in html and "`" not in html, page.request.path
 
 
 def test_wrong_password_is_refused_and_the_right_one_logs_in(site: Site) -> None:

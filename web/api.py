@@ -53,8 +53,12 @@ def summary(status: HostStatus) -> dict[str, Any]:
 @bp.get("/overview")
 def overview() -> ResponseReturnValue:
     fleet = current_fleet()
-    data = fleet.overview(request.args.get("tag") or None).as_dict(summary)
+    overview = fleet.overview(request.args.get("tag") or None)
+    data = overview.as_dict(summary)
     data["interval_s"] = fleet.interval_s
+    sparks = fleet.sparklines([h.name for h in overview.hosts], overview.now)
+    for host in data["hosts"]:  # the page redraws its sparklines from these
+        host["last_hour"] = sparks[host["name"]][0].as_dict()
     return jsonify(data)
 
 
@@ -147,7 +151,8 @@ def alerts() -> ResponseReturnValue:
 @bp.get("/certfr")
 def certfr() -> ResponseReturnValue:
     fleet = current_fleet()
-    return jsonify(generated=format_ts(fleet.clock()), alerts=fleet.certfr(limit=50))
+    return jsonify(generated=format_ts(fleet.clock()), alerts=fleet.certfr(limit=50),
+                   feed=fleet.certfr_feed())
 
 
 def _known_host(name: str) -> Host:

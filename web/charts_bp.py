@@ -43,9 +43,10 @@ def _built() -> BuiltRollups:
     return current_app.extensions["osmon.built_rollups"]
 
 
-def requested_range() -> str:
-    """The ``range`` query argument (24h when absent); anything unknown is a 400."""
-    name = request.args.get("range", DEFAULT_RANGE)
+def requested_range(default: str = DEFAULT_RANGE) -> str:
+    """The ``range`` query argument (``default`` when absent: 24h, the chart URLs' contract);
+    anything unknown is a 400."""
+    name = request.args.get("range", default)
     if name not in charts.RANGES:
         abort(400, description=f"unknown range {name!r}: use one of "
                                f"{', '.join(charts.RANGES)}")
@@ -63,9 +64,10 @@ def host_chart(name: str, metric: str) -> ResponseReturnValue:
     host = fleet.host(name)
     if host is None:
         abort(404, description=fleet.unknown_host(name))
+    fit = request.args.get("fit") == "1"  # the axis starts at the first sample, if later
     return _render(metric, [host], lambda range_name, cache: charts.render_host_chart(
         fleet.store, name, metric, range_name, fleet.clock(), cache=cache,
-        color=fleet.colors.get(name), built=_built()))
+        color=fleet.colors.get(name), built=_built(), fit=fit))
 
 
 @bp.get("/charts/<metric>.svg")

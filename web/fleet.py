@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from markupsafe import Markup
 
 from collector.alerts import certfr, muting_store
 from collector.alerts import state as alert_store
@@ -25,7 +26,7 @@ from collector.metrics import series
 from collector.redact import Redactor
 from collector.store import passlog
 from collector.store.samples import Store
-from collector.times import format_ts
+from collector.times import format_ts, parse_ts
 from collector.views import charts
 from collector.views.exposition import Snapshot
 from collector.views.exposition_render import ExpositionRenderer, gc_paused
@@ -40,6 +41,7 @@ from collector.views.health import (
     host_status,
     shard_info,
 )
+from web.sparklines import Spark, SparkCache
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class Overview:
                 "hosts": [summary(h) for h in self.hosts]}
 
 
+#: The range a host page opens on once the host has that much data (see ``opening_range``).
+OPENING_RANGE = "24h"
+
+
 class Fleet:
     """Read-only access to config, samples, alerts and the collector's health."""
 
@@ -73,6 +79,7 @@ class Fleet:
         self.clock = clock
         self.redact = Redactor(config)
         self._latest = LatestCache(self.store)
+        self._sparks = SparkCache(self.store)
         #: Every host's chart colour, distinct within the config (disabled hosts keep theirs).
         self.colors = charts.assign_colors([h.name for h in config.hosts])
         self.shard = shard_info(config)
@@ -127,6 +134,28 @@ class Fleet:
         if not (sample and sample.get("ok") is True):
             sample = self.store.latest_good(name)
         return self.clean_sample(sample) if sample else None
+
+    def sparklines(self, names: list[str], now: datetime) -> dict[str, tuple[Spark, Markup]]:
+        """Each host's CPU and memory over the last hour, and its inline SVG (see
+        :mod:`web.sparklines`: rollups and the newest sample, never the raw hour)."""
+        t = now.timestamp()
+        return {name: self._sparks.get(name, self._latest.get(name), t) for name in names}
+
+    def opening_range(self, name: str, now: datetime) -> str:
+        """The range a host page opens on: the smallest that holds all the host's data, up to
+        the 24 h it opens on once there is more (a new install's charts would otherwise be a
+        few dots at the right edge of a day).  The chart URLs keep 24 h as their default."""
+        oldest = self.store.oldest_ts(name) if self.host(name) is not None else None
+        if oldest is None:
+            return OPENING_RANGE
+        try:
+            span = now - parse_ts(oldest)
+        except ValueError:
+            return OPENING_RANGE
+        for range_name, length in charts.RANGES.items():
+            if length >= span or range_name == OPENING_RANGE:
+                return range_name
+        return OPENING_RANGE
 
     def chart_checks(self, hosts: list[Host]) -> list[str]:
         """Checks of these hosts that get a chart (``check.<name>``): those whose newest result
@@ -202,6 +231,12 @@ class Fleet:
                 shard=str(shard) if shard is not None else "",
                 fleet_hosts=len(self.config.fleet_hosts))
             return self._exposition.render(snapshot, openmetrics)
+
+    def certfr_feed(self) -> dict[str, Any]:
+        """Whether the feed is read, and how its last fetches went (see ``feed_status``)."""
+        settings = self.config.certfr
+        return {"enabled": settings.enabled, "interval_s": settings.interval_s,
+                **certfr.feed_status(self.config.state_dir)}
 
     def collector(self, now: datetime) -> CollectorState:
         """When the collector last finished (or skipped) a pass: stale if long ago, or never;

@@ -36,6 +36,7 @@ for _name, _filter in formats.FILTERS.items():
 for _name, _global in cells.GLOBALS.items():
     bp.add_app_template_global(_global, _name)
 bp.add_app_template_filter(lambda value, name: formats.FILTERS[name](value), "format_as")
+bp.add_app_template_filter(cells.code_spans, "code_spans")
 
 
 @bp.app_context_processor
@@ -49,8 +50,11 @@ def _layout() -> dict[str, Any]:
 @bp.get("/")
 def overview() -> ResponseReturnValue:
     tag = request.args.get("tag") or None
-    data = current_fleet().overview(tag)
-    return render_template("overview.html", data=data, tag=tag)
+    fleet = current_fleet()
+    data = fleet.overview(tag)
+    sparks = fleet.sparklines([h.name for h in data.hosts], data.now)
+    return render_template("overview.html", data=data, tag=tag,
+                           sparks={name: markup for name, (_spark, markup) in sparks.items()})
 
 
 @bp.get("/hosts/<name>")
@@ -59,14 +63,16 @@ def host(name: str) -> ResponseReturnValue:
     host = fleet.host(name)
     if host is None:
         abort(404, description=fleet.unknown_host(name))
-    range_name = requested_range()
     now = fleet.clock()
+    # Opened without a range: the smallest that holds the host's data, its axis fitted to it.
+    fit = "range" not in request.args
+    range_name = requested_range(default=fleet.opening_range(name, now))
     sample = fleet.latest(name)
     metrics = chart_metrics(fleet.chart_checks([host]), [sample])
     return render_template(
         "host.html", host=host, status=fleet.host_status(host, sample, now), sample=sample or {},
         checks=checks_list(sample), history=fleet.alert_history(limit=50, host=name),
-        range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS,
+        range_name=range_name, ranges=list(charts.RANGES), range_labels=RANGE_LABELS, fit=fit,
         metrics=list(metrics), metric_labels=metrics, summaries=SUMMARIES, facts=FACTS,
         tables=TABLES, active=fleet.active_alerts(name), silences=fleet.silences(host),
         alert_metrics=METRICS)
@@ -85,7 +91,8 @@ def alerts() -> ResponseReturnValue:
 
 @bp.get("/certfr")
 def certfr() -> ResponseReturnValue:
-    return render_template("certfr.html", items=current_fleet().certfr(limit=50))
+    fleet = current_fleet()
+    return render_template("certfr.html", items=fleet.certfr(limit=50), feed=fleet.certfr_feed())
 
 
 @bp.get("/charts")

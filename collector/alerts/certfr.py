@@ -438,3 +438,13 @@ def recent_alerts(state_dir: Path, limit: int = 50) -> list[dict[str, Any]]:
             if isinstance(a, dict) and isinstance(a.get("published"), str)]
     rows.sort(key=lambda r: (r["published"], r["first_seen"] or ""), reverse=True)
     return rows[:max(0, limit)]
+
+
+def feed_status(state_dir: Path) -> dict[str, Any]:
+    """How the last fetches went, for the page: ``{"last_fetch", "last_success", "problem"}``
+    (``problem``: ``{"message", "since"}`` while the feed fails, else None).  When
+    ``problem`` is set, the fetch at ``last_fetch`` is the one that failed."""
+    value, _problem = read_json(Path(state_dir) / STATE_FILE, STATE_VERSION)
+    state = normalize_state(value)
+    return {"last_fetch": state["last_fetch"], "last_success": state["last_success"],
+            "problem": state["problem"]}

@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 
 from collector.config import Config, Host, add_shard_option, load_config, shard_of
-from collector.errors import ConfigError
 from collector.passes import collect
 from collector.times import utc_now
 from collector.views.progress import TerminalProgress
@@ -34,15 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args)
-    except ConfigError as exc:
-        count = len(exc.problems)
-        print(f"osmon check: {count} problem{'s' if count > 1 else ''} in the config:",
-              file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return exc.exit_code
+    config = load_config(args)  # a ConfigError is printed by the CLI, as for every command
     hosts = _selected(config, args.host, args.all_shards)
     if isinstance(hosts, str):
         print(f"osmon check: {hosts}", file=sys.stderr)

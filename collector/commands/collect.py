@@ -17,6 +17,7 @@ import sys
 from collector.config import add_shard_option, load_config
 from collector.passes import collect
 from collector.views.progress import TerminalProgress
+from collector.views.words import counted
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     for outcome in result.failures():
         print(outcome.describe())
     if show:
-        print(f"osmon collect: {len(result.outcomes)} hosts, {result.ok} ok, {result.failed} "
-              f"failed in {result.duration_s:.1f} s", file=sys.stderr)
+        print(f"osmon collect: {counted(len(result.outcomes), 'host')}, {result.ok} ok, "
+              f"{result.failed} failed in {result.duration_s:.1f} s", file=sys.stderr)
     if result.problem is not None:
         print(f"osmon collect: the pass ran but {result.problem}", file=sys.stderr)
         return 1

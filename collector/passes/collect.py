@@ -139,7 +139,11 @@ def run_pass(config: Config, *, now: datetime | None = None,
         def store_outcome(outcome: HostOutcome, done: int, total: int, failed: int) -> None:
             # Appended as soon as known: a pass killed midway keeps what it had collected.
             try:
-                store.append(outcome.host, outcome.sample, line=outcome.line)
+                line = outcome.line
+                if not outcome.ok:
+                    note_last_ok(store, outcome.host, outcome.sample)
+                    line = None  # encoded again, with last_ok
+                store.append(outcome.host, outcome.sample, line=line)
             except OSError as exc:
                 unstored[outcome.host] = write_failure(settings.data_dir, exc)
                 log.error("cannot store the sample of %s: %s", outcome.host,
@@ -188,6 +192,26 @@ def _keep_trend(config: Config, outcome: HostOutcome) -> None:
         trend_store.save(config.state_dir, outcome.host, outcome.disk_trend)
     except (OSError, ValueError) as exc:
         log.error("cannot keep the disk trend of %s: %s", outcome.host, exc)
+
+
+def note_last_ok(store: Store, host: str, sample: dict[str, Any]) -> None:
+    """Give a failure line ``last_ok``: ``ts`` of the host's newest good sample, or None if it
+    never answered.  Carried from the previous line, so "Last seen" costs readers nothing;
+    only a predecessor written before ``last_ok`` existed makes the store search back."""
+    try:
+        previous = store.latest(host)
+        if previous is None:
+            last_ok = None
+        elif previous.get("ok") is True:
+            last_ok = previous.get("ts")
+        elif "last_ok" in previous:
+            carried = previous.get("last_ok")
+            last_ok = carried if isinstance(carried, str) else None
+        else:
+            last_ok = store.last_ok_ts(host)
+    except OSError:  # unreadable history: the failure is still stored, without last_ok
+        return
+    sample["last_ok"] = last_ok
 
 
 def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],

@@ -25,7 +25,7 @@ from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import probe_params_for
 from collector.passes.sh_probe import sh_probe_stdin
 from collector.store import probe_choice
-from collector.transport import ssh
+from collector.transport import host_text, ssh
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def load_probe() -> bytes:
 def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) -> dict[str, Any]:
     """Exit status, then JSON, then shape: nothing of a bad answer goes further than a reason."""
     if result.exit_status != 0:
-        line = ssh.first_line(result.stderr)
+        line = host_text.failure_output(result.stderr, result.stdout)
         if result.exit_status == 127:
             what = host.python if probe == PYTHON else "sh"
             message = f"{what} not found on the host (exit 127)"
@@ -246,7 +246,7 @@ def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) ->
             message = f"the probe failed with exit status {result.exit_status}"
         raise ssh.SshFailure(ssh.PROBE, f"{message}: {line}" if line else message)
     if not result.stdout.strip():
-        line = ssh.first_line(result.stderr)
+        line = host_text.failure_output(result.stderr)
         raise ssh.SshFailure(ssh.INVALID_OUTPUT, "no output" + (f" ({line})" if line else ""))
     try:
         obj = json.loads(result.stdout)
@@ -259,7 +259,7 @@ def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) ->
         return validate_probe_output(obj)
     except InvalidProbeOutput as exc:
         raise ssh.SshFailure(ssh.INVALID_OUTPUT,
-                             f"wrong shape: {ssh.first_line(str(exc).encode())}") from None
+                             f"wrong shape: {host_text.first_line(str(exc).encode())}") from None
 
 
 def previous_epoch(previous: dict[str, Any] | None) -> float | None:

@@ -208,6 +208,36 @@ class Store:
                     continue
                 yield sample
 
+    def oldest_ts(self, host: str) -> str | None:
+        """``ts`` of the host's oldest readable sample: the first line of its oldest day file
+        (the next file when that one holds no valid line)."""
+        for day_file in self.day_files(host):
+            opener = gzip.open if day_file.compressed else open
+            try:
+                with opener(day_file.path, "rb") as fh:
+                    for line in fh:
+                        sample = _decode(line)
+                        if sample is not None:
+                            return str(sample["ts"])
+            except (OSError, EOFError):  # pruned meanwhile, or a damaged archive
+                continue
+        return None
+
+    def last_ok_ts(self, host: str) -> str | None:
+        """``ts`` of the host's newest good sample, searching back through every day file.
+
+        Costly for a host that has failed for weeks: the pass calls it only for a failure
+        line whose predecessor predates ``last_ok`` (see ``passes.collect.note_last_ok``);
+        from then on each failure line carries the answer forward."""
+        for day_file in reversed(self.day_files(host)):
+            for line in reversed(_read_lines(day_file.path)):
+                if _GOOD not in line:  # most lines of a dead host: no decoding
+                    continue
+                sample = _decode(line)
+                if sample is not None and sample.get("ok") is True:
+                    return str(sample["ts"])
+        return None
+
     def last_day_with_data(self, host: str) -> date | None:
         files = self.day_files(host)
         return files[-1].day if files else None

@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import select
+import shlex
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ from paramiko.hostkeys import HostKeyEntry
 
 from collector.config import Host, Settings
 from collector.store.statefile import atomic_write_bytes
+from collector.transport.host_text import clean as _clean
 
 #: More stdout than this is not a probe answer (a normal one is tens of KiB).
 MAX_STDOUT = 4 * 1024 * 1024
@@ -105,6 +107,18 @@ class HostKeyChecker:
                 types.extend(t for t in entry if t not in types)
         return types
 
+    def keyscan_hint(self, host: Host) -> str:
+        """The shell command that adds the host's key to the user's known_hosts, creating its
+        directory first (private, as ssh wants ``~/.ssh``): on a new central server
+        ``~/.ssh`` often does not exist yet, and ``>>`` cannot create a directory."""
+        if self.user_file is None:
+            directory, target = "~/.ssh", "~/.ssh/known_hosts"
+        else:
+            directory = shlex.quote(str(Path(self.user_file).parent))
+            target = shlex.quote(str(self.user_file))
+        return (f"mkdir -p -m 700 {directory} && ssh-keyscan -p {host.port} "
+                f"{shlex.quote(host.address)} >> {target}")
+
     def verify(self, host: Host, key: paramiko.PKey,
                write_guard: WriteGuard = contextlib.nullcontext) -> None:
         """Return if ``key`` is the host's known key (or was just accepted); else raise."""
@@ -126,9 +140,8 @@ class HostKeyChecker:
             files = " or ".join(str(f) for f in self._files) or "no known_hosts file"
             raise SshFailure(HOSTKEY, (
                 f"host key of {name} ({key.get_name()} {key.fingerprint}) is not in {files}; "
-                f"check it and add it with: ssh-keyscan -p {host.port} {host.address} >> "
-                f"{self.user_file or '~/.ssh/known_hosts'} (or set host_key_policy = "
-                f"\"accept-new\")"))
+                f"check it and add it with: {self.keyscan_hint(host)} (or set "
+                f"host_key_policy = \"accept-new\")"))
         path, kind = status
         if kind == "changed":
             raise SshFailure(HOSTKEY, (
@@ -485,16 +498,3 @@ def _handshake_failure(exc: BaseException | None, where: str) -> SshFailure:
         return SshFailure(UNREACHABLE, f"{where}: no common SSH algorithms ({_clean(text)})")
     return SshFailure(UNREACHABLE, f"{where}: SSH handshake failed: {_clean(text)}")
 
-
-def _clean(text: str, limit: int = 200) -> str:
-    """Untrusted text (it may come from the host) made one short printable line."""
-    line = "".join(c if c.isprintable() else " " for c in text.strip().split("\n", 1)[0])
-    return line[:limit] + ("…" if len(line) > limit else "")
-
-
-def first_line(data: bytes, limit: int = 200) -> str:
-    """The first non-empty line of a host's stderr, safe to print and store."""
-    for raw in data.decode("utf-8", "replace").splitlines():
-        if raw.strip():
-            return _clean(raw, limit)
-    return ""

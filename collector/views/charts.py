@@ -35,6 +35,8 @@ How a chart is made:
   so callers that know every host (the dashboard, ``osmon charts``) pass the colours of
   :func:`assign_colors`: each host its hash colour unless a host before it in the config took
   it, then the next free one; distinct for up to twelve hosts, stable while the config is.
+* The drawn points and the time axis's place on the image are in the SVG as JSON metadata
+  (:mod:`collector.views.chart_readout`), for the dashboard's hover readout.
 * Everything from a host (mount points, interface names, check labels) reaches the SVG only
   as XML-escaped text; the SVG holds no script (pygal's JS tooltips would load from the
   internet, which monitoring servers rarely have) and no external URL.
@@ -47,7 +49,7 @@ import math
 import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -60,6 +62,7 @@ from collector.store import rollup
 from collector.store.built_rollups import BuiltRollups
 from collector.store.samples import Store
 from collector.views.chart_cache import ChartCache
+from collector.views.chart_readout import readout_filter
 
 # pygal appends to sys.meta_path a finder for its optional map plugins (unused here) that has
 # no find_spec(): every later import in the process then raises an ImportWarning, an error
@@ -82,17 +85,23 @@ RANGES: dict[str, timedelta] = {
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#B37800", "#8C564B",
                             "#332288", "#882255", "#117733", "#999933", "#338A7C", "#AA4499")
 
+#: The average line beside a single line's maximum: a neutral grey (6:1 on white) that no
+#: host has, so the legend's two squares differ and not only the dash on the plot.
+AVERAGE_COLOR = "#57606A"
+
 #: Prefer a rollup when it still gives this many buckets over the range (about 300).
 MIN_POINTS = 280
 #: At most this many points per line: pygal's cost grows with points (13 ms for 300).
 MAX_POINTS = 400
+#: A window fitted to a new host's data is at least this many points wide.
+MIN_FIT_POINTS = 10
 #: Above this many lines the legend would swallow the plot: it is left out.
 MAX_LEGEND = 24
 _RAW_STEP = 60
 #: Part of every etag: a change of the drawing invalidates what browsers cached.
-_RENDER_VERSION = "2"
-_TICKS = (600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 432000,
-          604800)
+_RENDER_VERSION = "4"
+_TICKS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400,
+          172800, 432000, 604800)
 _AXIS_TITLES = {series.PERCENT: "percent", series.LOAD: "load", series.RATE: "bytes/s",
                 series.BYTES: "bytes", series.SECONDS: "seconds", series.NUMBER: "value"}
 
@@ -125,6 +134,8 @@ class Window:
     res: str | None
     #: Seconds per drawn point.
     width: int
+    #: The window starts at the host's first sample rather than a range ago (see fit_window).
+    fitted: bool = False
 
 
 def plan_window(range_name: str, now: datetime) -> Window:
@@ -138,6 +149,18 @@ def plan_window(range_name: str, now: datetime) -> Window:
     width = source * math.ceil(seconds / source / MAX_POINTS)
     end = (math.floor(now.timestamp() / width) + 1) * width
     return Window(range_name, float(end - seconds), float(end), res, width)
+
+
+def fit_window(window: Window, oldest: str | None) -> Window:
+    """The window cut to start at the host's first sample, when that is later than the
+    range's start: a host collected for five minutes fills its chart instead of being a few
+    dots at the right edge.  At least :data:`MIN_FIT_POINTS` points wide."""
+    t = series.ts_seconds(oldest)
+    if t is None or t <= window.start:
+        return window
+    first = math.floor(t / window.width) * window.width
+    start = max(window.start, min(first, window.end - MIN_FIT_POINTS * window.width))
+    return replace(window, start=float(start), fitted=True)
 
 
 def color_for(host: str) -> str:
@@ -168,18 +191,22 @@ def assign_colors(hosts: Sequence[str]) -> dict[str, str]:
 # -- public rendering ----------------------------------------------------------------------------
 def render_host_chart(store: Store, host: str, metric: str, range_name: str, now: datetime,
                       *, cache: ChartCache[Chart] | None = None, color: str | None = None,
-                      built: BuiltRollups | None = None) -> Chart:
+                      built: BuiltRollups | None = None, fit: bool = False) -> Chart:
     """One host's chart of one metric: a line per series (mount, load average, direction).
 
     ``color`` is the host's colour (see :func:`assign_colors`), :func:`color_for` if None;
-    ``built`` keeps the rollups the files lack, built from raw once for every chart.
+    ``built`` keeps the rollups the files lack, built from raw once for every chart; ``fit``
+    starts the time axis at the host's first sample when the range reaches further back
+    (:func:`fit_window`).
     """
     spec = series.metric_spec(metric)
     window = plan_window(range_name, now)
     latest = store.latest(host) if SAFE_NAME.match(host) else None
     newest = latest.get("ts") if latest is not None else None
+    if fit and latest is not None:
+        window = fit_window(window, store.oldest_ts(host))
     color = color if color in PALETTE else color_for(host)
-    key = ("host", host, metric, range_name, newest, window.end, color)
+    key = ("host", host, metric, range_name, newest, window.end, window.start, color)
     etag = _etag(key)
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
@@ -200,7 +227,7 @@ def render_host_chart(store: Store, host: str, metric: str, range_name: str, now
     if len(lines) == 1 and averaged:
         label = names.get(lines[0].label, lines[0].label)
         drawn = [_Drawn(f"{label} max", lines[0].peak, colors[0]),
-                 _Drawn("average", lines[0].mean, colors[0], dashed=True)]
+                 _Drawn("average", lines[0].mean, AVERAGE_COLOR, dashed=True)]
         how = "max and average"
     else:
         drawn = [_Drawn(names.get(line.label, line.label), line.peak, color)
@@ -269,9 +296,11 @@ def _modified(window: Window, newest: str | None, now: datetime) -> float:
 
 
 def _how(window: Window, how: str, averaged: bool) -> str:
+    since = (f"since {datetime.fromtimestamp(window.start, timezone.utc):%H:%M}"
+             if window.fitted else f"last {window.range_name}")
     if not averaged:
-        return f"last {window.range_name}, UTC, one point per sample"
-    return f"last {window.range_name}, UTC, {how} per {_duration(window.width)}"
+        return f"{since}, UTC, one point per sample"
+    return f"{since}, UTC, {how} per {_duration(window.width)}"
 
 
 def _duration(seconds: float) -> str:
@@ -379,10 +408,11 @@ def _draw(title: str, unit: str, window: Window, drawn: list[_Drawn], subtitle: 
                   stroke_width="2.5", stroke_opacity="1", stroke_width_hover="2.5",
                   stroke_opacity_hover="1")
     values = [v for d in drawn for _, v in d.points if v is not None]
+    x_ticks = _ticks(window) if values else []
     if values:
         ticks = y_ticks(unit, values)
         axes: dict[str, Any] = {
-            "x_labels": _ticks(window), "range": (ticks[0], ticks[-1]), "y_labels": ticks,
+            "x_labels": x_ticks, "range": (ticks[0], ticks[-1]), "y_labels": ticks,
             "x_title": subtitle, "y_title": _AXIS_TITLES.get(unit, "value")}
     else:  # pygal would draw meaningless axes (and fails on labels it cannot place)
         axes = {"show_x_labels": False, "show_y_labels": False, "show_x_guides": False,
@@ -396,6 +426,8 @@ def _draw(title: str, unit: str, window: Window, drawn: list[_Drawn], subtitle: 
         no_data_text=f"no data in the last {window.range_name}", show_minor_x_labels=True,
         margin=8, spacing=6, **axes)
     chart.add_xml_filter(_strip_active_content)
+    chart.add_xml_filter(readout_filter(window.start, window.end, x_ticks, unit, window.width,
+                                        [(d.label, d.color, d.points) for d in drawn]))
     for d in drawn:
         stroke = {"dasharray": "6,4"} if d.dashed else {}
         chart.add(d.label, _lone_points_as_dashes(d.points, window.width), stroke_style=stroke)

@@ -66,6 +66,10 @@ class HostStatus:
     silenced: Mapping[str, Any] | None = None
     #: Marks of headlines (``Summary.mark``): the fullest disk's "/var full in about 5 h".
     marks: Mapping[str, str] = field(default_factory=dict)
+    #: When the host last answered (its newest good sample; None: never) and how long ago.
+    #: ``ts`` and ``age_s`` are the newest line, a failed try included.
+    seen_ts: str | None = None
+    seen_age_s: float | None = None
 
     @property
     def severity(self) -> int:
@@ -90,7 +94,8 @@ class HostStatus:
             if family.summary.mark_field:
                 data[family.summary.mark_field] = self.marks.get(family.name)
         data.update(alerts=self.alerts, error=self.error, levels=dict(self.levels),
-                    silenced=dict(self.silenced) if self.silenced is not None else None)
+                    silenced=dict(self.silenced) if self.silenced is not None else None,
+                    last_seen=self.seen_ts, last_seen_age_s=self.seen_age_s)
         return data
 
 
@@ -150,6 +155,15 @@ def sample_age(sample: Mapping[str, Any] | None, now: datetime) -> float | None:
         return max(0.0, (now - parse_ts(ts)).total_seconds())
     except ValueError:
         return None
+
+
+def last_seen(sample: Mapping[str, Any] | None) -> str | None:
+    """``ts`` of the host's newest good sample: this one, or the ``last_ok`` a failure line
+    carries (None: never answered, or a line older than ``last_ok``)."""
+    if not sample:
+        return None
+    seen = sample.get("ts") if sample.get("ok") is True else sample.get("last_ok")
+    return seen if isinstance(seen, str) else None
 
 
 def format_age(seconds: float | None) -> str:
@@ -230,6 +244,7 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
         if mark is not None and mark in said:
             marks[family.name] = said[mark]
     age = sample_age(sample, now) if sample else None
+    seen = last_seen(sample)
     status, reasons, error = _decide(sample, age, alerts, findings, interval_s)
     if silenced is not None:
         until = str(silenced.get("until", "?")).replace("T", " ").replace("Z", " UTC")
@@ -239,7 +254,8 @@ def host_status(name: str, sample: Mapping[str, Any] | None, alerts: Iterable[Ma
         name=name, status=status, reasons=tuple(reasons), tags=tuple(tags),
         ts=sample.get("ts") if isinstance(sample.get("ts"), str) else None, age_s=age,
         values=values, items=items, alerts=len(alerts), error=error, levels=levels,
-        silenced=silenced, marks=marks)
+        silenced=silenced, marks=marks, seen_ts=seen,
+        seen_age_s=sample_age({"ts": seen}, now) if seen else None)
 
 
 def fleet_status(config: Config, latest: Mapping[str, Mapping[str, Any] | None],

@@ -42,6 +42,7 @@ from collector.views.health import (
     format_age,
     shard_info,
 )
+from collector.views.words import counted
 
 #: SGR colour of each status word (and of a value at that level); a silenced host's is cyan.
 COLOURS = {"ok": "32", "stale": "35", "warning": "33", "critical": "31", "down": "1;31",
@@ -78,6 +79,8 @@ class Report:
     hosts: list[HostLine]
     #: None unless this collector is one shard of several.
     shard: ShardInfo | None = None
+    #: Why ``hosts`` is empty, said in place of the lines (an unknown tag, no enabled host).
+    empty: str = "(no enabled host in the config)"
 
     def as_dict(self) -> dict[str, Any]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -112,7 +115,21 @@ def build_report(config: Config, now: datetime, tag: str | None = None) -> Repor
     last = passlog.last_pass(config.state_dir)
     state = collector_state(last, now, config.settings.interval_s)
     return Report(now, replace(state, problem=redact(state.problem)), last, lines,
-                  shard_info(config))
+                  shard_info(config), _why_empty(config, tag))
+
+
+def _why_empty(config: Config, tag: str | None) -> str:
+    """What to say when no line is shown: a typo in ``--tag`` is not an empty config, and a
+    shard's share of the hosts is not the whole config."""
+    shard = config.settings.shard
+    if tag is None:
+        return (f"(no enabled host in shard {shard})" if shard and config.fleet_hosts
+                else "(no enabled host in the config)")
+    if shard and any(tag in h.tags for h in config.fleet_hosts):
+        return f"(no host of shard {shard} has the tag {tag!r})"
+    if any(tag in h.tags for h in config.hosts):
+        return f"(no enabled host has the tag {tag!r})"
+    return f"(no host has the tag {tag!r})"
 
 
 def to_json(report: Report) -> str:
@@ -159,7 +176,7 @@ def render(report: Report, colour: bool = False) -> str:
             cells.append(pad + painted if i in right else painted + pad)
         out.append("  ".join(cells).rstrip())
     if not report.hosts:
-        out.append("(no enabled host in the config)")
+        out.append(terminal_safe(report.empty))
     return "\n".join(out) + "\n"
 
 
@@ -174,7 +191,7 @@ def collector_line(report: Report, colour: bool = False) -> str:
     if last.get("skipped"):
         text += ", skipped"
     elif isinstance(last.get("hosts"), int):
-        text += f", {last['hosts']} hosts, {_int(last.get('failed'))} failed"
+        text += f", {counted(last['hosts'], 'host')}, {_int(last.get('failed'))} failed"
     if isinstance(last.get("duration_s"), (int, float)):
         text += f", {last['duration_s']:.1f} s"
     if state.interrupted:
@@ -214,7 +231,7 @@ def _cells(line: HostLine) -> tuple[str, ...]:
         said = terminal_safe(f"silenced until {until} by {silence.get('author')}: "
                              f"{silence.get('reason')}", MAX_NOTE)
         note = f"{note}; {said}" if note else said
-    return (status, terminal_safe(s.name), format_age(s.age_s), *values, str(s.alerts),
+    return (status, terminal_safe(s.name), format_age(s.seen_age_s), *values, str(s.alerts),
             terminal_safe(checks, MAX_CHECKS) or DASH, note)
 
 

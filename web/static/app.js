@@ -9,12 +9,14 @@
  *   [data-level=path]       element class level-<ok|warning|critical>
  *   [data-show-if=path]     element shown only when the value is true
  *   table[data-rows=path]   tbody rebuilt from an array; th[data-key|data-format|data-level|
- *                           data-item]
+ *                           data-item|data-since (the time an "ago" column counts from)]
  *   img[data-chart]         reloaded (with &v=<newest sample>) when the value at the path
  *                           body[data-chart-key] (the newest sample's ts) moves away from
  *                           body[data-chart-ts] (its value when the page was made)
  *   [data-ts]               "42 s ago" text kept current between refreshes (data-ts-from:
  *                           the path of the timestamp to follow on refresh)
+ *   th[data-format=spark]   the column's cells are sparklines, drawn from {cpu, memory:
+ *                           [[t, percent], ...], label} (web/sparklines.py draws the same)
  */
 (function () {
   "use strict";
@@ -81,6 +83,51 @@
     }
   };
 
+  // -- sparklines: a host's last hour (keep in step with web/sparklines.py) ------------------
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var SPARK = {width: 100, height: 24, window: 3600, gap: 750, metrics: ["cpu", "memory"]};
+  var sparkNow = Date.parse(body.dataset.generated) / 1000;  // the data's "now"
+
+  function sparkPath(points, now) {
+    var start = now - SPARK.window, out = [], piece = null, previous = null;
+    (Array.isArray(points) ? points : []).forEach(function (p) {
+      var t = num(p[0]), v = num(p[1]);
+      if (t === null || v === null) { previous = null; return; }
+      var x = ((t - start) / SPARK.window * SPARK.width).toFixed(1);
+      var y = (SPARK.height - 1 - Math.max(0, Math.min(100, v)) / 100 *
+               (SPARK.height - 2)).toFixed(1);
+      if (previous === null || t - previous > SPARK.gap) { piece = []; out.push(piece); }
+      piece.push(x + " " + y);
+      previous = t;
+    });
+    return out.map(function (p) {
+      return "M" + p[0] + " " + (p.length > 1 ? p.slice(1).map(function (xy) {
+        return "L" + xy;
+      }).join(" ") : "h2");
+    }).join(" ");
+  }
+
+  function sparkSvg(value) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    var label = (value && typeof value.label === "string") ? value.label : "";
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 " + SPARK.width + " " + SPARK.height);
+    svg.setAttribute("width", SPARK.width);
+    svg.setAttribute("height", SPARK.height);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+    var title = document.createElementNS(SVG_NS, "title");
+    title.textContent = label;
+    svg.appendChild(title);
+    SPARK.metrics.forEach(function (metric) {
+      var path = document.createElementNS(SVG_NS, "path");
+      path.setAttribute("class", "spark-" + metric);
+      path.setAttribute("d", sparkPath(value ? value[metric] : null, sparkNow));
+      svg.appendChild(path);
+    });
+    return svg;
+  }
+
   function get(obj, path) {
     var parts = path.split(".");
     for (var i = 0; i < parts.length; i += 1) {
@@ -117,6 +164,15 @@
         el.appendChild(document.createTextNode(" "));
         el.appendChild(held);
       }
+    } else if (format === "when") {  // may wrap after the day, never inside it
+      var stamp = FORMATS.when(value), cut = stamp.indexOf(" ");
+      var day = document.createElement("span");
+      day.className = "nobr";
+      day.textContent = cut < 0 ? stamp : stamp.slice(0, cut);
+      el.appendChild(day);
+      if (cut >= 0) { el.appendChild(document.createTextNode(stamp.slice(cut))); }
+    } else if (format === "spark") {
+      el.appendChild(sparkSvg(value));
     } else if (format === "hostlink" && value) {
       var a = document.createElement("a");
       a.href = row.url || (body.dataset.root || "") + "/hosts/" + encodeURIComponent(String(value));
@@ -155,7 +211,8 @@
   function columns(table) {
     return Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
       return {key: th.dataset.key, format: th.dataset.format || "text", level: th.dataset.level,
-              item: th.dataset.item, mark: th.dataset.mark, markLevel: th.dataset.markLevel};
+              item: th.dataset.item, mark: th.dataset.mark, markLevel: th.dataset.markLevel,
+              since: th.dataset.since};
     });
   }
 
@@ -180,7 +237,9 @@
             .indexOf(col.format) >= 0) { td.classList.add("num"); }
         if (col.level) { setLevel(td, get(row, col.level)); }
         if (col.mark) { addMark(td, get(row, col.mark), get(row, col.markLevel || "")); }
-        if (col.format === "ago" && row.ts) { td.dataset.ts = row.ts; }
+        var since = col.since ? get(row, col.since) : row.ts;  // when an "ago" counts from
+        if (col.format === "ago" && since) { td.dataset.ts = since; }
+        if (col.format === "spark") { td.className = "sparkline"; }
         tr.appendChild(td);
       });
       fresh.appendChild(tr);
@@ -271,7 +330,7 @@
 
   function apply(data) {
     var generated = Date.parse(data.generated);
-    if (!isNaN(generated)) { offsetMs = generated - Date.now(); }
+    if (!isNaN(generated)) { offsetMs = generated - Date.now(); sparkNow = generated / 1000; }
     document.querySelectorAll("[data-bind]").forEach(function (el) {
       var value = get(data, el.dataset.bind);
       if (value === undefined) { return; }

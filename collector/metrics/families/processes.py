@@ -44,13 +44,31 @@ PROCESS = record({
 
 
 def merge_top(processes: dict) -> list:
-    """Union of top_cpu and top_mem by pid, busiest CPU first, then largest memory."""
+    """Union of top_cpu and top_mem by pid, busiest CPU first, then largest memory.
+
+    On a quiet host the probe fills top_cpu up with processes that used nothing (kernel
+    threads: no CPU in the interval, no resident memory), which only push the interesting
+    ones down the page: those are left out, unless fewer than the lists' length (``top_n``)
+    would remain, so a container with five processes still lists them all."""
+    top_cpu = list(processes.get("top_cpu") or [])
+    top_mem = list(processes.get("top_mem") or [])
     merged: dict[Any, dict] = {}
-    for entry in list(processes.get("top_cpu") or []) + list(processes.get("top_mem") or []):
+    for entry in top_cpu + top_mem:
         merged.setdefault(entry.get("pid"), entry)
-    return sorted(merged.values(), key=lambda p: (
+    ranked = sorted(merged.values(), key=lambda p: (
         -(num(p.get("cpu_percent")) or 0.0), -(num(p.get("rss")) or 0.0),
         num(p.get("pid")) or 0.0))
+    used = [p for p in ranked if _uses_something(p)]
+    wanted = max(len(top_cpu), len(top_mem))
+    if len(used) >= wanted:
+        return used
+    idle = [p for p in ranked if not _uses_something(p)]
+    return used + idle[:wanted - len(used)]
+
+
+def _uses_something(process: dict) -> bool:
+    return bool(num(process.get("cpu_percent")) or num(process.get("rss"))
+                or num(process.get("mem_percent")))
 
 
 def derive_processes(procs: dict, previous: Any, seconds: float | None) -> dict:
@@ -77,9 +95,11 @@ FAMILY = Family(
         }, optional=("boot_id",)),
     }, optional=("scanned", "cpu_basis", "counters")),
     derive=derive_processes,
-    stored=(("processes.top", f"list (at most {2 * MAX_TOP}): top_cpu and top_mem merged by pid",
-             ""),) + tuple((path.replace("processes.top_cpu[]", "processes.top[]"), text, unit)
-                           for path, text, unit in PROCESS.rows("processes.top_cpu[]")),
+    stored=(("processes.top", f"list (at most {2 * MAX_TOP}): top_cpu and top_mem merged by "
+             "pid, less the processes with no CPU and no memory (unless fewer than top_n "
+             "remain)", ""),)
+    + tuple((path.replace("processes.top_cpu[]", "processes.top[]"), text, unit)
+            for path, text, unit in PROCESS.rows("processes.top_cpu[]")),
     not_stored=("processes.top_cpu", "processes.top_mem", "processes.counters"),
     facts=(Fact("Processes", "processes.count", "integer"),),
     table=Table("Top processes", "processes.top", (
