@@ -162,6 +162,15 @@ def test_host_down_with_three_metrics_over_threshold_is_one_notification(engine:
     assert engine.run(db1=engine.ok(**hot)) == []
 
 
+def test_down_counts_its_failed_passes_in_words(tmp_path: Path) -> None:
+    engine = Engine(tmp_path, extra="[alerts]\ndown_after = 1")
+    [note] = engine.run(db1=engine.failed())
+    assert note.message.endswith("(1 failed pass in a row)")
+    engine = Engine(tmp_path, extra="[alerts]\ndown_after = 3")
+    notes = [n for _ in range(3) for n in engine.run(db1=engine.failed())]
+    assert len(notes) == 1 and notes[0].message.endswith("(3 failed passes in a row)")
+
+
 def test_metrics_that_recovered_while_down_are_resolved_once_the_host_is_back(
         engine: Engine) -> None:
     engine.run(db1=engine.ok(disks={"/": 99}))

@@ -273,7 +273,8 @@ class _HostPass:
         if rule == "down":
             count = self.hs["fail_count"]
             return ("critical", float(count), float(self.settings.down_after),
-                    f"{self.host} is down: {detail} ({count} failed passes in a row)")
+                    f"{self.host} is down: {detail} ({count} failed "
+                    f"{'pass' if count == 1 else 'passes'} in a row)")
         seconds = self.silent_for() or float(self.settings.silent_after_s)
         last_ok = self.hs.get("last_ok")
         since = f"since {last_ok}" if last_ok else "ever"
