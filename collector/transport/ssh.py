@@ -15,7 +15,6 @@ path or a bare command name of characters no shell treats specially, and quoted 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import select
@@ -24,14 +23,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paramiko
-from paramiko.hostkeys import HostKeyEntry
 
 from collector.config import Host, Settings
-from collector.store.statefile import atomic_write_bytes
+from collector.transport.credentials import Credentials
+from collector.transport.failures import (
+    AUTH,
+    HOSTKEY,
+    INVALID_OUTPUT,
+    PROBE,
+    TIMEOUT,
+    UNREACHABLE,
+    SshFailure,
+    clean,
+    first_line,
+)
+from collector.transport.host_keys import (
+    HostKeyChecker,
+    WriteGuard,
+    known_hosts_name,
+)
 
 #: More stdout than this is not a probe answer (a normal one is tens of KiB).
 MAX_STDOUT = 4 * 1024 * 1024
@@ -40,27 +53,17 @@ MAX_STDERR_KEPT = 16 * 1024
 #: Beyond this much stderr the host is only wasting our time.
 MAX_STDERR = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
-#: ``with guard():`` around a session's one write, a new host key (passes.collect._Job).
-WriteGuard = Callable[[], contextlib.AbstractContextManager[None]]
-_DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 # paramiko logs a traceback at ERROR for every connection we abort or that fails, already one
 # short line per host of ours (noise in cron mail); left alone if configured on purpose.
 if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
-# Error kinds (docs/architecture.md, "The sample").
-UNREACHABLE, TIMEOUT, AUTH, HOSTKEY = "unreachable", "timeout", "auth", "hostkey"
-PROBE, INVALID_OUTPUT = "probe", "invalid-output"
-
-
-class SshFailure(Exception):
-    """One host could not be collected; ``kind`` is one of the error kinds above, ``message``
-    is short."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind, self.message = kind, message
+__all__ = [  # the failure kinds and key helpers are read through this module by callers
+    "AUTH", "HOSTKEY", "INVALID_OUTPUT", "PROBE", "TIMEOUT", "UNREACHABLE", "CommandResult",
+    "Credentials", "HostKeyChecker", "Session", "SshFailure", "WriteGuard", "first_line",
+    "known_hosts_name",
+]
 
 
 @dataclass(frozen=True)
@@ -72,170 +75,6 @@ class CommandResult:
     connect_s: float
     #: Unix time when the first byte of stdout arrived: the moment of the reading, for rates.
     reading_epoch: float
-
-
-def known_hosts_name(address: str, port: int) -> str:
-    """The name known_hosts files use: OpenSSH writes ``[host]:port`` for non-22 ports."""
-    return address if port == 22 else f"[{address}]:{port}"
-
-
-# -- host keys ---------------------------------------------------------------------------------
-class HostKeyChecker:
-    """The user's known_hosts plus osmon's own, shared by every session of one pass.
-
-    ``accept-new`` records a first-seen key in osmon's file only (never in the user's), under a
-    thread lock and an ``flock`` so parallel sessions and a concurrent ``osmon check`` cannot
-    lose or duplicate a line; a key that differs from a recorded one is always refused.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.policy = settings.host_key_policy
-        self.user_file = settings.known_hosts
-        self.osmon_file = settings.osmon_known_hosts
-        self._files = [f for f in (self.user_file, self.osmon_file) if f is not None]
-        self._known = [(f, _load_host_keys(f)) for f in self._files]
-        self._lock = threading.Lock()
-
-    def known_types(self, name: str) -> list[str]:
-        """Key types already recorded for ``name``, so the session can ask for one of them."""
-        types: list[str] = []
-        for _path, keys in self._known:
-            entry = keys.lookup(name)
-            if entry:
-                types.extend(t for t in entry if t not in types)
-        return types
-
-    def verify(self, host: Host, key: paramiko.PKey,
-               write_guard: WriteGuard = contextlib.nullcontext) -> None:
-        """Return if ``key`` is the host's known key (or was just accepted); else raise."""
-        name = known_hosts_name(host.address, host.port)
-        with self._lock:
-            status = self._status(name, key)
-            if status == "known":
-                return
-            if status == "unknown" and self.policy == "accept-new" and self.osmon_file:
-                try:
-                    with write_guard():  # raises if the pass gave up on the host
-                        self._accept(name, key)
-                except OSError as exc:  # a key we cannot record is a key we do not trust
-                    raise SshFailure(HOSTKEY, (
-                        f"cannot record the new host key of {name} in {self.osmon_file}: "
-                        f"{exc.strerror or exc}")) from None
-                return
-        if status == "unknown":
-            files = " or ".join(str(f) for f in self._files) or "no known_hosts file"
-            raise SshFailure(HOSTKEY, (
-                f"host key of {name} ({key.get_name()} {key.fingerprint}) is not in {files}; "
-                f"check it and add it with: ssh-keyscan -p {host.port} {host.address} >> "
-                f"{self.user_file or '~/.ssh/known_hosts'} (or set host_key_policy = "
-                f"\"accept-new\")"))
-        path, kind = status
-        if kind == "changed":
-            raise SshFailure(HOSTKEY, (
-                f"host key for {host.name} ({name}) changed — possible attack; if the change "
-                f"is expected remove the old key with: ssh-keygen -R '{name}' -f {path}"))
-        raise SshFailure(HOSTKEY, (
-            f"{name} offered a {key.get_name()} key but {path} knows it by another key type; "
-            f"if that is expected remove the old key with: ssh-keygen -R '{name}' -f {path}"))
-
-    def _status(self, name: str, key: paramiko.PKey) -> str | tuple[Path, str]:
-        verdict: str | tuple[Path, str] = "unknown"
-        for path, keys in self._known:
-            entry = keys.lookup(name)
-            if not entry:
-                continue
-            known = entry.get(key.get_name())
-            if known is None:
-                verdict = (path, "other-type") if verdict == "unknown" else verdict
-            elif known.asbytes() != key.asbytes():
-                return (path, "changed")
-            else:
-                verdict = "known"
-        return verdict
-
-    def _accept(self, name: str, key: paramiko.PKey) -> None:
-        """Append ``name key`` to osmon's file; another process may have written it meanwhile."""
-        assert self.osmon_file is not None
-        path = self.osmon_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            fresh = _load_host_keys(path)
-            entry = fresh.lookup(name)
-            recorded = entry.get(key.get_name()) if entry else None
-            if recorded is None:
-                old = path.read_bytes() if path.exists() else b""
-                if old and not old.endswith(b"\n"):
-                    old += b"\n"
-                line = HostKeyEntry([name], key).to_line()
-                atomic_write_bytes(path, old + line.encode("ascii"), 0o600)
-                fresh.add(name, key.get_name(), key)
-            elif recorded.asbytes() != key.asbytes():
-                raise SshFailure(HOSTKEY, (
-                    f"host key for {name} changed while accepting it — possible attack; "
-                    f"check {path}"))
-        finally:
-            os.close(lock_fd)
-        self._known = [(f, fresh if f == path else keys) for f, keys in self._known]
-
-
-def _load_host_keys(path: Path) -> paramiko.HostKeys:
-    keys = paramiko.HostKeys()
-    try:
-        keys.load(str(path))
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise SshFailure(HOSTKEY, f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:  # not text: refusing every host beats guessing which keys it held
-        raise SshFailure(HOSTKEY, f"cannot read {path}: not a known_hosts text file") from None
-    return keys
-
-
-# -- client keys -------------------------------------------------------------------------------
-class Credentials:
-    """Private keys loaded once per pass (parsing a key file for each of 200 hosts is waste)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, paramiko.PKey | SshFailure] = {}
-        self._lock = threading.Lock()
-
-    def identity(self, path: Path) -> paramiko.PKey:
-        with self._lock:
-            if path not in self._cache:
-                self._cache[path] = _load_key(path)
-            found = self._cache[path]
-        if isinstance(found, SshFailure):  # a fresh exception: threads raise it at once
-            raise SshFailure(found.kind, found.message)
-        return found
-
-    def default_keys(self) -> list[tuple[str, paramiko.PKey]]:
-        """``~/.ssh/id_*`` files that load without a passphrase, as ``ssh`` would try them."""
-        keys = []
-        for name in _DEFAULT_KEY_FILES:
-            path = Path(os.path.expanduser(f"~/.ssh/{name}"))
-            if path.is_file():
-                try:
-                    keys.append((str(path), self.identity(path)))
-                except SshFailure:
-                    continue
-        return keys
-
-
-def _load_key(path: Path) -> paramiko.PKey | SshFailure:
-    try:
-        return paramiko.PKey.from_path(str(path))
-    except FileNotFoundError:
-        return SshFailure(AUTH, f"identity file {path} does not exist")
-    except (paramiko.PasswordRequiredException, TypeError) as exc:
-        # New-format OpenSSH keys say it with a TypeError from cryptography.
-        if isinstance(exc, TypeError) and "password" not in str(exc).lower():
-            return SshFailure(AUTH, f"cannot use identity file {path}: {exc}")
-        return SshFailure(AUTH, f"identity file {path} needs a passphrase; use a key without "
-                                f"one for monitoring (cron has no ssh-agent)")
-    except (OSError, paramiko.SSHException, ValueError) as exc:
-        return SshFailure(AUTH, f"cannot use identity file {path}: {exc}")
 
 
 # -- one session -------------------------------------------------------------------------------
@@ -482,19 +321,7 @@ def _handshake_failure(exc: BaseException | None, where: str) -> SshFailure:
     if "timed out" in text or "timeout" in text.lower():
         return SshFailure(TIMEOUT, f"no SSH answer from {where} (SSH handshake)")
     if isinstance(exc, paramiko.IncompatiblePeer) or "Incompatible" in text:
-        return SshFailure(UNREACHABLE, f"{where}: no common SSH algorithms ({_clean(text)})")
-    return SshFailure(UNREACHABLE, f"{where}: SSH handshake failed: {_clean(text)}")
+        return SshFailure(UNREACHABLE, f"{where}: no common SSH algorithms ({clean(text)})")
+    return SshFailure(UNREACHABLE, f"{where}: SSH handshake failed: {clean(text)}")
 
 
-def _clean(text: str, limit: int = 200) -> str:
-    """Untrusted text (it may come from the host) made one short printable line."""
-    line = "".join(c if c.isprintable() else " " for c in text.strip().split("\n", 1)[0])
-    return line[:limit] + ("…" if len(line) > limit else "")
-
-
-def first_line(data: bytes, limit: int = 200) -> str:
-    """The first non-empty line of a host's stderr, safe to print and store."""
-    for raw in data.decode("utf-8", "replace").splitlines():
-        if raw.strip():
-            return _clean(raw, limit)
-    return ""
