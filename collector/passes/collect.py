@@ -11,14 +11,13 @@ the process alive once the pass is over.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import derive_sample
 from collector.passes import record as pass_record
 from collector.passes.hooks import POST_PASS_HOOKS
+from collector.passes.job import Abandoned, Job
 from collector.passes.probe_call import (
     ProbeRun,
     decode_answer,
@@ -219,12 +219,12 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
     settings = config.settings
     ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts))
     pending = deque(hosts)
-    running: list[_Job] = []
-    answers: queue.SimpleQueue[tuple[_Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
+    running: list[Job] = []
+    answers: queue.SimpleQueue[tuple[Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
 
-    def finish(job: _Job, sample: dict[str, Any], line: bytes | None = None) -> None:
+    def finish(job: Job, sample: dict[str, Any], line: bytes | None = None) -> None:
         nonlocal failed
         running.remove(job)
         samples[job.host.name] = sample
@@ -238,7 +238,7 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
         if now >= deadline:
             break
         while pending and len(running) < settings.concurrency:
-            job = _Job(pending.popleft(), now)
+            job = Job(pending.popleft(), now)
             running.append(job)
             threading.Thread(target=_work, args=(ctx, job, answers), daemon=True,
                              name=f"osmon-{job.host.name}").start()
@@ -264,7 +264,7 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
             f"pass deadline of {settings.pass_deadline_s:g} s reached (during {step})",
             now - job.started))
     for host in pending:
-        job = _Job(host, now)
+        job = Job(host, now)
         running.append(job)
         finish(job, failure_sample(
             ctx.ts, host, ssh.TIMEOUT,
@@ -292,61 +292,7 @@ class _Context:
                 self.host_keys_failure = exc
 
 
-class Abandoned(Exception):
-    """The coordinator gave up on this host: its worker must not write anything any more."""
-
-
-class _Job:
-    """One host being collected; the coordinator may abandon it, closing its connection.
-
-    Once abandoned, a job's worker may still run for a while (the local host cannot be
-    interrupted, a remote one may be between two steps), but the pass may already have
-    released the data lock, and a backup or restore may hold it.  So every write a worker
-    makes goes through :meth:`writing`, which refuses once the job is abandoned; and
-    :meth:`abandon` waits for a write in progress, so none straddles the lock's release.
-    """
-
-    def __init__(self, host: Host, started: float) -> None:
-        self.host = host
-        self.started = started
-        self._session: ssh.Session | None = None
-        self._abandoned = False
-        self._lock = threading.Lock()
-
-    @property
-    def step(self) -> str:
-        if self._session is not None:
-            return self._session.step
-        return "local collection" if self.host.local else "start"
-
-    def attach(self, session: ssh.Session) -> None:
-        with self._lock:
-            self._session = session
-            abandoned = self._abandoned
-        if abandoned:
-            session.abort()
-
-    def abandon(self) -> str:
-        """Stop waiting for this host; return the step it was stuck in, for the message."""
-        step = self.step
-        with self._lock:  # waits for a write in progress (see writing())
-            self._abandoned = True
-            session = self._session
-        if session is not None:
-            session.abort()
-        return step
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """``with job.writing():`` around a worker's write; raises :class:`Abandoned` once
-        the coordinator has given up on the host."""
-        with self._lock:
-            if self._abandoned:
-                raise Abandoned(self.host.name)
-            yield
-
-
-def _work(ctx: _Context, job: _Job, answers: queue.SimpleQueue[Any]) -> None:
+def _work(ctx: _Context, job: Job, answers: queue.SimpleQueue[Any]) -> None:
     start = time.monotonic()
     try:
         sample = _collect(ctx, job)
@@ -378,7 +324,7 @@ def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
 
 
 # -- one host ----------------------------------------------------------------------------------
-def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
+def _collect(ctx: _Context, job: Job) -> dict[str, Any]:
     host = job.host
     start = time.monotonic()
     previous = ctx.store.latest(host.name) if ctx.store is not None else None
@@ -416,7 +362,7 @@ def _collect(ctx: _Context, job: _Job) -> dict[str, Any]:
     return sample
 
 
-def _keep_counters(job: _Job, state_dir: Path, counters: dict[str, Any], epoch: float) -> None:
+def _keep_counters(job: Job, state_dir: Path, counters: dict[str, Any], epoch: float) -> None:
     """Save the process counters for the next pass; failing costs interval percentages only,
     and a host the pass gave up on keeps none (the lock may be another process's by now)."""
     try:
@@ -428,7 +374,7 @@ def _keep_counters(job: _Job, state_dir: Path, counters: dict[str, Any], epoch: 
         log.error("cannot keep the process counters of %s: %s", job.host.name, exc)
 
 
-def _session(ctx: _Context, host: Host, job: _Job) -> ssh.Session:
+def _session(ctx: _Context, host: Host, job: Job) -> ssh.Session:
     if ctx.host_keys is None:
         assert ctx.host_keys_failure is not None
         raise ctx.host_keys_failure

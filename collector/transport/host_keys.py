@@ -16,7 +16,7 @@ from collector.config import Host, Settings
 from collector.store.statefile import atomic_write_bytes
 from collector.transport.failures import HOSTKEY, SshFailure
 
-#: ``with guard():`` around a session's one write, a new host key (passes.collect._Job).
+#: ``with guard():`` around a session's one write, a new host key (passes.job.Job).
 WriteGuard = Callable[[], contextlib.AbstractContextManager[None]]
 
 
