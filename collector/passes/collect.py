@@ -39,6 +39,7 @@ from collector.passes.probe_call import (
     previous_epoch,
     probe_params,
 )
+from collector.passes.sessions import OneShotInstead, SessionPool
 from collector.passes.sh_probe import load_sh_probe
 from collector.store import proc_counters as proc_state
 from collector.store.lock import DataLock
@@ -46,6 +47,8 @@ from collector.store.samples import MAX_LINE_BYTES, Store, encode_line
 from collector.store.space import is_full, write_failure
 from collector.times import format_ts, utc_now
 from collector.transport import ssh
+from collector.transport.gate import HandshakeGate
+from collector.transport.jump import Bastions
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +114,12 @@ Progress = Callable[[HostOutcome, int, int, int], None]
 
 # -- the pass ----------------------------------------------------------------------------------
 def run_pass(config: Config, *, now: datetime | None = None,
-             progress: Progress | None = None) -> PassResult:
+             progress: Progress | None = None,
+             sessions: SessionPool | None = None) -> PassResult:
     """Collect every enabled host once, append one sample each, run the post-pass hooks.
+
+    ``sessions``: ``osmon run``'s resident sessions, used and kept for the next pass (else
+    every host gets a connection of its own, closed at the end of the pass).
 
     Raises :class:`LockHeld` (after recording the skip) when another pass holds the lock, and
     :class:`DataDirError` (after recording the failure where the disk still allows it) when
@@ -163,7 +170,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
 
         outcomes = collect_hosts(config, hosts, store=store, started=started,
                                  deadline=t0 + settings.pass_deadline_s,
-                                 on_outcome=store_outcome)
+                                 on_outcome=store_outcome, sessions=sessions)
         # Only what is stored is judged: an alert must not advance on a sample that a reader
         # of the store (the dashboard, the next pass's rates) will never see.
         samples = {o.host: o.sample for o in outcomes if o.host not in unstored}
@@ -207,8 +214,8 @@ def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
 
 # -- fan-out -----------------------------------------------------------------------------------
 def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
-                  started: datetime, deadline: float,
-                  on_outcome: Progress | None = None) -> list[HostOutcome]:
+                  started: datetime, deadline: float, on_outcome: Progress | None = None,
+                  sessions: SessionPool | None = None) -> list[HostOutcome]:
     """Collect ``hosts`` in parallel; one outcome per host, in config order.
 
     Nothing is written here: ``on_outcome`` is called (in this thread) with each outcome as
@@ -216,8 +223,17 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
     host's previous sample (for rates); ``None`` (``osmon check``) means none.  ``deadline``
     is a ``time.monotonic()`` value: hosts not done by then are recorded as ``timeout``.
     """
-    settings = config.settings
-    ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts))
+    ctx = _Context(config, format_ts(started), store, any(not h.local for h in hosts), sessions)
+    try:
+        return _fan_out(ctx, hosts, deadline, on_outcome)
+    finally:
+        if sessions is None:  # a pass of its own: its bastion connections end with it
+            ctx.dialer.bastions.close_all()
+
+
+def _fan_out(ctx: _Context, hosts: Sequence[Host], deadline: float,
+             on_outcome: Progress | None) -> list[HostOutcome]:
+    settings = ctx.config.settings
     pending = deque(hosts)
     running: list[Job] = []
     answers: queue.SimpleQueue[tuple[Job, dict[str, Any], bytes | None]] = queue.SimpleQueue()
@@ -276,20 +292,27 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
 class _Context:
     """What every worker of one pass shares: read once, not once per host."""
 
-    def __init__(self, config: Config, ts: str, store: Store | None, remote: bool) -> None:
+    def __init__(self, config: Config, ts: str, store: Store | None, remote: bool,
+                 sessions: SessionPool | None = None) -> None:
         self.config = config
         self.ts = ts
         self.store = store
-        self.credentials = ssh.Credentials()
+        self.sessions = sessions
         self.probe = load_probe() if remote else b""
         self.sh_probe = load_sh_probe() if remote else b""
-        self.host_keys: ssh.HostKeyChecker | None = None
         self.host_keys_failure: ssh.SshFailure | None = None
+        host_keys = None
         if remote:
             try:
-                self.host_keys = ssh.HostKeyChecker(config.settings)
+                host_keys = ssh.HostKeyChecker(config.settings)
             except ssh.SshFailure as exc:
                 self.host_keys_failure = exc
+        if sessions is not None:
+            sessions.begin_pass(config, self.probe)
+        self.dialer = ssh.Dialer(
+            config.settings, host_keys, ssh.Credentials(),  # type: ignore[arg-type]
+            sessions.gate if sessions else HandshakeGate(config.settings.max_handshakes),
+            sessions.bastions if sessions else Bastions())
 
 
 def _work(ctx: _Context, job: Job, answers: queue.SimpleQueue[Any]) -> None:
@@ -329,18 +352,16 @@ def _collect(ctx: _Context, job: Job) -> dict[str, Any]:
     start = time.monotonic()
     previous = ctx.store.latest(host.name) if ctx.store is not None else None
     state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
-    params = probe_params(ctx.config, host, previous, proc_prev=(
-        proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
+    params = probe_params(ctx.config, host, previous)
     connect_s: float | None = None
     run = ProbeRun(ctx.config, host, state_dir)
+    resident = False
     try:
         if host.local:
             raw, epoch = _run_local(params)
             connect_s = 0.0
         else:
-            session = _session(ctx, host, job)
-            job.attach(session)
-            result = run.execute(session, params, ctx.probe, ctx.sh_probe)
+            result, resident = _remote(ctx, job, run, params, state_dir)
             connect_s = result.connect_s
             raw, epoch = decode_answer(host, result, run.probe), result.reading_epoch
         counters = proc_state.take_counters(raw)  # for the next pass, never for the log
@@ -355,6 +376,8 @@ def _collect(ctx: _Context, job: Job) -> dict[str, Any]:
                     "duration_s": _r(time.monotonic() - start),
                     "connect_s": _r(connect_s or 0.0), "epoch": round(epoch, 3)},
     }
+    if resident:
+        sample["collect"]["resident"] = True
     for key, value in derived.items():
         sample.setdefault(key, value)
     if state_dir is not None and counters is not None:
@@ -374,12 +397,26 @@ def _keep_counters(job: Job, state_dir: Path, counters: dict[str, Any], epoch: f
         log.error("cannot keep the process counters of %s: %s", job.host.name, exc)
 
 
-def _session(ctx: _Context, host: Host, job: Job) -> ssh.Session:
-    if ctx.host_keys is None:
-        assert ctx.host_keys_failure is not None
+def _remote(ctx: _Context, job: Job, run: ProbeRun, params: dict[str, Any],
+            state_dir: Path | None) -> tuple[ssh.CommandResult, bool]:
+    """The host's answer, through its resident session when ``osmon run`` keeps one (then
+    True), else from a connection of its own (one-shot, as cron's passes)."""
+    if ctx.host_keys_failure is not None:
         raise ctx.host_keys_failure
-    return ssh.Session(host, ctx.config.settings, ctx.host_keys, ctx.credentials,
-                       write_guard=job.writing)
+    deadline = job.started + ctx.config.settings.host_deadline_s
+    session = None
+    if ctx.sessions is not None and ctx.sessions.takes(job.host, run):
+        try:
+            return ctx.sessions.ask(ctx.config, job, ctx.dialer, job.host, deadline, params,
+                                    ctx.probe, state_dir), True
+        except OneShotInstead as instead:
+            session = instead.session
+    if session is None:
+        if state_dir is not None:
+            params["proc_prev"] = proc_state.load(state_dir, job.host.name, time.time())
+        session = ssh.Session(job.host, ctx.dialer, job.writing, deadline)
+    job.attach(session)
+    return run.execute(session, params, ctx.probe, ctx.sh_probe), False
 
 
 def _run_local(params: dict[str, Any]) -> tuple[dict[str, Any], float]:

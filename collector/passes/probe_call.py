@@ -71,14 +71,18 @@ def remote_command(config: Config, host: Host) -> str:
     ``command="..."``.
 
     Everything that varies per pass is on stdin, the probe included: its first line names the
-    interpreter (``python`` or ``sh``) and the rest is that interpreter's input.  ``read``
-    takes one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So
-    one command serves both probes, and the shell probe can follow a failed Python start on
-    the same connection.  It runs under ``sh -c`` so that a login shell that is not POSIX
-    (fish, csh) does not matter.
+    interpreter (``python`` or ``sh``, or ``resident`` for a resident session of ``osmon
+    run``: :func:`_resident_start`) and the rest is that interpreter's input.  ``read`` takes
+    one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So one
+    command serves every probe and both modes, and the shell probe can follow a failed Python
+    start on the same connection.  It runs under ``sh -c`` so that a login shell that is not
+    POSIX (fish, csh) does not matter, and ``exec`` makes that shell the session's process
+    (one process less on the host; the leader of the process group the resident watchdog
+    kills).  The string holds no double quote, so it goes into ``command="..."`` as it is.
 
-    ``host.python`` is validated by the config (absolute path or plain name); it is quoted
-    anyway, so no value from the config can ever reach the remote shell as syntax.
+    ``host.python`` is validated by the config (absolute path or plain name); it is escaped
+    anyway (:func:`sh_word`), so no value from the config can ever reach the remote shell as
+    syntax.
 
     ``-I -S``: the probe is stdlib-only, so ``site`` (and Debian's .pth files) is pure cost,
     about half the probe's CPU on every host every minute (bench/bench_probe.py: 51 -> 25 ms);
@@ -93,20 +97,28 @@ def remote_command(config: Config, host: Host) -> str:
     :data:`REMOTE_GRACE_S` after the collector stops waiting for it: nothing it started in
     its process group outlives the host's deadline by more than that.  A host without
     ``timeout``, or whose ``timeout`` does not take this syntax (BusyBox before 1.30: it
-    exits 127 without reading the probe), runs the interpreter as before.  ``sh -c`` makes
-    the string mean the same whatever the account's login shell is.
+    exits 127 without reading the probe), runs the interpreter as before.
     """
     limit = math.ceil(config.settings.ssh_timeout_s
                       + checks_budget(config, check_params(config, host))) + REMOTE_GRACE_S
-    python = _start(shlex.quote(host.python), "-I -S -", limit)
+    interpreter = sh_word(host.python)
+    python = _start(interpreter, "-I -S -", limit)
     shell = _start("sh", "-s", limit)
-    resident = _resident_start(shlex.quote(host.python),
+    resident = _resident_start(interpreter,
                                math.ceil(config.settings.ssh_timeout_s) + REMOTE_GRACE_S)
     script = (f"read -r osmon_probe || exit 2; case $osmon_probe in "
               f"{PYTHON}) {python} ;; {SHELL}) {shell} ;; {RESIDENT}) {resident} ;; esac; "
               "echo osmon: unknown probe language >&2; exit 2")
-    assert "'" not in script and '"' not in script  # one plain quoting level (authorized_keys)
+    assert "'" not in script and '"' not in script  # one plain quoting level
     return "exec sh -c " + shlex.quote(script)
+
+
+def sh_word(text: str) -> str:
+    """``text`` as one shell word, without quotes: every character but letters, digits and
+    ``_.,/+-`` behind a backslash.  The remote command then holds no quote at all, so it
+    goes into ``command="..."`` of authorized_keys as it is."""
+    return "".join(c if c.isalnum() and c.isascii() or c in "_.,/+-" else "\\" + c
+                   for c in text)
 
 
 def _resident_start(interpreter: str, limit: int) -> str:
@@ -125,7 +137,7 @@ def _resident_start(interpreter: str, limit: int) -> str:
     without a start-up limit, as the one-shot mode does.  The pipeline's status is the
     watchdog's, not the probe's: a probe that did not start is told by its missing answer.
     """
-    boot = "".join(c if c.isalnum() or c in "_.,=" else "\\" + c for c in RESIDENT_BOOTSTRAP)
+    boot = sh_word(RESIDENT_BOOTSTRAP)
     watchdog = (f"{{ timeout -s KILL {limit} cat >/dev/null 2>&1; s=$?; [ $s -eq 0 ] || "
                 f"[ $s -eq 127 ] || kill -9 -$$; }} 4>&-")
     return (f"{{ {interpreter} -I -S -c {boot} {RESIDENT_NAME} 3>&1 1>&4 4>&- | {watchdog}; "

@@ -14,12 +14,16 @@ PROBE, INVALID_OUTPUT = "probe", "invalid-output"
 
 class SshFailure(Exception):
     """One host could not be collected; ``kind`` is one of the error kinds above, ``message``
-    is short."""
+    is short.  ``transient``: the server dropped the connection before the SSH handshake got
+    anywhere (a busy sshd's MaxStartups), so trying again shortly may well succeed."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, transient: bool = False) -> None:
         super().__init__(f"{kind}: {message}")
-        self.kind, self.message = kind, message
+        self.kind, self.message, self.transient = kind, message, transient
 
+    def again(self) -> SshFailure:
+        """A fresh copy, for another thread to raise (an exception keeps its traceback)."""
+        return SshFailure(self.kind, self.message, transient=self.transient)
 
 
 def clean(text: str, limit: int = 200) -> str:
