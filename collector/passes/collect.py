@@ -367,6 +367,8 @@ def _collect(ctx: _Context, job: Job) -> dict[str, Any]:
         counters = proc_state.take_counters(raw)  # for the next pass, never for the log
         derived = _derive(raw, previous, epoch, params["checks"])
     except ssh.SshFailure as exc:
+        if resident and ctx.sessions is not None:  # an unusable answer: a new session next pass
+            ctx.sessions.forget(host)
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
                               connect_s, run.probe)
     run.keep_choice(job.writing)

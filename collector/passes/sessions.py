@@ -209,6 +209,14 @@ class SessionPool:
             self._entries[host.name] = entry
         return entry
 
+    def forget(self, host: Host) -> None:
+        """The answer of ``host``'s session was unusable (not JSON, the wrong shape): the
+        session ends, and the next pass opens another."""
+        with self._lock:
+            entry = self._entries.get(host.name)
+        if entry is not None:
+            self._drop(host.name, entry)
+
     def _drop(self, name: str, entry: _Entry, close: bool = True) -> None:
         with self._lock:
             if self._entries.get(name) is entry:  # not a newer session of a later pass

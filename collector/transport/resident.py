@@ -63,7 +63,6 @@ class ResidentSession(Session):
         self.answered = 0
         self._channel: paramiko.Channel | None = None
         self._next_id = 1
-        self._buffer = b""
 
     def start(self, command: str, stdin: bytes) -> None:
         """Connect and start the probe (the first request may follow at once)."""
@@ -106,7 +105,7 @@ class ResidentSession(Session):
         assert channel is not None, "start() first"
         self.link.step = "resident request"
         deadline = time.monotonic() + budget_s
-        if self._buffer or channel.recv_ready():
+        if channel.recv_ready():
             raise SshFailure(INVALID_OUTPUT, "the probe wrote output between two requests")
         request_id, self._next_id = self._next_id, self._next_id + 1
         line = json.dumps({"id": request_id, "params": params, "limit_s": limit_s,
@@ -122,7 +121,8 @@ class ResidentSession(Session):
         header, reading_epoch = reader.line()
         length = _frame_length(header, request_id)
         body = reader.exactly(length)
-        self._buffer = reader.left_over()
+        if reader.left_over():
+            raise SshFailure(INVALID_OUTPUT, "more output than the answer's length")
         self.answered += 1
         return CommandResult(body, reader.stderr(), 0, self.connect_s if self.answered == 1
                              else 0.0, reading_epoch)
