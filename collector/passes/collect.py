@@ -358,6 +358,8 @@ def _collect(ctx: _Context, job: Job) -> dict[str, Any]:
     resident = False
     try:
         if host.local:
+            if state_dir is not None:
+                params["proc_prev"] = proc_state.load(state_dir, host.name, time.time())
             raw, epoch = _run_local(params)
             connect_s = 0.0
         else:

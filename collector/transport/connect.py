@@ -154,8 +154,6 @@ def _login(dialer: Dialer, link: Link, host: Host, channel: Any) -> paramiko.Tra
     link.step = "SSH handshake"
     transport = paramiko.Transport(sock)
     link.hold(transport.close)
-    if isinstance(sock, socket.socket):
-        link.hold(sock.close)  # after the transport: its thread is woken by the shutdown
     transport.banner_timeout = transport.handshake_timeout = dialer.timeout
     transport.auth_timeout = dialer.timeout
     known = dialer.host_keys.known_types(known_hosts_name(host.address, host.port))
@@ -187,7 +185,7 @@ def _tcp(link: Link, host: Host, timeout: float) -> socket.socket:
     failure = SshFailure(UNREACHABLE, f"no address for {host.address}")
     for family, socktype, proto, _name, addr in infos:  # as ssh does: each in turn
         sock = socket.socket(family, socktype, proto)
-        link.hold(lambda s=sock: s.shutdown(socket.SHUT_RDWR))
+        link.hold(lambda s=sock: _close(s))
         sock.settimeout(timeout)
         try:
             sock.connect(addr)
@@ -204,6 +202,13 @@ def _tcp(link: Link, host: Host, timeout: float) -> socket.socket:
         if link.aborted:
             raise SshFailure(TIMEOUT, "aborted")
     raise failure
+
+
+def _close(sock: socket.socket) -> None:
+    """Shut down first: a thread blocked reading it (paramiko's) wakes up at once."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 def _authenticate(dialer: Dialer, host: Host, transport: paramiko.Transport) -> None:
