@@ -158,6 +158,8 @@ def run_pass(config: Config, *, now: datetime | None = None,
             # Appended as soon as known: a pass killed midway keeps what it had collected.
             try:
                 store.append(outcome.host, outcome.sample, line=outcome.line)
+                if sessions is not None:
+                    sessions.remember(outcome.host, outcome.sample)
             except OSError as exc:
                 unstored[outcome.host] = write_failure(settings.data_dir, exc)
                 log.error("cannot store the sample of %s: %s", outcome.host,
@@ -350,7 +352,8 @@ def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
 def _collect(ctx: _Context, job: Job) -> dict[str, Any]:
     host = job.host
     start = time.monotonic()
-    previous = ctx.store.latest(host.name) if ctx.store is not None else None
+    previous = (ctx.sessions and ctx.sessions.previous(host.name)) or (
+        ctx.store.latest(host.name) if ctx.store is not None else None)
     state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
     params = probe_params(ctx.config, host, previous)
     connect_s: float | None = None

@@ -92,6 +92,7 @@ class SessionPool:
         self.bastions = Bastions()
         self._entries: dict[str, _Entry] = {}
         self._one_shot_until: dict[str, float] = {}
+        self._stored: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._digest = ""
         self._previous_pass = time.monotonic()
@@ -103,6 +104,7 @@ class SessionPool:
         if self.gate.limit != config.settings.max_handshakes:
             self.gate = HandshakeGate(config.settings.max_handshakes)
         hosts = {h.name: h for h in config.enabled_hosts}
+        self._stored = {name: s for name, s in self._stored.items() if name in hosts}
         now = time.monotonic()
         closing = []
         with self._lock:
@@ -138,6 +140,15 @@ class SessionPool:
         for session in closing:
             session.close()
         self.bastions.close_all()
+
+    def previous(self, host: str) -> dict[str, Any] | None:
+        """The sample this service stored last for ``host`` (None: read it from the store),
+        so a pass does not read back, parse and check again what it wrote a pass ago."""
+        return self._stored.get(host)
+
+    def remember(self, host: str, sample: dict[str, Any]) -> None:
+        """``sample`` is now the host's newest stored line."""
+        self._stored[host] = sample
 
     def __len__(self) -> int:
         with self._lock:

@@ -21,6 +21,9 @@ from collector.config import Host, Jump
 from collector.transport.connect import Dialer, Link, no_answer, open_transport
 from collector.transport.failures import TIMEOUT, UNREACHABLE, SshFailure, clean
 
+#: How often an idle bastion connection's reader thread wakes up (paramiko: 0.1 s).
+IDLE_POLL_S = 5.0
+
 
 class Bastions:
     """The bastion connections of a pass (``osmon collect``) or of a service (``osmon run``)."""
@@ -108,6 +111,7 @@ class _Bastion:
             own = Link(link.write_guard)  # its own: a host that gives up must not close it
             try:
                 self._transport = open_transport(dialer, own, bastion_host(self.jump), deadline)
+                self._transport.sock.settimeout(IDLE_POLL_S)  # as a resident session's
             except SshFailure as exc:
                 own.abort()
                 kind = UNREACHABLE if exc.kind in (UNREACHABLE, TIMEOUT) else exc.kind
