@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ack": ("collector.commands.ack",
             "acknowledge an active alert: no reminders until it recovers or gets worse"),
     "cron": ("collector.commands.cron", "print the crontab lines for collect, prune and backup"),
+    "systemd": ("collector.commands.systemd",
+                "print a systemd unit that runs osmon run as a service (for fleets)"),
     "test-email": ("collector.commands.test_email", "send a test e-mail with the [smtp] settings"),
     "set-password": ("web.cmd_password", "set the dashboard admin password (stored as a hash)"),
 }

@@ -279,17 +279,24 @@ def parse_params(params_json: "str | None") -> "tuple[dict, str | None]":
     kept as-is: the checks family validates it entry by entry (parse_check_specs), and
     `proc_prev`, checked by parse_proc_prev.
     """
-    params = dict(DEFAULTS)
-    params["checks"] = None
-    params["proc_prev"] = None
     if params_json is None:
-        return params, None
+        return params_from(None)
     try:
         raw = json_loads(params_json)
     except ValueError as exc:
-        return params, f"ValueError: OSMON_PARAMS is not JSON: {exc}"
+        return params_from(None)[0], f"ValueError: OSMON_PARAMS is not JSON: {exc}"
     if not isinstance(raw, dict):
-        return params, "ValueError: OSMON_PARAMS is not a JSON object"
+        return params_from(None)[0], "ValueError: OSMON_PARAMS is not a JSON object"
+    return params_from(raw)
+
+
+def params_from(raw: "dict | None") -> "tuple[dict, str | None]":
+    """parse_params for an already decoded object (a resident request carries one)."""
+    params = dict(DEFAULTS)
+    params["checks"] = None
+    params["proc_prev"] = None
+    if raw is None:
+        return params, None
     problems = []
     for key, default in DEFAULTS.items():
         if key in raw:
@@ -911,15 +918,25 @@ def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
     """
     deadline = ctx.monotonic() + ctx.params["max_scan_s"]
     found = {}
+    root = ctx.proc.rstrip("/") + "/"
     for count, pid in enumerate(pids):
         if count % 256 == 255 and ctx.monotonic() > deadline:
             break
         try:
-            found[pid] = parse_pid_stat(read_text(ctx.proc_path(str(pid), "stat"),
-                                                  PID_FILE_LIMIT))
+            found[pid] = parse_pid_stat(_read_pid_stat(f"{root}{pid}/stat"))
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile, or a kernel we do not understand for this pid
     return found
+
+
+def _read_pid_stat(path: str) -> str:
+    """One read, as ps does: the kernel builds /proc/<pid>/stat whole (a few hundred bytes),
+    so the second read of read_bytes that finds the end is one syscall per process saved."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        return os.read(fd, PID_FILE_LIMIT).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
 
 
 class CounterMap(dict):
@@ -1135,6 +1152,12 @@ def mask_command_line(args: "list[str]") -> "list[str]":
     return masked
 
 
+# Masked command lines by their raw bytes: the top processes are mostly the same from one
+# pass to the next, and a resident probe (serve) would otherwise mask them again every time.
+MASKED_KEPT = 512
+_MASKED = {}  # type: dict
+
+
 def _read_cmdline(ctx: Context, pid: int) -> bytes:
     try:
         return read_bytes(ctx.proc_path(str(pid), "cmdline"), CMDLINE_LIMIT)
@@ -1150,7 +1173,12 @@ def _process_entry(ctx: Context, pid: int, info: tuple, cpu: "float | None",
     raw = _read_cmdline(ctx, pid) if ctx.params["command_lines"] else b""
     args = raw.rstrip(b"\0").split(b"\0")
     words = [a.decode("utf-8", "replace") for a in args] if raw else []
-    cmdline = " ".join(mask_command_line(words)).strip()
+    cmdline = _MASKED.get(raw)
+    if cmdline is None:
+        cmdline = " ".join(mask_command_line(words)).strip()
+        if len(_MASKED) >= MASKED_KEPT:  # a resident probe keeps it bounded: start afresh
+            _MASKED.clear()
+        _MASKED[raw] = cmdline
     name = comm
     if len(comm) >= 15 and words:
         # comm is cut at 15 characters; take the full name from argv[0] (psutil does too).
@@ -1857,5 +1885,128 @@ def main(params_json: "str | None" = None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- resident mode
+# `osmon run` keeps one probe process per host across passes (docs/architecture.md, "Resident
+# sessions"). The remote command's `resident` branch starts
+#   python3 -I -S -c 'import sys;b=sys.stdin.buffer;exec(b.read(int(b.readline(32))),
+#                     dict(__name__=sys.argv.pop(),OSMON_STDIN=b))' osmon-resident
+# so stdin stays open after the source: "<length>\n<this file>", then one request per pass,
+# each one JSON line {"id", "params", "limit_s", "idle_s", "counters"}. Each answer is a frame,
+# "osmon <id> <length>\n" and that many bytes of the JSON document main() would print.
+# Until this loop runs, a watchdog of the remote command holds the write end of a pipe on
+# fd 3 and kills the session's process group if it is still open after the start-up limit
+# (an "interpreter" that never reads its input); closing it hands the limits over to this
+# loop: SIGALRM (default action: the process ends) bounds every request by its `limit_s` and
+# every wait between two requests by `idle_s`, so a probe the collector forgot cannot stay.
+
+RESIDENT_NAME = "osmon-resident"
+RESIDENT_MAX_REQUEST = 64 << 20  # proc_prev of PROC_COUNTERS_MAX pids fits well inside
+RESIDENT_LIMIT_S = (1, 3600)
+RESIDENT_IDLE_S = (1, 7 * 86400)
+RESIDENT_DEFAULT_IDLE_S = 3600
+WATCHDOG_FD = 3
+
+
+def _clamped_seconds(value: "object", default: int, bounds: "tuple[int, int]") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return default
+    return int(min(bounds[1], max(bounds[0], -(-value // 1))))
+
+
+def parse_request(line: bytes) -> dict:
+    """One request line -> {"id", "params", "limit_s", "idle_s", "counters"}; ValueError when
+    it is not a request (the collector never sends that: the session then ends)."""
+    raw = json_loads(line.decode("ascii"))
+    if not isinstance(raw, dict) or type(raw.get("id")) is not int or raw["id"] < 0:
+        raise ValueError("a request is an object with a non-negative integer id")
+    params = raw.get("params")
+    return {"id": raw["id"], "params": params if isinstance(params, dict) else None,
+            "limit_s": _clamped_seconds(raw.get("limit_s"), 60, RESIDENT_LIMIT_S),
+            "idle_s": _clamped_seconds(raw.get("idle_s"), RESIDENT_DEFAULT_IDLE_S,
+                                       RESIDENT_IDLE_S),
+            "counters": raw.get("counters") is True}
+
+
+def answer_frame(request_id: int, document: str) -> bytes:
+    body = document.encode("ascii")
+    return f"osmon {request_id:d} {len(body):d}\n".encode("ascii") + body
+
+
+def _release_watchdog() -> None:
+    """Close the start-up watchdog's pipe (fd 3, when it is one): its limit ends here."""
+    import stat
+
+    try:
+        if stat.S_ISFIFO(os.fstat(WATCHDOG_FD).st_mode):
+            os.close(WATCHDOG_FD)
+    except OSError:
+        pass  # no watchdog: a host without a usable `timeout`
+
+
+class Resident:
+    """The probe between requests: what it keeps from one to the next (the process counters,
+    so per-process CPU covers the interval between passes without the collector sending
+    them back every time)."""
+
+    def __init__(self) -> None:
+        self.counters = None  # type: dict | None
+
+    def answer(self, request: dict) -> "tuple[str, bool]":
+        """The JSON document for one request, and whether the probe must end after it (a
+        thread stuck in the kernel: only a fresh process is sure to be clean)."""
+        params, param_error = params_from(request["params"])
+        if params["proc_prev"] is None and self.counters is not None:
+            params["proc_prev"] = self.counters
+        ctx = Context(params)
+        cpu_start, wall_start = time.process_time(), time.monotonic()
+        result = run(ctx)
+        if param_error:
+            ctx.errors["params"] = param_error
+        processes = result.get("processes")
+        if isinstance(processes, dict):
+            counters = (processes.get("counters") if request["counters"]
+                        else processes.pop("counters", None))
+            if counters is not None:
+                self.counters = counters
+        if params["self_timing"]:
+            result["timing"] = {"cpu_s": round(time.process_time() - cpu_start, 6),
+                                "wall_s": round(time.monotonic() - wall_start, 6)}
+        return json_dumps(json_safe(result)), ctx.hung_threads
+
+
+def serve(stdin: "object", stdout: "object" = None) -> int:
+    """Answer requests until stdin ends: 0 at end of input, 2 on a line that is no request."""
+    import signal
+
+    out = stdout or sys.stdout.buffer
+    alarm = getattr(signal, "alarm", lambda seconds: 0)
+    alarm(RESIDENT_DEFAULT_IDLE_S)  # armed before the watchdog lets go: no gap
+    _release_watchdog()
+    resident = Resident()
+    while True:
+        line = stdin.readline(RESIDENT_MAX_REQUEST + 1)
+        if not line:
+            return 0
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError(f"a request line over {RESIDENT_MAX_REQUEST} bytes")
+            request = parse_request(line)
+        except ValueError as exc:
+            sys.stderr.write(f"osmon probe: not a request ({describe(exc)[:200]}); ending\n")
+            return 2
+        alarm(request["limit_s"])
+        document, must_end = resident.answer(request)
+        try:
+            out.write(answer_frame(request["id"], document))
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            return 0  # the collector closed the session meanwhile
+        alarm(request["idle_s"])
+        if must_end:
+            os._exit(0)
+
+
 if __name__ == "__main__":
     sys.exit(main(globals().get("OSMON_PARAMS")))
+elif __name__ == RESIDENT_NAME:
+    sys.exit(serve(globals()["OSMON_STDIN"]))

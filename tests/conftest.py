@@ -5,6 +5,9 @@
 ``silent_port``   a loopback port that accepts TCP and never speaks.
 ``inventory``     ``inventory(names, settings=..., hosts=..., extra=...) -> Config``: writes
                   ``tmp_path/hosts.toml`` whose hosts are aliases of ``sshd`` and loads it.
+``logging_sshd``  (module scope) an sshd of its own that logs every login and adopts its
+                  sessions' orphans (resident sessions: ``resident_fixtures``).
+``session_pool``  an ``osmon run`` session pool, closed after the test, its probes gone.
 """
 
 from __future__ import annotations
@@ -65,3 +68,26 @@ def inventory(sshd: harness.Sshd, tmp_path: Path) -> Inventory:
         return config_mod.load(path)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def logging_sshd() -> Iterator[harness.Sshd]:
+    with harness.running_sshd(log_level="INFO", subreaper=True) as started:
+        yield started
+
+
+@pytest.fixture
+def session_pool(logging_sshd: harness.Sshd) -> Iterator[Any]:
+    from resident_fixtures import kill_all, left_below, wait_for
+
+    from collector.passes.sessions import SessionPool
+
+    sessions = SessionPool(config_mod.Settings(Path("."), Path(".")))
+    try:
+        yield sessions
+    finally:
+        sessions.close_all()
+        try:
+            wait_for(lambda: not left_below(logging_sshd), "the probes to end", timeout=15)
+        finally:
+            kill_all(pid for pid, _cmd in left_below(logging_sshd))  # never leave them running

@@ -120,6 +120,7 @@ class Sshd:
     client_key_path: Path
     process: subprocess.Popen[bytes]
     address: str = ADDRESS
+    subreaper: bool = False
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -215,6 +216,28 @@ class Sshd:
                 continue
         return found
 
+    def logins(self) -> int:
+        """Logins so far ("Accepted publickey" lines; needs ``log_level="INFO"``)."""
+        return self.log_path.read_text(errors="replace").count("Accepted publickey for ")
+
+    def authorize(self, options: str) -> None:
+        """Give the client key these authorized_keys options (``restrict,command="..."``)."""
+        key = self.client_key_path.with_suffix(".pub").read_text(encoding="ascii").strip()
+        (self.workdir / "authorized_keys").write_text(f"{options} {key}\n", encoding="ascii")
+
+    def restart(self) -> None:
+        """Stop sshd and every session it runs (a reboot, as far as connections go), then
+        start it again on the same port with the same host key."""
+        sessions = [pid for pid, _cmd in self.descendants()]
+        self.stop()
+        for pid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        self.process = _launch(self.workdir / "sshd_config", self.log_path, self.subreaper)
+        if not _wait_for_banner(self, timeout=20):
+            raise HarnessError(f"sshd did not start again; its log:\n"
+                               f"{self.log_path.read_text(errors='replace')}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -250,7 +273,7 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin {permit_root}
-MaxStartups 500:30:1000
+MaxStartups {max_startups}
 MaxSessions 100
 MaxAuthTries 10
 LoginGraceTime 60
@@ -258,21 +281,25 @@ UseDNS no
 PrintMotd no
 PrintLastLog no
 X11Forwarding no
-AllowTcpForwarding no
+AllowTcpForwarding {forwarding}
 LogLevel {log_level}
 {extra}"""
 
 
 def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR",
                subreaper: bool = False, extra_users: Iterable[str] = (),
-               force_command: str | None = None) -> Sshd:
+               force_command: str | None = None, max_startups: str = "500:30:1000",
+               forwarding: bool = False) -> Sshd:
     """Start sshd on a free loopback port and wait until it answers with its banner.
 
     ``subreaper``: sshd adopts the orphans of its sessions (``PR_SET_CHILD_SUBREAPER``,
     kept across ``exec``) instead of PID 1, so a test sees what a session left running
     among :meth:`Sshd.descendants`, and sshd reaps them when they end.  ``extra_users`` may
     log in too (with the same key); ``force_command`` replaces whatever command a client asks
-    for (``ForceCommand``), as some hardened accounts do."""
+    for (``ForceCommand``), as some hardened accounts do.  ``log_level`` ``INFO`` logs every
+    login ("Accepted publickey", :meth:`Sshd.logins`); ``max_startups`` is sshd's MaxStartups
+    (the default's ``10:30:100`` drops connections beyond ten unauthenticated ones);
+    ``forwarding`` allows ``direct-tcpip`` (a bastion)."""
     if not os.path.exists(SSHD):
         raise HarnessError(f"{SSHD} not found: the SSH tests need a real OpenSSH server "
                            f"(Debian/Ubuntu: apt-get install openssh-server)")
@@ -293,19 +320,23 @@ def start_sshd(workdir: Path | None = None, *, log_level: str = "ERROR",
             address=ADDRESS, port=port, host_key=host_key, authorized_keys=authorized,
             user=user, permit_root="prohibit-password" if user == "root" else "no",
             log_level=log_level, extra_users="".join(f" {u}" for u in extra_users),
-            extra=f"ForceCommand {force_command}\n" if force_command else ""),
+            extra=f"ForceCommand {force_command}\n" if force_command else "",
+            max_startups=max_startups, forwarding="yes" if forwarding else "no"),
             encoding="utf-8")
-        log_path = workdir / "sshd.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                       preexec_fn=_become_subreaper if subreaper else None)
-        server = Sshd(workdir, port, user, host_key, client_key, process)
+        server = Sshd(workdir, port, user, host_key, client_key,
+                      _launch(config, workdir / "sshd.log", subreaper), subreaper=subreaper)
         if _wait_for_banner(server, timeout=20):
             return server
         server.stop()
-        last_log = log_path.read_text(errors="replace")
+        last_log = server.log_path.read_text(errors="replace")
     raise HarnessError(f"sshd did not start; its log:\n{last_log}")
+
+
+def _launch(config: Path, log_path: Path, subreaper: bool) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                preexec_fn=_become_subreaper if subreaper else None)
 
 
 def _become_subreaper() -> None:

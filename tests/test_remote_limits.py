@@ -127,3 +127,61 @@ def test_busybox_timeout_kills_an_interpreter_that_hangs(tmp_path: Path) -> None
                          b"python\n")
     assert run.returncode == 137
     assert time.monotonic() - started < 1 + probe_call.REMOTE_GRACE_S + 3
+
+
+def _resident_run(command: str, bin_dir: Path, stdin: bytes,
+                  timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """The remote command as sshd runs it: a session of its own (its watchdog kills the
+    session's process group), dash as the shell, only ``bin_dir`` on PATH."""
+    return subprocess.run(["/bin/dash", "-c", command], input=stdin, capture_output=True,
+                          timeout=timeout, env={"PATH": str(bin_dir)}, start_new_session=True)
+
+
+@pytest.mark.parametrize("timeout", ["none", "busybox", "old busybox"])
+def test_the_resident_probe_starts_with_any_or_no_timeout_on_the_host(
+        sshd: harness.Sshd, tmp_path: Path, timeout: str) -> None:
+    """Whatever `timeout` the host has (or none), the resident branch serves its requests:
+    the watchdog steps aside when it cannot run (exit 127) instead of killing the probe."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, target in (("sh", "/bin/dash"), ("python3", "/usr/bin/python3"),
+                         ("cat", "/bin/cat")):
+        (bin_dir / tool).symlink_to(target)
+    if timeout == "busybox":
+        (bin_dir / "timeout").symlink_to("/usr/bin/busybox")
+    elif timeout == "old busybox":
+        (bin_dir / "timeout").write_text("#!/bin/dash\nexit 127\n")
+        (bin_dir / "timeout").chmod(0o755)
+    config = config_mod.load(sshd.write_hosts_toml(tmp_path / "hosts.toml", ["h"]))
+    requests = b"".join(json.dumps({"id": n, "params": {"cpu_sample_s": 0}}).encode() + b"\n"
+                        for n in (1, 2))
+    run = _resident_run(probe_call.remote_command(config, config.hosts[0]), bin_dir,
+                        probe_call.resident_stdin(probe_call.load_probe()) + requests)
+    assert run.returncode == 0, run.stderr
+    answers = run.stdout
+    for n in (1, 2):
+        head, _, answers = answers.partition(b"\n")
+        assert head.split()[:2] == [b"osmon", str(n).encode()]
+        body, answers = answers[:int(head.split()[2])], answers[int(head.split()[2]):]
+        assert json.loads(body)["probe"] == 1
+    assert answers == b""
+
+
+def test_the_resident_watchdog_kills_an_interpreter_that_hangs(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, target in (("sh", "/bin/dash"), ("cat", "/bin/cat"),
+                         ("timeout", "/usr/bin/busybox")):
+        (bin_dir / tool).symlink_to(target)
+    hang = bin_dir / "python3"
+    hang.write_text("#!/bin/dash\nexec /bin/sleep 1000\n")
+    hang.chmod(0o755)
+    path = tmp_path / "hosts.toml"
+    path.write_text('[settings]\nssh_timeout_s = 1\nhost_deadline_s = 3\n'
+                    '[[hosts]]\nname = "h"\naddress = "192.0.2.1"\nuser = "u"\n')
+    config = config_mod.load(path)
+    started = time.monotonic()
+    run = _resident_run(probe_call.remote_command(config, config.hosts[0]), bin_dir,
+                        b"resident\n")
+    assert run.returncode == -signal.SIGKILL  # the whole session's process group
+    assert time.monotonic() - started < 1 + probe_call.REMOTE_GRACE_S + 3

@@ -179,12 +179,12 @@ def test_remote_command_quotes_the_interpreter(inventory: Inventory) -> None:
     """Config validation refuses such a value; the quoting is the second line of defence."""
     config = inventory(["a"])
     command = probe_call.remote_command(config, Host(name="a", python="/usr/bin/python3"))
-    assert shlex.split(command)[:2] == ["sh", "-c"]
-    assert "exec /usr/bin/python3 -I -S -" in shlex.split(command)[2]
+    assert shlex.split(command)[:3] == ["exec", "sh", "-c"]
+    assert "exec /usr/bin/python3 -I -S -" in shlex.split(command)[3]
     hostile = probe_call.remote_command(config, Host(name="a", python="python3; reboot"))
-    inner = shlex.split(hostile)[2]
-    assert "exec 'python3; reboot' -I -S -" in inner
-    assert "; reboot -I" not in inner and "reboot'" in inner
+    inner = shlex.split(hostile)[3]
+    assert "exec python3\\;\\ reboot -I -S -" in inner
+    assert "; reboot -I" not in inner and '"' not in hostile
 
 
 def test_pass_deadline_records_every_unfinished_host(inventory: Inventory,

@@ -43,6 +43,7 @@ class DashboardServer:
         # We bind the socket ourselves: a busy port then fails before waitress has started
         # its worker threads, and nothing is left behind.
         sock = _bind(host, port)
+        self._app = app
         self._map: dict[int, Any] = {}
         self._server = create_server(app, map=self._map, sockets=[sock], threads=threads,
                                      ident="osmon")
@@ -66,6 +67,13 @@ class DashboardServer:
         finally:
             self._shutdown()
             self._done.set()
+
+    def reload(self, config: Config) -> None:
+        """``osmon run`` reloaded hosts.toml: the pages read the new inventory from the next
+        request on (``[web]`` itself, such as the port, takes a restart)."""
+        from web.fleet import Fleet
+
+        self._app.extensions["osmon.fleet"] = Fleet(config, self._app.config["OSMON_CLOCK"])
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop serving; safe from any thread, and before or after :meth:`run`."""

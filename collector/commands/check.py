@@ -4,7 +4,9 @@ Nothing is stored and no alert is evaluated: this is what an admin runs after ed
 ``hosts.toml``.  Every config problem is printed at once (exit 2); otherwise one aligned row per
 host: the probe that ran ("python 3.11.2", or "sh" for the shell probe of a host without
 Python), "ok" with the round-trip time or the error in words to act on (exit 1 if any failed).
-Under ``accept-new`` a first-seen host key is recorded, as the next pass would.
+Under ``accept-new`` a first-seen host key is recorded, as the next pass would.  Last, the
+``authorized_keys`` line(s) that restrict osmon's key on the hosts to exactly what osmon runs
+there (``restrict,command="..."``; ``--from`` adds ``from="..."``).
 
 On a box that is one shard of several (``[settings] shard`` or ``--shard``), a SHARD column says
 which shard each host belongs to; only this shard's hosts are tried (the others may not even be
@@ -19,7 +21,7 @@ import time
 from collections.abc import Sequence
 
 from collector.config import Config, Host, add_shard_option, load_config, shard_of
-from collector.passes import collect
+from collector.passes import authorized_keys, collect
 from collector.times import utc_now
 from collector.views.progress import TerminalProgress
 
@@ -29,6 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="try only this host (repeat for several)")
     parser.add_argument("--all-shards", action="store_true",
                         help="try the hosts of every shard, not only this one's")
+    parser.add_argument("--from", dest="source", metavar="ADDRESS",
+                        help="put from=\"ADDRESS\" (this server's address, as the hosts see "
+                             "it) in the authorized_keys lines printed at the end")
     add_shard_option(parser)
 
 
@@ -55,9 +60,22 @@ def run(args: argparse.Namespace) -> int:
     if shard is not None and args.host is None and not args.all_shards and others:
         print(f"not tried: {others} host(s) of the other shards (this is shard {shard}; "
               "--all-shards tries them too)")
+    print_key_lines(config, hosts, args.source)
     failed = sum(1 for o in outcomes if not o.ok)
     print(f"{len(outcomes) - failed} ok, {failed} failed")
     return 1 if failed else 0
+
+
+def print_key_lines(config: Config, hosts: Sequence[Host], source: str | None) -> None:
+    """The authorized_keys line of each host's account, pinning osmon's key to its command."""
+    lines = authorized_keys.lines_for(config, hosts, source)
+    if not lines:
+        return
+    print("authorized_keys: to let osmon's key run only osmon's command (cron and osmon run "
+          "alike), put this line in place of the plain key on")
+    for key_line in lines:
+        print(f"  {', '.join(key_line.hosts)}:\n{key_line.line}")
+    print()
 
 
 def _selected(config: Config, names: Sequence[str] | None,

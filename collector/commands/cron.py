@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
                     "hour, or whole hours that divide a day")
         print(f"osmon cron: interval_s = {interval} {why}: no collect line. Run `osmon run` "
               "as a service instead (a pass every interval_s, and the dashboard unless "
-              "--no-web), or choose an interval_s such as 60, 300 or 600.", file=sys.stderr)
+              "--no-web; `osmon systemd` prints its unit), or choose an interval_s such as "
+              "60, 300 or 600.", file=sys.stderr)
         return 1
     return 0
 

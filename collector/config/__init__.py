@@ -16,6 +16,7 @@ from collector.config.model import (
     Check,
     Config,
     Host,
+    Jump,
     Level,
     Settings,
     SmtpSettings,
@@ -62,7 +63,8 @@ def _shard_argument(text: str) -> Shard:
 
 __all__ = [
     "OFF", "AlertSettings", "BackupSettings", "CertFrSettings", "Check", "Config", "Host",
-    "Level", "Settings", "Shard", "SmtpSettings", "Thresholds", "WebhookSettings", "WebSettings",
+    "Jump", "Level", "Settings", "Shard", "SmtpSettings", "Thresholds", "WebhookSettings",
+    "WebSettings",
     "default_config_path", "MAX_CHECK_OUTPUT", "MAX_PORT", "SAFE_INTERPRETER", "SAFE_NAME",
     "add_shard_option", "load", "load_config", "parse", "parse_shard", "shard_of",
 ]

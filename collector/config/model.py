@@ -56,6 +56,10 @@ class Settings:
     compress_after_days: int = 2
     #: This collector's share of the hosts when several boxes share the inventory; None: all.
     shard: Shard | None = None
+    #: SSH handshakes in flight at once (sshd's MaxStartups drops beyond its start).
+    max_handshakes: int = 10
+    #: ``osmon run`` opens a resident session again after this long (leaks, key rotation).
+    session_max_age_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,19 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class Jump:
+    """A bastion a host is reached through (``jump`` in hosts.toml, or ``ProxyJump`` of the
+    ssh config): another host of the inventory, or one that is not monitored itself."""
+
+    #: How messages name it: the inventory host's name, or ``user@address:port``.
+    label: str
+    address: str
+    user: str
+    port: int = 22
+    identity_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     local: bool = False
@@ -176,6 +193,8 @@ class Host:
     #: Collect the top processes' command lines (secrets masked on the host); false: none.
     command_lines: bool = True
     thresholds: Thresholds | None = None
+    #: The bastion this host is reached through, or None for a direct connection.
+    jump: Jump | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
+from collector.config.jump import JumpText, written_jump
+from collector.config.jump import resolve as resolve_jumps
 from collector.config.model import (
     AlertSettings,
     BackupSettings,
@@ -88,11 +90,11 @@ _TOP_KEYS = ("settings", "thresholds", "smtp", "webhook", "certfr", "alerts", "w
 _SETTINGS_KEYS = ("data_dir", "backup_dir", "interval_s", "concurrency", "ssh_timeout_s",
                   "host_deadline_s", "pass_deadline_s", "known_hosts", "osmon_known_hosts",
                   "host_key_policy", "ssh_config", "retention_days", "retention_max_mb",
-                  "compress_after_days", "shard")
+                  "compress_after_days", "shard", "max_handshakes", "session_max_age_s")
 _SMTP_KEYS = ("enabled", "host", "port", "security", "user", "password_env", "password_file",
               "from", "to", "timeout_s", "template")
 _HOST_KEYS = ("name", "local", "enabled", "address", "user", "port", "identity_file", "python",
-              "probe", "tags", "network_fs", "command_lines", "thresholds")
+              "probe", "tags", "network_fs", "command_lines", "thresholds", "jump")
 _WEB_KEYS = ("public_url", "host", "port", "require_login", "metrics_token_file",
              "trusted_proxies")
 #: A host's ``probe``: the Python probe, the POSIX shell probe, or the first that works there.
@@ -126,7 +128,10 @@ class _Parser(ThresholdReader):
         web = self.web(self.table(doc, "web", "top level"))
         backup = self.simple(doc, "backup", BackupSettings, {"keep": int, "keep_days": int},
                              {"keep": (1, 100000), "keep_days": (0, 100000)})
-        hosts = self.hosts(doc.get("hosts", []), defaults, self.ssh_config(settings, doc))
+        ssh_config = self.ssh_config(settings, doc)
+        self.jumps: dict[str, JumpText] = {}
+        hosts = resolve_jumps(self, self.hosts(doc.get("hosts", []), defaults, ssh_config),
+                             self.jumps, ssh_config)
         checks = self.checks(doc.get("checks", []), hosts, settings)
         return Config(path=self.path, settings=settings, thresholds=defaults, smtp=smtp,
                       certfr=certfr, alerts=alerts, web=web, backup=backup, hosts=hosts,
@@ -137,7 +142,9 @@ class _Parser(ThresholdReader):
         self.unknown_keys(t, _SETTINGS_KEYS, w)
         data_dir = self.path_value(t, "data_dir", "data", w) or self.base / "data"
         interval = self.get(t, "interval_s", int, 60, w, minimum=5)
-        ssh_timeout = self.get(t, "ssh_timeout_s", float, 10.0, w, minimum=0.5)
+        # Short intervals (osmon run, down to 10 s) get steps short enough to fit a pass.
+        ssh_timeout = self.get(t, "ssh_timeout_s", float, min(10.0, max(1.0, interval * 0.3)),
+                               w, minimum=0.5)
         host_deadline = self.get(t, "host_deadline_s", float,
                                  min(3 * ssh_timeout, interval * 0.8), w, minimum=1)
         pass_deadline = self.get(t, "pass_deadline_s", float, max(interval - 10, interval * 0.8),
@@ -163,6 +170,8 @@ class _Parser(ThresholdReader):
             retention_max_mb=self.get(t, "retention_max_mb", int, 2048, w, minimum=1),
             compress_after_days=self.get(t, "compress_after_days", int, 2, w, minimum=1),
             shard=self.shard(t, w),
+            max_handshakes=self.get(t, "max_handshakes", int, 10, w, minimum=1, maximum=10000),
+            session_max_age_s=self.get(t, "session_max_age_s", float, 86400.0, w, minimum=60),
         )
 
     def shard(self, t: Mapping[str, Any], where: str) -> Shard | None:
@@ -290,6 +299,10 @@ class _Parser(ThresholdReader):
                                 f"{python!r}")
             python = "python3"
         probe = self.choice(t, "probe", PROBES, "auto", where)
+        written = written_jump(self, self.get(t, "jump", str, None, where), local, where,
+                               ssh_config, name)
+        if written is not None:
+            self.jumps[name] = written
         if local and probe == "sh":
             self.problem(where, "'probe' = \"sh\" is for remote hosts: the local host is "
                                 "measured in-process (psutil), never by a probe")

@@ -27,6 +27,7 @@ from collector.errors import DataDirError, LockHeld
 from collector.passes import record as pass_record
 from collector.passes.hooks import POST_PASS_HOOKS
 from collector.passes.one_host import Answer, HostJob, PassContext, failure_sample, work
+from collector.passes.sessions import SessionPool
 from collector.store import disk_trend as trend_store
 from collector.store.lock import DataLock
 from collector.store.samples import Store
@@ -100,8 +101,12 @@ Progress = Callable[[HostOutcome, int, int, int], None]
 
 # -- the pass ----------------------------------------------------------------------------------
 def run_pass(config: Config, *, now: datetime | None = None,
-             progress: Progress | None = None) -> PassResult:
+             progress: Progress | None = None,
+             sessions: SessionPool | None = None) -> PassResult:
     """Collect every enabled host once, append one sample each, run the post-pass hooks.
+
+    ``sessions``: ``osmon run``'s resident sessions, used and kept for the next pass (else
+    every host gets a connection of its own, closed at the end of the pass).
 
     Raises :class:`LockHeld` (after recording the skip) when another pass holds the lock, and
     :class:`DataDirError` (after recording the failure where the disk still allows it) when
@@ -141,9 +146,12 @@ def run_pass(config: Config, *, now: datetime | None = None,
             try:
                 line = outcome.line
                 if not outcome.ok:
-                    note_last_ok(store, outcome.host, outcome.sample)
+                    note_last_ok(store, outcome.host, outcome.sample,
+                                 sessions.previous(outcome.host) if sessions else None)
                     line = None  # encoded again, with last_ok
                 store.append(outcome.host, outcome.sample, line=line)
+                if sessions is not None:
+                    sessions.remember(outcome.host, outcome.sample)
             except OSError as exc:
                 unstored[outcome.host] = write_failure(settings.data_dir, exc)
                 log.error("cannot store the sample of %s: %s", outcome.host,
@@ -158,7 +166,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
 
         outcomes = collect_hosts(config, hosts, store=store, started=started,
                                  deadline=t0 + settings.pass_deadline_s,
-                                 on_outcome=store_outcome)
+                                 on_outcome=store_outcome, sessions=sessions)
         # Only what is stored is judged: an alert must not advance on a sample that a reader
         # of the store (the dashboard, the next pass's rates) will never see.
         samples = {o.host: o.sample for o in outcomes if o.host not in unstored}
@@ -194,12 +202,14 @@ def _keep_trend(config: Config, outcome: HostOutcome) -> None:
         log.error("cannot keep the disk trend of %s: %s", outcome.host, exc)
 
 
-def note_last_ok(store: Store, host: str, sample: dict[str, Any]) -> None:
+def note_last_ok(store: Store, host: str, sample: dict[str, Any],
+                 remembered: dict[str, Any] | None = None) -> None:
     """Give a failure line ``last_ok``: ``ts`` of the host's newest good sample, or None if it
     never answered.  Carried from the previous line, so "Last seen" costs readers nothing;
-    only a predecessor written before ``last_ok`` existed makes the store search back."""
+    only a predecessor written before ``last_ok`` existed makes the store search back.
+    ``remembered``: the host's last stored line as ``osmon run`` kept it (not read again)."""
     try:
-        previous = store.latest(host)
+        previous = remembered if remembered is not None else store.latest(host)
         if previous is None:
             last_ok = None
         elif previous.get("ok") is True:
@@ -233,8 +243,8 @@ def _run_hooks(config: Config, store: Store, samples: dict[str, dict[str, Any]],
 
 # -- fan-out -----------------------------------------------------------------------------------
 def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
-                  started: datetime, deadline: float,
-                  on_outcome: Progress | None = None) -> list[HostOutcome]:
+                  started: datetime, deadline: float, on_outcome: Progress | None = None,
+                  sessions: SessionPool | None = None) -> list[HostOutcome]:
     """Collect ``hosts`` in parallel; one outcome per host, in config order.
 
     Nothing is written here: ``on_outcome`` is called (in this thread) with each outcome as
@@ -242,8 +252,18 @@ def collect_hosts(config: Config, hosts: Sequence[Host], *, store: Store | None,
     host's previous sample (for rates); ``None`` (``osmon check``) means none.  ``deadline``
     is a ``time.monotonic()`` value: hosts not done by then are recorded as ``timeout``.
     """
-    settings = config.settings
-    ctx = PassContext(config, format_ts(started), store, any(not h.local for h in hosts))
+    ctx = PassContext(config, format_ts(started), store, any(not h.local for h in hosts),
+                      sessions)
+    try:
+        return _fan_out(ctx, hosts, deadline, on_outcome)
+    finally:
+        if sessions is None:  # a pass of its own: its bastion connections end with it
+            ctx.dialer.bastions.close_all()
+
+
+def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
+             on_outcome: Progress | None) -> list[HostOutcome]:
+    settings = ctx.config.settings
     pending = deque(hosts)
     running: list[HostJob] = []
     answers: queue.SimpleQueue[tuple[HostJob, Answer]] = queue.SimpleQueue()

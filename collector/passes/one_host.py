@@ -6,6 +6,10 @@ may abandon a job at the host's (or the pass's) deadline: it then closes the hos
 from its own thread, and the worker's writes (process counters, an accepted host key, the
 probe choice) are refused from then on (:meth:`HostJob.writing`), since the pass may have
 released the data lock by the time a hung worker wakes up.
+
+In ``osmon run`` a remote Python host is asked through its resident session
+(:mod:`collector.passes.sessions`); everywhere else, and when that session cannot serve, the
+host gets a connection of its own for this pass (one-shot, as cron's passes).
 """
 
 from __future__ import annotations
@@ -33,32 +37,45 @@ from collector.passes.probe_call import (
     previous_epoch,
     probe_params,
 )
+from collector.passes.sessions import OneShotInstead, SessionPool
 from collector.passes.sh_probe import load_sh_probe
 from collector.store import disk_trend as trend_store
 from collector.store import proc_counters as proc_state
 from collector.store.samples import MAX_LINE_BYTES, Store, encode_line
 from collector.transport import ssh
+from collector.transport.gate import HandshakeGate
+from collector.transport.jump import Bastions
 
 log = logging.getLogger("collector.passes.collect")  # one log for the whole pass
 
 
 class PassContext:
-    """What every worker of one pass shares: read once, not once per host."""
+    """What every worker of one pass shares: read once, not once per host.
 
-    def __init__(self, config: Config, ts: str, store: Store | None, remote: bool) -> None:
+    ``sessions``: ``osmon run``'s resident sessions; their handshake gate and bastions serve
+    the pass's one-shot connections too (else the pass has a gate and bastions of its own)."""
+
+    def __init__(self, config: Config, ts: str, store: Store | None, remote: bool,
+                 sessions: SessionPool | None = None) -> None:
         self.config = config
         self.ts = ts
         self.store = store
-        self.credentials = ssh.Credentials()
+        self.sessions = sessions
         self.probe = load_probe() if remote else b""
         self.sh_probe = load_sh_probe() if remote else b""
-        self.host_keys: ssh.HostKeyChecker | None = None
         self.host_keys_failure: ssh.SshFailure | None = None
+        host_keys = None
         if remote:
             try:
-                self.host_keys = ssh.HostKeyChecker(config.settings)
+                host_keys = ssh.HostKeyChecker(config.settings)
             except ssh.SshFailure as exc:
                 self.host_keys_failure = exc
+        if sessions is not None:
+            sessions.begin_pass(config, self.probe)
+        self.dialer = ssh.Dialer(
+            config.settings, host_keys, ssh.Credentials(),  # type: ignore[arg-type]
+            sessions.gate if sessions else HandshakeGate(config.settings.max_handshakes),
+            sessions.bastions if sessions else Bastions())
 
 
 class Abandoned(Exception):
@@ -161,25 +178,29 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
     """The host's sample, and its disk trend to keep (None: unchanged, or not kept)."""
     host = job.host
     start = time.monotonic()
-    previous = ctx.store.latest(host.name) if ctx.store is not None else None
+    # osmon run remembers what it stored last: no reading back, parsing and checking again.
+    previous = (ctx.sessions and ctx.sessions.previous(host.name)) or (
+        ctx.store.latest(host.name) if ctx.store is not None else None)
     state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
-    params = probe_params(ctx.config, host, previous, proc_prev=(
-        proc_state.load(state_dir, host.name, time.time()) if state_dir else None))
+    params = probe_params(ctx.config, host, previous)
     connect_s: float | None = None
     run = ProbeRun(ctx.config, host, state_dir)
+    resident = False
     try:
         if host.local:
+            if state_dir is not None:
+                params["proc_prev"] = proc_state.load(state_dir, host.name, time.time())
             raw, epoch = _run_local(params)
             connect_s = 0.0
         else:
-            session = _session(ctx, host, job)
-            job.attach(session)
-            result = run.execute(session, params, ctx.probe, ctx.sh_probe)
+            result, resident = _remote(ctx, job, run, params, state_dir)
             connect_s = result.connect_s
             raw, epoch = decode_answer(host, result, run.probe), result.reading_epoch
         counters = proc_state.take_counters(raw)  # for the next pass, never for the log
         derived = _derive(raw, previous, epoch, params["checks"])
     except ssh.SshFailure as exc:
+        if resident and ctx.sessions is not None:  # an unusable answer: a new session next pass
+            ctx.sessions.forget(host)
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
                               connect_s, run.probe), None
     run.keep_choice(job.writing)
@@ -189,6 +210,8 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
                     "duration_s": _r(time.monotonic() - start),
                     "connect_s": _r(connect_s or 0.0), "epoch": round(epoch, 3)},
     }
+    if resident:
+        sample["collect"]["resident"] = True
     for key, value in derived.items():
         sample.setdefault(key, value)
     if state_dir is not None and counters is not None:
@@ -212,12 +235,26 @@ def _keep_counters(job: HostJob, state_dir: Path, counters: dict[str, Any], epoc
         log.error("cannot keep the process counters of %s: %s", job.host.name, exc)
 
 
-def _session(ctx: PassContext, host: Host, job: HostJob) -> ssh.Session:
-    if ctx.host_keys is None:
-        assert ctx.host_keys_failure is not None
+def _remote(ctx: PassContext, job: HostJob, run: ProbeRun, params: dict[str, Any],
+            state_dir: Path | None) -> tuple[ssh.CommandResult, bool]:
+    """The host's answer, through its resident session when ``osmon run`` keeps one (then
+    True), else from a connection of its own (one-shot, as cron's passes)."""
+    if ctx.host_keys_failure is not None:
         raise ctx.host_keys_failure
-    return ssh.Session(host, ctx.config.settings, ctx.host_keys, ctx.credentials,
-                       write_guard=job.writing)
+    deadline = job.started + ctx.config.settings.host_deadline_s
+    session = None
+    if ctx.sessions is not None and ctx.sessions.takes(job.host, run):
+        try:
+            return ctx.sessions.ask(ctx.config, job, ctx.dialer, job.host, deadline, params,
+                                    ctx.probe, state_dir), True
+        except OneShotInstead as instead:
+            session = instead.session
+    if session is None:
+        if state_dir is not None:
+            params["proc_prev"] = proc_state.load(state_dir, job.host.name, time.time())
+        session = ssh.Session(job.host, ctx.dialer, job.writing, deadline)
+    job.attach(session)
+    return run.execute(session, params, ctx.probe, ctx.sh_probe), False
 
 
 def _run_local(params: dict[str, Any]) -> tuple[dict[str, Any], float]:

@@ -50,8 +50,16 @@ def probe_params(config: Config, host: Host, previous: dict[str, Any] | None, *,
     return params
 
 
-#: The first line of stdin for each probe (see :func:`remote_command`).
-PYTHON, SHELL = "python", "sh"
+#: The first line of stdin for each probe (see :func:`remote_command`); ``resident`` is the
+#: Python probe of ``osmon run``'s resident sessions.
+PYTHON, SHELL, RESIDENT = "python", "sh", "resident"
+#: How the resident Python probe is started: it reads "<length>\n<probe.py>" from stdin and
+#: runs it as ``osmon-resident`` (``remote_probe.probe.serve``), stdin still open for the
+#: requests.  No quote in it, so the whole remote command needs none either.
+RESIDENT_BOOTSTRAP = ("import sys;b=sys.stdin.buffer;exec(b.read(int(b.readline(32))),"
+                      "dict(__name__=sys.argv.pop(),OSMON_STDIN=b))")
+#: The argument that tells the probe it is resident (``remote_probe.probe.RESIDENT_NAME``).
+RESIDENT_NAME = "osmon-resident"
 #: The host-side limit outlasts the collector's own wait for the command by this much, so the
 #: collector's "no answer" is what a slow probe gets, and the kill only what outlives it.
 REMOTE_GRACE_S = 2
@@ -63,14 +71,18 @@ def remote_command(config: Config, host: Host) -> str:
     ``command="..."``.
 
     Everything that varies per pass is on stdin, the probe included: its first line names the
-    interpreter (``python`` or ``sh``) and the rest is that interpreter's input.  ``read``
-    takes one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So
-    one command serves both probes, and the shell probe can follow a failed Python start on
-    the same connection.  It runs under ``sh -c`` so that a login shell that is not POSIX
-    (fish, csh) does not matter.
+    interpreter (``python`` or ``sh``, or ``resident`` for a resident session of ``osmon
+    run``: :func:`_resident_start`) and the rest is that interpreter's input.  ``read`` takes
+    one byte at a time from a pipe, so the interpreter starts exactly at the probe.  So one
+    command serves every probe and both modes, and the shell probe can follow a failed Python
+    start on the same connection.  It runs under ``sh -c`` so that a login shell that is not
+    POSIX (fish, csh) does not matter, and ``exec`` makes that shell the session's process
+    (one process less on the host; the leader of the process group the resident watchdog
+    kills).  The string holds no double quote, so it goes into ``command="..."`` as it is.
 
-    ``host.python`` is validated by the config (absolute path or plain name); it is quoted
-    anyway, so no value from the config can ever reach the remote shell as syntax.
+    ``host.python`` is validated by the config (absolute path or plain name); it is escaped
+    anyway (:func:`sh_word`), so no value from the config can ever reach the remote shell as
+    syntax.
 
     ``-I -S``: the probe is stdlib-only, so ``site`` (and Debian's .pth files) is pure cost,
     about half the probe's CPU on every host every minute (bench/bench_probe.py: 51 -> 25 ms);
@@ -85,17 +97,51 @@ def remote_command(config: Config, host: Host) -> str:
     :data:`REMOTE_GRACE_S` after the collector stops waiting for it: nothing it started in
     its process group outlives the host's deadline by more than that.  A host without
     ``timeout``, or whose ``timeout`` does not take this syntax (BusyBox before 1.30: it
-    exits 127 without reading the probe), runs the interpreter as before.  ``sh -c`` makes
-    the string mean the same whatever the account's login shell is.
+    exits 127 without reading the probe), runs the interpreter as before.
     """
     limit = math.ceil(config.settings.ssh_timeout_s
                       + checks_budget(config, check_params(config, host))) + REMOTE_GRACE_S
-    python = _start(shlex.quote(host.python), "-I -S -", limit)
+    interpreter = sh_word(host.python)
+    python = _start(interpreter, "-I -S -", limit)
     shell = _start("sh", "-s", limit)
+    resident = _resident_start(interpreter,
+                               math.ceil(config.settings.ssh_timeout_s) + REMOTE_GRACE_S)
     script = (f"read -r osmon_probe || exit 2; case $osmon_probe in "
-              f"{PYTHON}) {python} ;; {SHELL}) {shell} ;; esac; "
-              'echo "osmon: unknown probe language" >&2; exit 2')
-    return "sh -c " + shlex.quote(script)
+              f"{PYTHON}) {python} ;; {SHELL}) {shell} ;; {RESIDENT}) {resident} ;; esac; "
+              "echo osmon: unknown probe language >&2; exit 2")
+    assert "'" not in script and '"' not in script  # one plain quoting level
+    return "exec sh -c " + shlex.quote(script)
+
+
+def sh_word(text: str) -> str:
+    """``text`` as one shell word, without quotes: every character but letters, digits and
+    ``_.,/+-`` behind a backslash.  The remote command then holds no quote at all, so it
+    goes into ``command="..."`` of authorized_keys as it is."""
+    return "".join(c if c.isalnum() and c.isascii() or c in "_.,/+-" else "\\" + c
+                   for c in text)
+
+
+def _resident_start(interpreter: str, limit: int) -> str:
+    """The resident probe's start, under a start-up limit only (docs/architecture.md,
+    "Resident sessions").
+
+    ``timeout`` cannot stay around a resident probe (it would kill it after ``limit``), and a
+    probe that forks to leave it behind loses its stdin: sshd closes the command's input as
+    soon as the process it started exits.  So the interpreter runs beside a watchdog that
+    holds the read end of a pipe whose write end is the interpreter's fd 3: the probe closes
+    it once it serves (and has armed its own alarm), ``cat`` then ends and so does the
+    watchdog.  An interpreter that never gets there (one that hangs before reading) keeps the
+    pipe open; at ``limit`` ``timeout`` kills ``cat`` and the watchdog kills the whole process
+    group, which is the session's (sshd starts every command with setsid and ``exec`` keeps
+    this shell its leader).  A host without a usable ``timeout`` (exit 127) runs the probe
+    without a start-up limit, as the one-shot mode does.  The pipeline's status is the
+    watchdog's, not the probe's: a probe that did not start is told by its missing answer.
+    """
+    boot = sh_word(RESIDENT_BOOTSTRAP)
+    watchdog = (f"{{ timeout -s KILL {limit} cat >/dev/null 2>&1; s=$?; [ $s -eq 0 ] || "
+                f"[ $s -eq 127 ] || kill -9 -$$; }} 4>&-")
+    return (f"{{ {interpreter} -I -S -c {boot} {RESIDENT_NAME} 3>&1 1>&4 4>&- | {watchdog}; "
+            f"}} 4>&1; exit")
 
 
 def _start(interpreter: str, arguments: str, limit: int) -> str:
@@ -117,6 +163,12 @@ def _start(interpreter: str, arguments: str, limit: int) -> str:
 def python_stdin(params: dict[str, Any], probe: bytes) -> bytes:
     """The stdin of a Python probe run: the dispatch line, then :func:`probe_stdin`."""
     return PYTHON.encode() + b"\n" + probe_stdin(params, probe)
+
+
+def resident_stdin(probe: bytes) -> bytes:
+    """What starts a resident session: the dispatch line and the length-prefixed probe; the
+    requests follow, one JSON line each (:mod:`collector.transport.resident`)."""
+    return RESIDENT.encode() + b"\n" + str(len(probe)).encode() + b"\n" + probe
 
 
 def shell_stdin(params: dict[str, Any], script: bytes) -> bytes:

@@ -4,7 +4,9 @@ Why a raw socket and ``paramiko.Transport`` rather than ``SSHClient``: every ste
 timeout and its own error kind (an admin acts differently on "connection refused", "host key
 changed" and "key refused"), and the coordinating thread can :meth:`Session.abort` a host from
 outside by shutting its socket down.  paramiko's own timeouts do not cover every hang (waiting
-for the reply to ``exec`` has none), so the pass never relies on them alone.
+for the reply to ``exec`` has none), so the pass never relies on them alone.  Opening the
+connection (retries, the handshake gate, bastions) is :mod:`collector.transport.connect`; a
+resident session of ``osmon run`` is :mod:`collector.transport.resident`.
 
 The remote command is one fixed string per host (``collector.passes.probe_call``): the probe
 arrives on stdin, so nothing is installed on the host and no value from a host is ever put in
@@ -15,25 +17,31 @@ path or a bare command name of characters no shell treats specially, and quoted 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import logging
-import os
 import select
-import shlex
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import paramiko
-from paramiko.hostkeys import HostKeyEntry
 
-from collector.config import Host, Settings
-from collector.store.statefile import atomic_write_bytes
-from collector.transport.host_text import clean as _clean
+from collector.config import Host
+from collector.transport.connect import Dialer, Link, no_answer, open_transport
+from collector.transport.credentials import Credentials
+from collector.transport.failures import (
+    AUTH,
+    HOSTKEY,
+    INVALID_OUTPUT,
+    PROBE,
+    TIMEOUT,
+    UNREACHABLE,
+    SshFailure,
+)
+from collector.transport.host_keys import (
+    HostKeyChecker,
+    WriteGuard,
+    known_hosts_name,
+)
 
 #: More stdout than this is not a probe answer (a normal one is tens of KiB).
 MAX_STDOUT = 4 * 1024 * 1024
@@ -42,27 +50,12 @@ MAX_STDERR_KEPT = 16 * 1024
 #: Beyond this much stderr the host is only wasting our time.
 MAX_STDERR = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
-#: ``with guard():`` around a session's one write, a new host key (passes.one_host.HostJob).
-WriteGuard = Callable[[], contextlib.AbstractContextManager[None]]
-_DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
-# paramiko logs a traceback at ERROR for every connection we abort or that fails, already one
-# short line per host of ours (noise in cron mail); left alone if configured on purpose.
-if logging.getLogger("paramiko").level == logging.NOTSET:
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-
-# Error kinds (docs/architecture.md, "The sample").
-UNREACHABLE, TIMEOUT, AUTH, HOSTKEY = "unreachable", "timeout", "auth", "hostkey"
-PROBE, INVALID_OUTPUT = "probe", "invalid-output"
-
-
-class SshFailure(Exception):
-    """One host could not be collected; ``kind`` is one of the error kinds above, ``message``
-    is short."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind, self.message = kind, message
+__all__ = [  # the failure kinds and key helpers are read through this module by callers
+    "AUTH", "HOSTKEY", "INVALID_OUTPUT", "PROBE", "TIMEOUT", "UNREACHABLE", "CommandResult",
+    "Credentials", "Dialer", "HostKeyChecker", "Session", "SshFailure", "WriteGuard",
+    "known_hosts_name",
+]
 
 
 @dataclass(frozen=True)
@@ -76,209 +69,38 @@ class CommandResult:
     reading_epoch: float
 
 
-def known_hosts_name(address: str, port: int) -> str:
-    """The name known_hosts files use: OpenSSH writes ``[host]:port`` for non-22 ports."""
-    return address if port == 22 else f"[{address}]:{port}"
-
-
-# -- host keys ---------------------------------------------------------------------------------
-class HostKeyChecker:
-    """The user's known_hosts plus osmon's own, shared by every session of one pass.
-
-    ``accept-new`` records a first-seen key in osmon's file only (never in the user's), under a
-    thread lock and an ``flock`` so parallel sessions and a concurrent ``osmon check`` cannot
-    lose or duplicate a line; a key that differs from a recorded one is always refused.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.policy = settings.host_key_policy
-        self.user_file = settings.known_hosts
-        self.osmon_file = settings.osmon_known_hosts
-        self._files = [f for f in (self.user_file, self.osmon_file) if f is not None]
-        self._known = [(f, _load_host_keys(f)) for f in self._files]
-        self._lock = threading.Lock()
-
-    def known_types(self, name: str) -> list[str]:
-        """Key types already recorded for ``name``, so the session can ask for one of them."""
-        types: list[str] = []
-        for _path, keys in self._known:
-            entry = keys.lookup(name)
-            if entry:
-                types.extend(t for t in entry if t not in types)
-        return types
-
-    def keyscan_hint(self, host: Host) -> str:
-        """The shell command that adds the host's key to the user's known_hosts, creating its
-        directory first (private, as ssh wants ``~/.ssh``): on a new central server
-        ``~/.ssh`` often does not exist yet, and ``>>`` cannot create a directory."""
-        if self.user_file is None:
-            directory, target = "~/.ssh", "~/.ssh/known_hosts"
-        else:
-            directory = shlex.quote(str(Path(self.user_file).parent))
-            target = shlex.quote(str(self.user_file))
-        return (f"mkdir -p -m 700 {directory} && ssh-keyscan -p {host.port} "
-                f"{shlex.quote(host.address)} >> {target}")
-
-    def verify(self, host: Host, key: paramiko.PKey,
-               write_guard: WriteGuard = contextlib.nullcontext) -> None:
-        """Return if ``key`` is the host's known key (or was just accepted); else raise."""
-        name = known_hosts_name(host.address, host.port)
-        with self._lock:
-            status = self._status(name, key)
-            if status == "known":
-                return
-            if status == "unknown" and self.policy == "accept-new" and self.osmon_file:
-                try:
-                    with write_guard():  # raises if the pass gave up on the host
-                        self._accept(name, key)
-                except OSError as exc:  # a key we cannot record is a key we do not trust
-                    raise SshFailure(HOSTKEY, (
-                        f"cannot record the new host key of {name} in {self.osmon_file}: "
-                        f"{exc.strerror or exc}")) from None
-                return
-        if status == "unknown":
-            files = " or ".join(str(f) for f in self._files) or "no known_hosts file"
-            raise SshFailure(HOSTKEY, (
-                f"host key of {name} ({key.get_name()} {key.fingerprint}) is not in {files}; "
-                f"check it and add it with: {self.keyscan_hint(host)} (or set "
-                f"host_key_policy = \"accept-new\")"))
-        path, kind = status
-        if kind == "changed":
-            raise SshFailure(HOSTKEY, (
-                f"host key for {host.name} ({name}) changed — possible attack; if the change "
-                f"is expected remove the old key with: ssh-keygen -R '{name}' -f {path}"))
-        raise SshFailure(HOSTKEY, (
-            f"{name} offered a {key.get_name()} key but {path} knows it by another key type; "
-            f"if that is expected remove the old key with: ssh-keygen -R '{name}' -f {path}"))
-
-    def _status(self, name: str, key: paramiko.PKey) -> str | tuple[Path, str]:
-        verdict: str | tuple[Path, str] = "unknown"
-        for path, keys in self._known:
-            entry = keys.lookup(name)
-            if not entry:
-                continue
-            known = entry.get(key.get_name())
-            if known is None:
-                verdict = (path, "other-type") if verdict == "unknown" else verdict
-            elif known.asbytes() != key.asbytes():
-                return (path, "changed")
-            else:
-                verdict = "known"
-        return verdict
-
-    def _accept(self, name: str, key: paramiko.PKey) -> None:
-        """Append ``name key`` to osmon's file; another process may have written it meanwhile."""
-        assert self.osmon_file is not None
-        path = self.osmon_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            fresh = _load_host_keys(path)
-            entry = fresh.lookup(name)
-            recorded = entry.get(key.get_name()) if entry else None
-            if recorded is None:
-                old = path.read_bytes() if path.exists() else b""
-                if old and not old.endswith(b"\n"):
-                    old += b"\n"
-                line = HostKeyEntry([name], key).to_line()
-                atomic_write_bytes(path, old + line.encode("ascii"), 0o600)
-                fresh.add(name, key.get_name(), key)
-            elif recorded.asbytes() != key.asbytes():
-                raise SshFailure(HOSTKEY, (
-                    f"host key for {name} changed while accepting it — possible attack; "
-                    f"check {path}"))
-        finally:
-            os.close(lock_fd)
-        self._known = [(f, fresh if f == path else keys) for f, keys in self._known]
-
-
-def _load_host_keys(path: Path) -> paramiko.HostKeys:
-    keys = paramiko.HostKeys()
-    try:
-        keys.load(str(path))
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise SshFailure(HOSTKEY, f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:  # not text: refusing every host beats guessing which keys it held
-        raise SshFailure(HOSTKEY, f"cannot read {path}: not a known_hosts text file") from None
-    return keys
-
-
-# -- client keys -------------------------------------------------------------------------------
-class Credentials:
-    """Private keys loaded once per pass (parsing a key file for each of 200 hosts is waste)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, paramiko.PKey | SshFailure] = {}
-        self._lock = threading.Lock()
-
-    def identity(self, path: Path) -> paramiko.PKey:
-        with self._lock:
-            if path not in self._cache:
-                self._cache[path] = _load_key(path)
-            found = self._cache[path]
-        if isinstance(found, SshFailure):  # a fresh exception: threads raise it at once
-            raise SshFailure(found.kind, found.message)
-        return found
-
-    def default_keys(self) -> list[tuple[str, paramiko.PKey]]:
-        """``~/.ssh/id_*`` files that load without a passphrase, as ``ssh`` would try them."""
-        keys = []
-        for name in _DEFAULT_KEY_FILES:
-            path = Path(os.path.expanduser(f"~/.ssh/{name}"))
-            if path.is_file():
-                try:
-                    keys.append((str(path), self.identity(path)))
-                except SshFailure:
-                    continue
-        return keys
-
-
-def _load_key(path: Path) -> paramiko.PKey | SshFailure:
-    try:
-        return paramiko.PKey.from_path(str(path))
-    except FileNotFoundError:
-        return SshFailure(AUTH, f"identity file {path} does not exist")
-    except (paramiko.PasswordRequiredException, TypeError) as exc:
-        # New-format OpenSSH keys say it with a TypeError from cryptography.
-        if isinstance(exc, TypeError) and "password" not in str(exc).lower():
-            return SshFailure(AUTH, f"cannot use identity file {path}: {exc}")
-        return SshFailure(AUTH, f"identity file {path} needs a passphrase; use a key without "
-                                f"one for monitoring (cron has no ssh-agent)")
-    except (OSError, paramiko.SSHException, ValueError) as exc:
-        return SshFailure(AUTH, f"cannot use identity file {path}: {exc}")
-
-
 # -- one session -------------------------------------------------------------------------------
 class Session:
     """One host's connection.  The worker calls :meth:`run`; the coordinator may :meth:`abort`.
-    ``step`` names what the session is waiting for, so a timeout says where it was stuck."""
+    ``step`` names what the session is waiting for, so a timeout says where it was stuck.
+    ``deadline`` (a ``time.monotonic()`` value, the host's) bounds the attempts to connect."""
 
-    def __init__(self, host: Host, settings: Settings, host_keys: HostKeyChecker,
-                 credentials: Credentials,
-                 write_guard: WriteGuard = contextlib.nullcontext) -> None:
-        self.host, self.timeout, self.write_guard = host, settings.ssh_timeout_s, write_guard
-        self.host_keys, self.credentials = host_keys, credentials
-        self.step = "waiting"
-        self._sock: socket.socket | None = None
+    def __init__(self, host: Host, dialer: Dialer,
+                 write_guard: WriteGuard = contextlib.nullcontext,
+                 deadline: float | None = None) -> None:
+        self.host, self.dialer, self.timeout = host, dialer, dialer.settings.ssh_timeout_s
+        self.deadline = deadline if deadline is not None else \
+            time.monotonic() + dialer.settings.host_deadline_s
+        self.link = Link(write_guard)
+        self.connect_s = 0.0
         self._transport: paramiko.Transport | None = None
-        self._aborted = False
-        self._lock = threading.Lock()
+
+    @property
+    def step(self) -> str:
+        return self.link.step
 
     def abort(self) -> None:
         """Close the connection from another thread; whatever the worker waits on fails."""
-        with self._lock:
-            self._aborted = True
-            sock, transport = self._sock, self._transport
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if transport is not None:
-            transport.close()
-        if sock is not None:
-            sock.close()
+        self.link.abort()
+
+    def connect(self) -> paramiko.Transport:
+        """The session's authenticated transport, opened on first use (``connect_s`` says
+        how long that took)."""
+        if self._transport is None:
+            start = time.monotonic()
+            self._transport = open_transport(self.dialer, self.link, self.host, self.deadline)
+            self.connect_s = time.monotonic() - start
+        return self._transport
 
     def run(self, command: str, stdin: bytes, extra_s: float = 0.0,
             retry: Callable[[CommandResult], bytes | None] | None = None) -> CommandResult:
@@ -288,128 +110,19 @@ class Session:
         allowed to spend on purpose (the host's custom checks, each with its own timeout).
         ``retry`` may turn the result into the stdin of a second run on this same connection.
         """
-        start = time.monotonic()
         try:
-            transport = self._connect()
-            connect_s, budget = time.monotonic() - start, self.timeout + extra_s
-            result = self._command(transport, command, stdin, connect_s, budget)
+            transport = self.connect()
+            budget = self.timeout + extra_s
+            result = self._command(transport, command, stdin, self.connect_s, budget)
             again = retry(result) if retry is not None else None
             return result if again is None else self._command(transport, command, again,
-                                                              connect_s, budget)
+                                                              self.connect_s, budget)
         finally:
             self.abort()
 
-    # -- steps ---------------------------------------------------------------------------------
-    def _connect(self) -> paramiko.Transport:
-        host = self.host
-        where = f"{host.address}:{host.port}"
-        self.step = "connect"
-        try:
-            infos = socket.getaddrinfo(host.address, host.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise SshFailure(UNREACHABLE, f"cannot resolve {host.address}: {exc.strerror}"
-                             ) from None
-        failure = SshFailure(UNREACHABLE, f"no address for {host.address}")
-        for family, socktype, proto, _name, addr in infos:  # as ssh does: each in turn
-            try:
-                sock = self._connect_to(family, socktype, proto, addr)
-                break
-            except SshFailure as exc:
-                failure = exc
-        else:
-            raise failure
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        self.step = "SSH handshake"
-        transport = paramiko.Transport(sock)
-        transport.banner_timeout = transport.handshake_timeout = self.timeout
-        transport.auth_timeout = self.timeout
-        known = self.host_keys.known_types(known_hosts_name(host.address, host.port))
-        if known:  # ask for a key type we can check, as OpenSSH does
-            options = transport.get_security_options()
-            preferred = [t for t in _algorithms_for(known) if t in options.key_types]
-            options.key_types = tuple(preferred) + tuple(
-                t for t in options.key_types if t not in preferred)
-        with self._lock:
-            if self._aborted:
-                raise SshFailure(TIMEOUT, "aborted")
-            self._transport = transport
-        done = threading.Event()
-        transport.start_client(event=done)
-        if not done.wait(self.timeout):
-            raise SshFailure(TIMEOUT, self._no_answer("SSH handshake"))
-        if not transport.is_active():
-            raise _handshake_failure(transport.get_exception(), where)
-
-        self.step = "host key check"
-        self.host_keys.verify(host, transport.get_remote_server_key(), self.write_guard)
-        self.step = "authentication"
-        self._authenticate(transport)
-        return transport
-
-    def _connect_to(self, family: int, socktype: int, proto: int,
-                    addr: tuple[Any, ...]) -> socket.socket:
-        where = f"{self.host.address}:{self.host.port}"
-        sock = socket.socket(family, socktype, proto)
-        with self._lock:
-            if self._aborted:
-                sock.close()
-                raise SshFailure(TIMEOUT, "aborted")
-            self._sock = sock
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(addr)
-            return sock
-        except socket.timeout:
-            failure = SshFailure(TIMEOUT, self._no_answer("connect"))
-        except ConnectionRefusedError:
-            failure = SshFailure(UNREACHABLE, f"connection refused on {where}")
-        except OSError as exc:
-            failure = SshFailure(UNREACHABLE, f"cannot connect to {where}: "
-                                              f"{exc.strerror or exc}")
-        sock.close()
-        raise failure
-
-    def _authenticate(self, transport: paramiko.Transport) -> None:
-        host = self.host
-        agent = None
-        if host.identity_file is not None:
-            keys = [(str(host.identity_file), self.credentials.identity(host.identity_file))]
-        else:
-            keys = []
-            if os.environ.get("SSH_AUTH_SOCK"):
-                agent = paramiko.Agent()
-                keys.extend(("ssh-agent", k) for k in agent.get_keys())
-            keys.extend(self.credentials.default_keys())
-        try:
-            if not keys:
-                raise SshFailure(AUTH, "no key to try: set identity_file for this host (or "
-                                       "load a key into ssh-agent)")
-            for _label, key in keys:
-                try:
-                    transport.auth_publickey(host.user, key)
-                    return
-                except paramiko.BadAuthenticationType as exc:
-                    raise SshFailure(AUTH, (
-                        f"{host.address} does not accept public keys for {host.user} "
-                        f"(it allows: {', '.join(exc.allowed_types) or 'nothing'})")) from None
-                except paramiko.AuthenticationException as exc:
-                    if "timeout" in str(exc).lower():
-                        raise SshFailure(TIMEOUT, self._no_answer("authentication")) from None
-                    if not transport.is_active():
-                        raise SshFailure(UNREACHABLE, "connection closed during "
-                                                      "authentication") from None
-        finally:
-            if agent is not None:
-                agent.close()
-        tried = ", ".join(label for label, _key in keys)
-        raise SshFailure(AUTH, (
-            f"{host.user}@{host.address} refused the key ({tried}); add its public key to "
-            f"~{host.user}/.ssh/authorized_keys on the host"))
-
     def _command(self, transport: paramiko.Transport, command: str, stdin: bytes,
                  connect_s: float, budget_s: float) -> CommandResult:
-        self.step = "command"
+        self.link.step = "command"
         deadline = time.monotonic() + budget_s
         try:
             channel = transport.open_session(timeout=self.timeout)
@@ -473,28 +186,5 @@ class Session:
         return b"".join(out), b"".join(err), reading_epoch or time.time()
 
     def _no_answer(self, step: str, seconds: float | None = None) -> str:
-        return f"no answer within {seconds or self.timeout:g} s ({step})"
-
-
-def _algorithms_for(key_types: list[str]) -> list[str]:
-    """known_hosts says ``ssh-rsa``; the SSH algorithms for such a key are the rsa-sha2 ones."""
-    names: list[str] = []
-    for key_type in key_types:
-        names.extend(("rsa-sha2-512", "rsa-sha2-256") if key_type == "ssh-rsa" else (key_type,))
-    return names
-
-
-def _handshake_failure(exc: BaseException | None, where: str) -> SshFailure:
-    text = str(exc) if exc is not None else "negotiation failed"
-    banner = "Error reading SSH protocol banner"
-    if text.startswith(banner) and text[len(banner):].strip() in ("", "timed out"):
-        return SshFailure(TIMEOUT, f"{where} accepted the connection but sent no SSH banner")
-    if isinstance(exc, EOFError) or "EOFError" in text or "reset" in text.lower():
-        return SshFailure(UNREACHABLE, f"{where} closed the connection during the SSH "
-                                       f"handshake (is it an SSH server?)")
-    if "timed out" in text or "timeout" in text.lower():
-        return SshFailure(TIMEOUT, f"no SSH answer from {where} (SSH handshake)")
-    if isinstance(exc, paramiko.IncompatiblePeer) or "Incompatible" in text:
-        return SshFailure(UNREACHABLE, f"{where}: no common SSH algorithms ({_clean(text)})")
-    return SshFailure(UNREACHABLE, f"{where}: SSH handshake failed: {_clean(text)}")
+        return no_answer(step, seconds or self.timeout)
 

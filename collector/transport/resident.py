@@ -1,0 +1,228 @@
+"""A resident session of ``osmon run``: one SSH connection and one probe process on a host,
+asked once per pass (docs/architecture.md, "Resident sessions").
+
+The session is started with the host's usual remote command (one fixed string per host, the
+same as cron's) fed ``resident``, the probe's length and source
+(``probe_call.resident_stdin``); each pass then writes one request line and reads one frame,
+``osmon <id> <length>\\n`` and that many bytes of JSON.  Everything read is bounded: a header
+longer than :data:`HEADER_MAX` bytes, a length over ``MAX_STDOUT``, an answer to another
+request, output between two requests or a megabyte of stderr is ``invalid-output``, and the
+caller closes the session (the next pass opens a new one).  A session whose probe never
+answered at all (no usable Python there) raises :class:`ResidentStartFailed`, and the pass
+falls back to the one-shot probe on the same connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import time
+from typing import Any
+
+import paramiko
+
+from collector.transport.connect import no_answer
+from collector.transport.failures import (
+    INVALID_OUTPUT,
+    PROBE,
+    TIMEOUT,
+    UNREACHABLE,
+    SshFailure,
+)
+from collector.transport.host_text import first_line
+from collector.transport.ssh import (
+    MAX_STDERR,
+    MAX_STDERR_KEPT,
+    MAX_STDOUT,
+    CommandResult,
+    Session,
+)
+
+#: How often the reader thread of an idle resident connection wakes up (paramiko: 0.1 s).
+IDLE_POLL_S = 5.0
+#: The longest frame header: "osmon", a request id and a length.
+HEADER_MAX = 64
+_CHUNK = 256 * 1024
+
+
+class ResidentStartFailed(Exception):
+    """The resident probe ended before its first answer: its output so far, for the one-shot
+    fallback to judge (a missing or too old Python is the shell probe's case)."""
+
+    def __init__(self, stderr: bytes, exit_status: int) -> None:
+        super().__init__("the resident probe did not start")
+        self.stderr, self.exit_status = stderr, exit_status
+
+
+class ResidentSession(Session):
+    """A :class:`~collector.transport.ssh.Session` kept open across passes, with its probe."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened_at = 0.0
+        self.answered = 0
+        self._channel: paramiko.Channel | None = None
+        self._next_id = 1
+
+    def start(self, command: str, stdin: bytes) -> None:
+        """Connect and start the probe (the first request may follow at once)."""
+        transport = self.connect()
+        # paramiko's reader thread wakes every 0.1 s to look for a close; an idle resident
+        # session would spend more CPU on that than on its passes (abort() shuts the socket
+        # down, which wakes the thread at once anyway).
+        transport.sock.settimeout(IDLE_POLL_S)
+        self.link.step = "starting the probe"
+        try:
+            channel = transport.open_session(timeout=self.timeout)
+            channel.settimeout(self.timeout)
+            channel.exec_command(command)
+            channel.sendall(stdin)
+        except socket.timeout:
+            raise SshFailure(TIMEOUT, no_answer("starting the probe", self.timeout)) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise SshFailure(UNREACHABLE, f"could not start the probe: {exc}") from None
+        self._channel = channel
+        self.opened_at = time.monotonic()
+
+    def alive(self) -> bool:
+        """Whether the session can take a request: connected, its probe still running."""
+        channel = self._channel
+        return (channel is not None and not self.link.aborted and not channel.closed
+                and not channel.eof_received and not channel.exit_status_ready()
+                and self._transport is not None and self._transport.is_active())
+
+    def close(self) -> None:
+        """End the probe's input (it exits, ending its checks), then the connection."""
+        channel = self._channel
+        if channel is not None and not channel.closed:
+            # Already gone: closing the connection is all there is to do.
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                channel.shutdown_write()
+        self.abort()
+
+    def ask(self, params: dict[str, Any], *, limit_s: float, idle_s: float, counters: bool,
+            budget_s: float) -> CommandResult:
+        """One request and its answer within ``budget_s``; the answer's JSON is the result's
+        stdout.  Raises :class:`SshFailure` (the caller then closes the session) or
+        :class:`ResidentStartFailed`."""
+        channel = self._channel
+        assert channel is not None, "start() first"
+        self.link.step = "resident request"
+        deadline = time.monotonic() + budget_s
+        if channel.recv_ready():
+            raise SshFailure(INVALID_OUTPUT, "the probe wrote output between two requests")
+        request_id, self._next_id = self._next_id, self._next_id + 1
+        line = json.dumps({"id": request_id, "params": params, "limit_s": limit_s,
+                           "idle_s": idle_s, "counters": counters},
+                          separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
+        try:
+            channel.sendall(line)
+        except socket.timeout:
+            raise SshFailure(TIMEOUT, no_answer("sending the request", budget_s)) from None
+        except OSError:
+            pass  # the probe is gone: reading says how
+        reader = _FrameReader(channel, deadline, budget_s, first=self.answered == 0)
+        header, reading_epoch = reader.line()
+        length = _frame_length(header, request_id)
+        body = reader.exactly(length)
+        if reader.left_over():
+            raise SshFailure(INVALID_OUTPUT, "more output than the answer's length")
+        self.answered += 1
+        return CommandResult(body, reader.stderr(), 0, self.connect_s if self.answered == 1
+                             else 0.0, reading_epoch)
+
+
+def _frame_length(header: bytes, request_id: int) -> int:
+    parts = header.split(b" ")
+    if len(parts) != 3 or parts[0] != b"osmon" or not parts[1].isdigit() or \
+            not parts[2].isdigit():
+        raise SshFailure(INVALID_OUTPUT, "not an answer of the probe (no frame header)")
+    if int(parts[1]) != request_id:
+        raise SshFailure(INVALID_OUTPUT, f"an answer to request {int(parts[1])}, not to "
+                                         f"{request_id}")
+    length = int(parts[2])
+    if length > MAX_STDOUT:
+        raise SshFailure(INVALID_OUTPUT, f"an answer of {length >> 20} MiB, over the "
+                                         f"{MAX_STDOUT >> 20} MiB an answer may hold")
+    return length
+
+
+class _FrameReader:
+    """Reads one answer frame from the channel: bounded, within the deadline, stderr drained
+    beside it (the two share the channel's window)."""
+
+    def __init__(self, channel: paramiko.Channel, deadline: float, budget_s: float,
+                 first: bool) -> None:
+        self.channel, self.deadline, self.budget_s, self.first = channel, deadline, budget_s, first
+        self.data = b""
+        self.got_any = False
+        self._err: list[bytes] = []
+        self._err_size = 0
+        self._poller = select.poll()  # not select(): it fails on descriptors above 1023
+        self._poller.register(channel.fileno(), select.POLLIN)
+
+    def line(self) -> tuple[bytes, float]:
+        """The header line (without its newline) and when its first byte arrived."""
+        epoch = 0.0
+        while b"\n" not in self.data:
+            if len(self.data) > HEADER_MAX:
+                raise SshFailure(INVALID_OUTPUT, "not an answer of the probe (no frame "
+                                                 "header)")
+            self._more(HEADER_MAX + 1 - len(self.data))
+            epoch = epoch or time.time()
+        header, _, self.data = self.data.partition(b"\n")
+        if len(header) > HEADER_MAX:
+            raise SshFailure(INVALID_OUTPUT, "not an answer of the probe (no frame header)")
+        return header, epoch
+
+    def exactly(self, length: int) -> bytes:
+        while len(self.data) < length:
+            self._more(min(_CHUNK, length - len(self.data)))
+        body, self.data = self.data[:length], self.data[length:]
+        return body
+
+    def left_over(self) -> bytes:
+        return self.data
+
+    def stderr(self) -> bytes:
+        return b"".join(self._err)
+
+    def _more(self, wanted: int) -> None:
+        """Wait for more stdout (up to ``wanted`` bytes), draining stderr meanwhile."""
+        channel = self.channel
+        while True:
+            while channel.recv_stderr_ready():
+                chunk = channel.recv_stderr(_CHUNK)
+                if self._err_size < MAX_STDERR_KEPT:
+                    self._err.append(chunk)
+                self._err_size += len(chunk)
+                if self._err_size > MAX_STDERR:
+                    raise SshFailure(INVALID_OUTPUT, "more than 1 MiB on stderr")
+            if channel.recv_ready():
+                chunk = channel.recv(wanted)
+                if chunk:
+                    self.got_any = True
+                    self.data += chunk
+                    return
+            if channel.closed or (channel.eof_received and not channel.recv_ready()
+                                  and not channel.recv_stderr_ready()):
+                raise self._ended()
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise SshFailure(TIMEOUT, no_answer("resident request", self.budget_s))
+            self._poller.poll(remaining * 1000)
+
+    def _ended(self) -> Exception:
+        channel = self.channel
+        if not channel.eof_received:
+            return SshFailure(UNREACHABLE, "connection lost during the request")
+        status = channel.exit_status if channel.status_event.wait(0.5) else -1
+        if self.first and not self.got_any:
+            return ResidentStartFailed(self.stderr(), status)
+        line = first_line(self.stderr())
+        how = "without an exit status (killed by a signal?)" if status == -1 else \
+            f"with exit status {status}"
+        message = f"the resident probe ended {how}"
+        return SshFailure(PROBE, f"{message}: {line}" if line else message)

@@ -1,0 +1,166 @@
+"""The probe's resident mode (``osmon run``): started by the remote command's fixed bootstrap,
+it answers one framed JSON document per request line until its input ends, keeps the process
+counters itself, and polices its own time once the start-up watchdog has let go.
+
+Run here as a child process in a session of its own (as sshd starts it), through the very
+bootstrap string the remote command carries."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.passes import probe_call
+from remote_probe import probe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Resident:
+    """A resident probe fed through the bootstrap, as the remote command starts it."""
+
+    def __init__(self, watchdog_fd: int | None = None) -> None:
+        argv = [sys.executable, "-I", "-S", "-c", probe_call.RESIDENT_BOOTSTRAP,
+                probe.RESIDENT_NAME]
+        if watchdog_fd is not None:  # as the remote command does: the pipe's write end on 3
+            argv = [sys.executable, "-c", f"import os, sys; os.dup2({watchdog_fd}, 3); "
+                    f"os.close({watchdog_fd}); os.execv(sys.argv[1], sys.argv[1:])", *argv]
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=() if watchdog_fd is None else (watchdog_fd,), start_new_session=True)
+        source = probe_call.load_probe()
+        self.send(str(len(source)).encode() + b"\n" + source)
+
+    def send(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def ask(self, request_id: int, params: dict[str, Any] | None = None,
+            **extra: Any) -> dict[str, Any]:
+        request = {"id": request_id, "params": {"cpu_sample_s": 0, **(params or {})},
+                   "limit_s": 30, "idle_s": 60, **extra}
+        self.send(json.dumps(request).encode() + b"\n")
+        return self.answer(request_id)
+
+    def answer(self, request_id: int) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        head = self.process.stdout.readline(64).split()
+        assert head[:2] == [b"osmon", str(request_id).encode()], head
+        body = self.process.stdout.read(int(head[2]))
+        assert len(body) == int(head[2])
+        return json.loads(body)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def resident() -> Iterator[Resident]:
+    started = Resident()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def test_answers_request_after_request_and_ends_at_end_of_input(resident: Resident) -> None:
+    first = resident.ask(1, counters=True)
+    assert first["probe"] == 1 and "counters" in first["processes"]
+    time.sleep(0.05)  # /proc/uptime moves in hundredths of a second
+    second = resident.ask(2)
+    # The probe kept the first request's counters: CPU over the interval, nothing sent back.
+    assert second["processes"]["cpu_basis"] == "interval"
+    assert "counters" not in second["processes"]
+    assert {"cpu", "memory", "disks", "net"} <= set(second)
+    assert resident.process.stdin is not None
+    resident.process.stdin.close()
+    assert resident.wait() == 0
+
+
+def test_counters_sent_by_the_collector_win_over_its_own(resident: Resident) -> None:
+    """A new session's first request carries the state file's counters (proc_prev)."""
+    kept = resident.ask(1, counters=True)["processes"]["counters"]
+    stale = dict(kept, uptime=kept["uptime"] + 10 ** 6)  # "newer" than now: unusable
+    time.sleep(0.05)
+    assert resident.ask(2, {"proc_prev": stale})["processes"]["cpu_basis"] == "lifetime"
+
+
+def test_a_line_that_is_no_request_ends_the_probe(resident: Resident) -> None:
+    resident.ask(1)
+    resident.send(b"GET / HTTP/1.0\n")
+    assert resident.wait() == 2
+    assert resident.process.stderr is not None
+    assert b"not a request" in resident.process.stderr.read()
+
+
+def test_a_request_over_its_time_limit_ends_the_probe(resident: Resident) -> None:
+    """SIGALRM, armed with the request's ``limit_s``, ends a probe stuck in its work."""
+    check = {"name": "stuck", "command": ["/bin/sleep", "30"], "timeout_s": 25,
+             "max_output": 1024}
+    started = time.monotonic()
+    resident.send(json.dumps({"id": 1, "params": {"cpu_sample_s": 0, "checks": [check]},
+                              "limit_s": 1, "idle_s": 60}).encode() + b"\n")
+    assert resident.wait() == -signal.SIGALRM
+    assert time.monotonic() - started < 10
+
+
+def test_a_probe_left_idle_ends_by_itself(resident: Resident) -> None:
+    """The collector vanished without closing the connection: the wait is bounded too."""
+    resident.ask(1, idle_s=1)
+    started = time.monotonic()
+    assert resident.wait() == -signal.SIGALRM
+    assert time.monotonic() - started < 10
+
+
+def test_serving_releases_the_start_up_watchdog() -> None:
+    """The remote command's watchdog waits for the end of the pipe on fd 3: once the probe
+    serves, every write end is closed."""
+    read_end, write_end = os.pipe()
+    started = Resident(watchdog_fd=write_end)
+    os.close(write_end)
+    try:
+        started.ask(1)
+        assert os.read(read_end, 10) == b""
+    finally:
+        os.close(read_end)
+        started.stop()
+
+
+def test_a_thread_stuck_in_the_kernel_ends_the_probe_after_its_answer() -> None:
+    """A hung statvfs thread cannot be stopped: the answer goes out, then the process ends,
+    and the collector opens a fresh one next pass."""
+    resident = probe.Resident()
+    request = probe.parse_request(json.dumps({"id": 4, "params": {"cpu_sample_s": 0}}).encode())
+    document, must_end = resident.answer(request)
+    assert json.loads(document)["probe"] == 1 and must_end is False
+    assert resident.counters is not None and "counters" not in json.loads(document)["processes"]
+
+
+@pytest.mark.parametrize("line", [b"[]", b'{"id": -1}', b'{"id": "1"}', b"\xff"])
+def test_parse_request_refuses_what_is_no_request(line: bytes) -> None:
+    with pytest.raises(ValueError):
+        probe.parse_request(line)
+
+
+def test_parse_request_clamps_limits() -> None:
+    request = probe.parse_request(b'{"id": 3, "limit_s": 1e9, "idle_s": -5, "params": 7}')
+    assert request == {"id": 3, "params": None, "limit_s": probe.RESIDENT_LIMIT_S[1],
+                       "idle_s": probe.RESIDENT_IDLE_S[0], "counters": False}
