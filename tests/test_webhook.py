@@ -176,8 +176,10 @@ def test_an_endpoint_down_then_up_gets_each_message_once_in_order(tmp_path: Path
         "the webhook works again: the waiting messages were sent"
 
 
-@pytest.mark.parametrize("status", [500, 401, 404])
+@pytest.mark.parametrize("status", [500, 503, 408, 425, 429, 401, 403])
 def test_an_error_answer_keeps_the_message_for_the_next_pass(tmp_path: Path, status: int) -> None:
+    """A server error, "too early", "too many requests", "timeout", and a refused token (the
+    credentials, not the message, which the admin fixes): the message waits."""
     with WebhookServer(status=status) as hook:
         passes = Passes(webhook_config(tmp_path, hook.url()))
         passes.run(db1=passes.ok(disks={"/": 97.0}))
@@ -189,6 +191,28 @@ def test_an_error_answer_keeps_the_message_for_the_next_pass(tmp_path: Path, sta
         passes.run(db1=passes.ok(disks={"/": 97.0}))
         assert len(hook.received) == 2  # delivered: never again
     assert webhook.failure(passes.state_dir) is None
+
+
+@pytest.mark.parametrize("status", [400, 404, 410, 413, 422])
+def test_a_message_refused_for_good_is_set_aside_and_the_others_go(
+        tmp_path: Path, status: int, caplog: pytest.LogCaptureFixture) -> None:
+    with WebhookServer(refuse={"web1": status}) as hook:
+        passes = Passes(webhook_config(tmp_path, hook.url(), hosts=("db1", "web1")))
+        passes.run(web1=passes.ok("web1", disks={"/": 97.0}))  # refused: web1's problem
+        passes.run(db1=passes.ok(disks={"/": 97.0}), web1=passes.ok("web1", disks={"/": 97.0}))
+        passes.run(db1=passes.ok(disks={"/": 97.0}), web1=passes.ok("web1", disks={"/": 50.0}))
+        passes.run(db1=passes.ok(disks={"/": 50.0}), web1=passes.ok("web1", disks={"/": 50.0}))
+    posted = [[(a["labels"].get("instance"), a["status"]) for a in p["alerts"]]
+              for p in hook.payloads]
+    assert posted == [[("web1", "firing")], [("db1", "firing")], [("web1", "resolved")],
+                      [("db1", "resolved")]]  # each once: the refused ones were not retried
+    assert webhook.pending(passes.state_dir) == []
+    aside = sorted((passes.state_dir / "outbox").glob("*.webhook.rejected"))
+    assert len(aside) == 2 and all(b"web1" in p.read_bytes() for p in aside)
+    assert all(p.stat().st_mode & 0o077 == 0 for p in aside)
+    assert webhook.failure(passes.state_dir) is None  # the endpoint works
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert sum(f"answered {status}" in e and "rejected for good" in e for e in errors) == 2
 
 
 @pytest.mark.parametrize("mode", ["hang", "trickle", "slow", "reset"])

@@ -3,10 +3,15 @@
 Every message (:mod:`collector.alerts.alertmanager`) is first written to
 ``<data_dir>/state/outbox/<id>.webhook.json`` (atomically; its ``channel`` field says
 ``webhook``, the e-mail's files are ``.eml``), then the outbox is flushed oldest first; a
-message leaves it only once the endpoint answered 2xx.  Anything else (a refused or reset
-connection, a timeout, a 500, a 401, a redirect) stops the flush: that message and those after
-it wait, in order, for the next pass.  Delivery is at least once, as for the e-mail: a crash
-between the 2xx and the removal of the file sends that message again.
+message leaves it only once the endpoint answered 2xx.  A refused or reset connection, a
+timeout, a 5xx, a redirect, and the 4xx that say "later" (408, 425, 429) or "not with these
+credentials" (401, 403: the token, which the admin fixes, is wrong for every message) stop the
+flush: that message and those after it wait, in order, for the next pass.  Any other 4xx
+(400, 404, 413, 422, ...) refuses *this* message for good: it is set aside as
+``<id>.webhook.rejected`` and logged, and the flush goes on, as the e-mail does for a 5xx
+answer to a message, so one message a bridge cannot take never blocks the others.  Delivery
+is at least once, as for the e-mail: a crash between the 2xx and the removal of the file
+sends that message again.
 
 Whatever the endpoint does, one POST costs at most ``timeout_s`` and never goes past the pass
 deadline: the exchange runs in a thread that the caller stops waiting for, and whose socket it
@@ -50,8 +55,18 @@ USER_AGENT = f"osmon/{__version__}"
 MAX_REASON = 100
 
 
+#: 4xx answers that say "try again" (timeout, too early, too many requests) or that are about
+#: the credentials rather than the message: retried like a 5xx.
+RETRIED_4XX = frozenset({401, 403, 408, 425, 429})
+
+
 class WebhookError(Exception):
-    """Why a message could not be delivered, in words an admin can act on."""
+    """Why a message could not be delivered, in words an admin can act on; ``permanent``:
+    the endpoint refused this message for good (retrying it would block the outbox)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 # -- outbox ---------------------------------------------------------------------------------------
@@ -102,6 +117,9 @@ def flush_outbox(settings: WebhookSettings, state_dir: Path, deadline: float) ->
         try:
             post(settings, body, min(settings.timeout_s, left))
         except WebhookError as exc:
+            if exc.permanent:
+                _set_aside(path, str(exc), "rejected for good")
+                continue
             _failed(state_dir, str(exc), len(waiting) - sent)
             return sent
         path.unlink(missing_ok=True)
@@ -120,12 +138,17 @@ def _body(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        aside = path.with_name(path.name[:-len(SUFFIX)] + ".webhook.rejected")
-        path.replace(aside)
-        log.error("webhook outbox: %s is unreadable (%s); kept as %s, not sent", path.name,
-                  exc, aside.name)
+        _set_aside(path, str(exc), "is unreadable")
         return None
     return json.dumps(record["payload"], ensure_ascii=False).encode("utf-8")
+
+
+def _set_aside(path: Path, reason: str, what: str) -> None:
+    """Keep a message that will never be sent, out of the queue but on disk."""
+    aside = path.with_name(path.name[:-len(SUFFIX)] + ".webhook.rejected")
+    path.replace(aside)
+    log.error("webhook message %s %s: %s; kept as %s, not retried", path.name, what, reason,
+              aside)
 
 
 def failure(state_dir: Path) -> str | None:
@@ -204,7 +227,9 @@ def post(settings: WebhookSettings, body: bytes, budget_s: float) -> int:
     if 300 <= status < 400:
         raise WebhookError(_mask(f"{where} answered {status} {said}: a redirect, which osmon "
                                  "does not follow (set url to the final address)", token))
-    raise WebhookError(_mask(f"{where} answered {status} {said}".rstrip(), token))
+    permanent = 400 <= status < 500 and status not in RETRIED_4XX
+    raise WebhookError(_mask(f"{where} answered {status} {said}".rstrip(), token),
+                       permanent=permanent)
 
 
 def _shut(connection: http.client.HTTPConnection) -> None:
