@@ -22,6 +22,7 @@ from mail_fixtures import (
     SmtpSink,
     alert_item,
     make_config,
+    ok_sample,
     rss,
 )
 from webhook_fixtures import SilentSmtp, WebhookServer, timed
@@ -280,6 +281,24 @@ def test_the_outbox_holds_each_channel_apart(tmp_path: Path) -> None:
     record = json.loads(waiting.read_text())
     assert record["channel"] == "webhook" and record["payload"]["version"] == "4"
     assert waiting.stat().st_mode & 0o077 == 0
+
+
+def test_messages_queued_by_an_earlier_osmon_are_still_sent(tmp_path: Path) -> None:
+    """The outbox files' names and contents are a contract with the osmon that wrote them."""
+    payload = {"receiver": "osmon", "status": "firing", "alerts": [], "version": "4"}
+    with SmtpSink() as sink, WebhookServer() as hook:
+        config = webhook_config(tmp_path, hook.url(), smtp_port=sink.port)
+        outbox = config.state_dir / "outbox"
+        outbox.mkdir(parents=True)
+        (outbox / "20261121T215900Z-000-0123456789ab.webhook.json").write_text(json.dumps(
+            {"version": 1, "channel": "webhook", "payload": payload}))
+        (outbox / "20261121T215900Z-0123456789ab.eml").write_bytes(
+            b"From: osmon@example.org\r\nTo: ops@example.org\r\nSubject: queued before\r\n"
+            b"Message-ID: <old@example.org>\r\n\r\nbody\r\n")
+        Passes(config).run(db1=ok_sample("db1", T0, disks={"/": 50.0}))
+        assert hook.payloads == [payload]
+        assert [m["Subject"] for m in sink.messages] == ["queued before"]
+    assert list(outbox.iterdir()) == []
 
 
 @pytest.mark.parametrize("table, expected", [

@@ -33,16 +33,14 @@ import socket
 import ssl
 import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from collector import __version__
-from collector.alerts.mail import MAX_OUTBOX, outbox_dir
+from collector.alerts.outbox import MAX_OUTBOX, Outbox
 from collector.config import WebhookSettings
-from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -70,32 +68,28 @@ class WebhookError(Exception):
 
 
 # -- outbox ---------------------------------------------------------------------------------------
+#: The webhook's part of the shared outbox (:mod:`collector.alerts.outbox`).
+OUTBOX = Outbox(name="webhook", suffix=SUFFIX, rejected_suffix=f".{CHANNEL}.rejected",
+                status_file=STATUS_FILE, fail_words="cannot deliver", done_word="delivered")
+
+
 def queue(state_dir: Path, payloads: list[dict[str, Any]], now: datetime) -> list[Path]:
     """Write each message to the outbox (atomically); names sort oldest first, and in the
     order given within a pass."""
-    paths = []
-    for index, payload in enumerate(payloads):
-        name = f"{now:%Y%m%dT%H%M%SZ}-{index:03d}-{uuid.uuid4().hex[:12]}{SUFFIX}"
-        path = outbox_dir(state_dir) / name
-        data = json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
-                          ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        atomic_write_bytes(path, data.encode("utf-8"), mode=0o600)
-        paths.append(path)
-    waiting = pending(state_dir)
-    for old in waiting[:max(0, len(waiting) - MAX_OUTBOX)]:
-        log.error("webhook outbox over %d messages: dropping the oldest, %s", MAX_OUTBOX,
-                  old.name)
-        old.unlink(missing_ok=True)
-    return paths
+    records = [json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
+                          ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8") for payload in payloads]
+    return OUTBOX.queue(state_dir, records, now, numbered=True, limit=MAX_OUTBOX)
 
 
 def pending(state_dir: Path) -> list[Path]:
     """Webhook messages waiting in the outbox, oldest first."""
-    try:
-        return sorted(p for p in outbox_dir(state_dir).iterdir()
-                      if p.name.endswith(SUFFIX) and not p.name.startswith("."))
-    except FileNotFoundError:
-        return []
+    return OUTBOX.pending(state_dir)
+
+
+def failure(state_dir: Path) -> str | None:
+    """Why the webhook is failing (since the last attempt), or ``None`` if it is not."""
+    return OUTBOX.failure(state_dir)
 
 
 def flush_outbox(settings: WebhookSettings, state_dir: Path, deadline: float) -> int:
@@ -118,13 +112,13 @@ def flush_outbox(settings: WebhookSettings, state_dir: Path, deadline: float) ->
             post(settings, body, min(settings.timeout_s, left))
         except WebhookError as exc:
             if exc.permanent:
-                _set_aside(path, str(exc), "rejected for good")
+                OUTBOX.set_aside(path, str(exc))
                 continue
-            _failed(state_dir, str(exc), len(waiting) - sent)
+            OUTBOX.failed(state_dir, str(exc), len(waiting) - sent)
             return sent
         path.unlink(missing_ok=True)
         sent += 1
-    _works(state_dir, sent)
+    OUTBOX.works(state_dir, sent)
     return sent
 
 
@@ -138,42 +132,9 @@ def _body(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        _set_aside(path, str(exc), "is unreadable")
+        OUTBOX.set_aside(path, str(exc), "is unreadable")
         return None
     return json.dumps(record["payload"], ensure_ascii=False).encode("utf-8")
-
-
-def _set_aside(path: Path, reason: str, what: str) -> None:
-    """Keep a message that will never be sent, out of the queue but on disk."""
-    aside = path.with_name(path.name[:-len(SUFFIX)] + ".webhook.rejected")
-    path.replace(aside)
-    log.error("webhook message %s %s: %s; kept as %s, not retried", path.name, what, reason,
-              aside)
-
-
-def failure(state_dir: Path) -> str | None:
-    """Why the webhook is failing (since the last attempt), or ``None`` if it is not."""
-    status, _problem = read_json(Path(state_dir) / STATUS_FILE, 1)
-    if not isinstance(status, dict) or not status.get("failing_since"):
-        return None
-    return str(status.get("reason") or "unknown reason")
-
-
-def _failed(state_dir: Path, reason: str, waiting: int) -> None:
-    path = Path(state_dir) / STATUS_FILE
-    if failure(state_dir) is not None:
-        log.info("webhook still failing: %s; %d message(s) wait in the outbox", reason, waiting)
-        return
-    log.warning("webhook cannot deliver: %s; %d message(s) wait in %s and are retried every "
-                "pass (reported once)", reason, waiting, outbox_dir(state_dir))
-    atomic_write_json(path, {"version": 1, "failing_since": time.time(), "reason": reason})
-
-
-def _works(state_dir: Path, sent: int) -> None:
-    path = Path(state_dir) / STATUS_FILE
-    if path.exists():
-        log.warning("webhook works again: %d waiting message(s) delivered", sent)
-        path.unlink(missing_ok=True)
 
 
 # -- HTTP -----------------------------------------------------------------------------------------
