@@ -5,7 +5,7 @@ Order matters for "nothing lost, nothing sent twice":
 1. drop the silences that are over (a line of the history each), read the silences and
    acknowledgements, evaluate the rules (pure) with them and, if due, read the CERT-FR feed
    within its share of the time;
-2. write the digest to the outbox (atomic), the e-mail and the webhook message each (a
+2. write the notifications to the outbox (atomic), the e-mail digest and the webhook messages (a
    channel with nothing configured is skipped) — from here on the notifications survive a
    crash;
 3. append the history, then save the alert and CERT-FR state;

@@ -6,8 +6,9 @@ osmon alone, then sends what waits, oldest first, and removes a message only onc
 delivered: a channel that is down loses nothing.  What is the same for every channel lives
 here, one :class:`Outbox` per channel, told apart by the file suffix:
 
-* the queue (names sort oldest first) and its cap of :data:`MAX_OUTBOX` messages per channel,
-  the oldest dropped beyond it, so an endpoint gone for weeks cannot fill the disk;
+* the queue (names sort oldest first) and its cap per channel (:data:`MAX_OUTBOX` messages
+  unless the channel says otherwise), the oldest dropped beyond it, so an endpoint gone for
+  weeks cannot fill the disk;
 * a message refused for good is set aside under another suffix, kept on disk, never retried;
 * the channel's status file says since when it fails and why, so failing is logged once
   when it starts and once when it ends, not at every pass.

@@ -49,6 +49,9 @@ SUFFIX = f".{CHANNEL}.json"
 STATUS_FILE = "webhook-status.json"
 VERSION = 1
 USER_AGENT = f"osmon/{__version__}"
+#: Messages waiting at most (the oldest dropped beyond): one per alert, so more than the
+#: e-mail's one digest a pass; a few MB.
+MAX_MESSAGES = 4 * MAX_OUTBOX
 #: An answer's status line is all osmon reads of it (its reason cut at this).
 MAX_REASON = 100
 
@@ -79,7 +82,7 @@ def queue(state_dir: Path, payloads: list[dict[str, Any]], now: datetime) -> lis
     records = [json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
                           ensure_ascii=False, separators=(",", ":"),
                           allow_nan=False).encode("utf-8") for payload in payloads]
-    return OUTBOX.queue(state_dir, records, now, numbered=True, limit=MAX_OUTBOX)
+    return OUTBOX.queue(state_dir, records, now, numbered=True, limit=MAX_MESSAGES)
 
 
 def pending(state_dir: Path) -> list[Path]:
