@@ -2,7 +2,10 @@
 
 A crash or a full disk must never leave half a state file: we write a temporary file in the
 same directory, fsync it, and rename it over the old one (the way munin saves its state).  A
-``version`` field lets a newer osmon recognise, and migrate or rebuild, an older file.
+``version`` field lets a newer osmon recognise, and migrate or rebuild, an older file.  A file
+that is disposable (rebuilt when lost, like a disk trend) may skip the fsyncs
+(``durable=False``): still never half a file for a reader, but a crash of the machine may
+lose the last version, or leave an empty one, which its reader rebuilds.
 """
 
 from __future__ import annotations
@@ -18,21 +21,26 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640, *,
+                       durable: bool = True) -> None:
+    """Replace ``path`` by ``data`` at once; ``durable``: on disk before returning (two
+    fsyncs, milliseconds), else only as durable as the page cache (the rename alone)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o640) -> None:
