@@ -224,7 +224,37 @@ def test_an_acknowledged_alert_is_not_mailed_when_its_silence_ends(engine: Engin
     engine.muting = Muting((silence(end=T0 + minutes(2)),), (ack_of(engine, "disk:/"),))
     for _ in range(3):
         assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
-    assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == []  # nobody was told: no "back"
+    # the admin acknowledged it, so was told: its end is news (issue 16, item 2)
+    assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == [("recovery", "db1", "/", "ok")]
+
+
+def test_an_alert_acknowledged_after_its_silence_mails_its_escalation_and_recovery(
+        engine: Engine) -> None:
+    """A warning starts in a maintenance window, the admin acknowledges it, the window ends:
+    nothing is sent.  When it then goes critical, that is news (the ack saw a warning): mailed
+    once, and the ack is spent; its recovery is mailed too."""
+    engine.muting = Muting((silence(end=T0 + minutes(2)),))
+    assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
+    engine.muting = Muting((silence(end=T0 + minutes(2)),), (ack_of(engine, "disk:/"),))
+    for _ in range(3):  # the window ends at T0 + 2 min: still nothing, it is acknowledged
+        assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
+    notes = engine.run(db1=engine.ok(disks={"/": 97}))
+    assert sent(notes) == [("escalation", "db1", "/", "critical")]
+    assert engine.alert("disk:/")["ack_spent"] == "a1"
+    for _ in range(10):  # once, not every pass
+        assert sent(engine.run(db1=engine.ok(disks={"/": 97}))) == []
+    assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == [("recovery", "db1", "/", "ok")]
+
+
+def test_an_alert_acknowledged_inside_its_silence_stays_quiet_while_the_silence_lasts(
+        engine: Engine) -> None:
+    engine.muting = Muting((silence(),))
+    engine.run(db1=engine.ok(disks={"/": 90}))
+    engine.muting = Muting((silence(),), (ack_of(engine, "disk:/"),))
+    notes = engine.run(db1=engine.ok(disks={"/": 97}))
+    notes += engine.run(db1=engine.ok(disks={"/": 40}))
+    assert sent(notes) == []
+    assert recorded(notes) == [("escalation", "disk", "s1"), ("recovery", "disk", "s1")]
 
 
 # -- what people type: durations and times, parsed with an injected clock -----------------------

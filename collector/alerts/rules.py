@@ -359,11 +359,17 @@ class _HostPass:
     # -- notifications ----------------------------------------------------------------------------
     def still_there(self, alert: dict[str, Any]) -> None:
         """A confirmed problem that goes on: a reminder when due, or, if a silence kept it back
-        until now, one notification as if it had just started (none if acknowledged)."""
+        until now, one notification as if it had just started (none if acknowledged, unless
+        it is now worse than what was acknowledged: that is news, and spends the ack)."""
         if alert.get("notified"):
             self.maybe_remind(alert)
-        elif self.muting.ack(alert) is None:
+            return
+        ack = self.muting.ack(alert)
+        if ack is None:
             self.notify("problem", alert, alert["level"], alert["message"])
+        elif LEVEL_RANK[alert["level"]] < LEVEL_RANK[ack.level]:
+            alert["ack_spent"] = ack.id
+            self.notify("escalation", alert, alert["level"], alert["message"])
 
     def maybe_remind(self, alert: dict[str, Any]) -> None:
         repeat = self.settings.repeat_interval_s
@@ -378,10 +384,12 @@ class _HostPass:
     def notify(self, event: str, alert: dict[str, Any], level: str, message: str) -> None:
         """Send (return) a notification, or, under a silence, only record it (once a level).
 
-        A recovery of a problem nobody was told about (silenced all along) is recorded too."""
+        A recovery of a problem nobody was told about (silenced all along) is recorded too;
+        one the admin acknowledged was told, and is sent."""
         silence = self.muting.silence(alert["metric"], alert.get("item"))
         silenced = silence.id if silence is not None else None
-        if silenced is None and event == "recovery" and not alert.get("notified"):
+        if silenced is None and event == "recovery" and not alert.get("notified") \
+                and self.muting.ack(alert) is None:
             silenced = alert.get("muted_by") or "?"
         if silenced is not None:
             if event == "problem" and alert.get("muted"):
