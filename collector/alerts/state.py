@@ -25,7 +25,13 @@ from typing import Any
 from collector.alerts import rules as alert_rules
 from collector.alerts.notification import LEVEL_RANK
 from collector.store.samples import append_whole_lines
-from collector.store.statefile import atomic_write_json, read_json
+from collector.store.statefile import (
+    StateFileUnusable,
+    atomic_write_json,
+    give_to_dir_owner,
+    read_for_update,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +57,15 @@ def load_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
     """
     path = Path(state_dir) / STATE_FILE
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        value, problem = read_for_update(path, alert_rules.STATE_VERSION)
+    except StateFileUnusable as exc:
+        then = ("alerts are not evaluated and the file is left as it is: run the newer osmon"
+                if exc.newer else "alerts are not evaluated until it can be read")
+        raise StateUnusable(f"{exc}; {then}") from None
+    if problem is not None:
+        return _set_aside(path, problem)
+    if value is None:
         return alert_rules.empty_state(), None
-    except OSError as exc:
-        raise StateUnusable(f"{path}: cannot read it ({exc.strerror or exc}); alerts are not "
-                            "evaluated until it can be read") from None
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _set_aside(path, f"{path}: corrupt ({exc}); it will be rebuilt")
-    version = value.get("version") if isinstance(value, dict) else None
-    if isinstance(version, int) and not isinstance(version, bool) \
-            and version > alert_rules.STATE_VERSION:
-        raise StateUnusable(f"{path} was written by a newer osmon (state version {version}, "
-                            f"this one reads {alert_rules.STATE_VERSION}); alerts are not "
-                            "evaluated and the file is left as it is: run the newer osmon")
-    if version != alert_rules.STATE_VERSION:
-        return _set_aside(path, f"{path}: unexpected format or version; it will be rebuilt")
     return alert_rules.normalize_state(value), None
 
 
@@ -101,6 +98,7 @@ def append_history(state_dir: Path, records: Iterable[dict[str, Any]]) -> None:
         if path.stat().st_size > HISTORY_MAX_BYTES:
             os.replace(path, path.with_name(HISTORY_FILE + ".1"))
     append_whole_lines(path, data)
+    give_to_dir_owner(path)  # made by `sudo osmon silence ...`: the collector's user appends too
 
 
 def active_alerts(state_dir: Path) -> list[dict[str, Any]]:
