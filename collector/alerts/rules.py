@@ -46,6 +46,7 @@ from collector.alerts.wording import (
 )
 from collector.config import AlertSettings, Config, Level, Thresholds
 from collector.metrics.family import Family
+from collector.metrics.gate import explained
 from collector.metrics.registry import JUDGED
 from collector.times import format_ts, parse_ts
 
@@ -85,11 +86,20 @@ def readings(family: Family, sample: Mapping[str, Any], thresholds: Thresholds,
              hysteresis: float) -> list[Reading] | None:
     """The family's judged values as readings against this host's levels (``None``: the
     section is missing, leave that family's alerts alone).  Items and details are host text:
-    cleaned, and at most :data:`MAX_ITEMS_PER_FAMILY` of them."""
+    cleaned, and at most :data:`MAX_ITEMS_PER_FAMILY` of them.
+
+    An optional family's section missing without a word in the sample's ``errors`` is not
+    "unknown": the host no longer has it (a kernel booted with ``psi=0``, every check
+    removed), so there is nothing to judge and its alerts are no longer reported."""
     spec = family.thresholds
     judged = spec.judge(sample) if spec is not None else None
-    if spec is None or judged is None:
+    if spec is None:
         return None
+    if judged is None:
+        gone = (family.optional and family.section is not None
+                and sample.get(family.section) is None
+                and not explained(family.section, sample.get("errors")))
+        return [] if gone else None
     margin = 0.0 if spec.states else spec.margin if spec.margin is not None else hysteresis
     out = []
     for item, value, score, detail in judged[:MAX_ITEMS_PER_FAMILY]:
