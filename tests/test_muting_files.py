@@ -6,7 +6,9 @@ leaves files the collector's own user can use: run as root with a second user, a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import pwd
 import shutil
@@ -214,3 +216,37 @@ def test_a_file_the_collector_cannot_read_is_left_alone_and_said(
                   "memory upgrade")  # root again: the files are given back to the user
     assert fixed.returncode == 0, fixed.stderr
     assert owners(state)[muting_store.SILENCES_FILE] == user
+
+
+# -- the alert history: appended by the pass, the CLI and the dashboard at once ---------------
+def _append_many(state_dir: Path, writer: int, count: int) -> None:
+    older = state_dir / (alert_store.HISTORY_FILE + ".1")
+    for seq in range(count):
+        alert_store.append_history(state_dir, [{
+            "ts": "2026-11-21T22:00:00Z", "host": f"w{writer}", "metric": "state",
+            "item": None, "event": "silence-added", "level": "info", "value": seq,
+            "threshold": None, "message": "x" * 40}])
+        with contextlib.suppress(FileNotFoundError):
+            if older.stat().st_size <= alert_store.HISTORY_MAX_BYTES:  # a fresh file put there
+                sys.exit(f"{older} holds {older.stat().st_size} bytes: the rotated one is lost")
+
+
+def test_appends_and_rotations_from_several_processes_lose_no_event_in_between(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``osmon silence`` and the dashboard append to the history beside the pass: two writers
+    rotating at once must not rename a fresh file over the full one just rotated (losing it:
+    ``.1`` is always a whole rotated file).  Each writer's events may start late (the rotation
+    keeps one older file), never skip."""
+    monkeypatch.setattr(alert_store, "HISTORY_MAX_BYTES", 3000)  # rotate every ~20 lines
+    context = multiprocessing.get_context("fork")  # the small size goes with the children
+    writers = [context.Process(target=_append_many, args=(tmp_path, w, 2000)) for w in range(6)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=90)
+        assert writer.exitcode == 0
+    seen: dict[str, list[int]] = {}
+    for record in reversed(alert_store.history(tmp_path, limit=100_000)):
+        seen.setdefault(record["host"], []).append(record["value"])
+    for host, values in seen.items():
+        assert values == list(range(values[0], 2000)), f"{host} lost events in between"

@@ -112,7 +112,8 @@ def _locked(state_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
         if not wait_for_flock(fd, wait_s):
             raise MutingError(f"{path} stays locked by another osmon process; try again")
         if os.geteuid() == 0:
-            for name in (LOCK_FILE, SILENCES_FILE, ACKS_FILE, alert_store.HISTORY_FILE):
+            for name in (LOCK_FILE, SILENCES_FILE, ACKS_FILE, alert_store.HISTORY_FILE,
+                         alert_store.HISTORY_LOCK_FILE):
                 if (path.parent / name).exists():
                     give_to_dir_owner(path.parent / name)
         yield
