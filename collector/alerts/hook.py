@@ -61,7 +61,7 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
                        "event": "state", "level": "warning", "value": None, "threshold": None,
                        "message": message})
     events += muting_store.expire(config, now)
-    muting, _problems = muting_store.read(state_dir)  # damage: set aside and said by expire
+    muting, _problems = muting_store.read(state_dir)  # damage: said by expire
     new_state, judged = alert_rules.evaluate(config, state, samples, now, muting)
     feed = _poll_certfr(config, now, deadline)
     if feed is not None:

@@ -52,7 +52,8 @@ def append_whole_lines(path: Path, data: bytes) -> None:
 
     A write that fails half-way (a disk that fills up during it) is undone: the file is cut
     back to its size before the call, so it never keeps a fragment of ours, and the error is
-    raised for the caller to count.  Callers hold the data lock, so nobody appended meanwhile.
+    raised for the caller to count.  Callers hold the data lock (the alert history, appended
+    beside the pass too, its own lock), so nobody appended meanwhile.
     """
     if not data:
         return
