@@ -21,12 +21,13 @@ from typing import Any
 import psutil
 import pytest
 from process_fixtures import is_dead, wait_for
-from sh_fixtures import SCRIPT, SHELLS, applets, busybox, fake_df, run_sh_probe
+from sh_fixtures import SCRIPT, SHELLS, applets, busybox, fake_df, run_sh_probe, shell_command
 from test_probe_fixtures import FIXTURES, case_params, fake_statvfs
 
 from collector.metrics.families.checks import derive_checks
 from collector.metrics.gate import validate_probe_output
 from collector.metrics.nagios import OK, UNKNOWN, WARNING
+from collector.passes.sh_probe import sh_probe_stdin
 from remote_probe import probe
 
 CASES = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())
@@ -194,6 +195,38 @@ def test_hostile_names_and_mount_points_stay_data(shell: str, tmp_path: Path) ->
     assert '/mnt/quote"and\\back' in mounts and "/mnt/line\nbreak" in mounts
     assert "/mnt/$(reboot);`id`" in mounts
 
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_control_byte_before_a_digit_in_a_real_mount_point(shell: str, tmp_path: Path) -> None:
+    """A real file system mounted at ``x<newline>7`` (``x\\0127`` in /proc/self/mounts): the
+    probe tells df that very path, so the sizes are that file system's.  Read as ``\\0127``
+    (octal 127, "W"), the path would be ``xW``, which exists here on another file system: its
+    sizes would be stored under the hostile name.  A loop-mounted ext2 image, in a private
+    mount namespace (nothing else on this machine sees it)."""
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as fh:
+        fh.truncate(4 << 20)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True, capture_output=True,
+                   timeout=60)
+    mount_point = tmp_path / "x\n7"
+    mount_point.mkdir()
+    (tmp_path / "xW").mkdir()  # what the path would be read as
+    sizes = tmp_path / "sizes"
+    argv, env = shell_command(shell)
+    setup = ('/bin/mount -o loop "$1" "$2" || exit 77; '
+             '/usr/bin/stat -f -c "%S %b %a" "$2" >"$3" || exit 78; shift 3; exec "$@"')
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", setup,
+                           "sh", str(image), str(mount_point), str(sizes), *argv],
+                          input=sh_probe_stdin({}, SCRIPT), capture_output=True, env=env,
+                          timeout=60, cwd="/")
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    out = json.loads(done.stdout)
+    frsize, blocks, avail = (int(v) for v in sizes.read_text().split())
+    [disk] = [d for d in out["disks"] if d["mount"] == str(mount_point)]
+    assert (disk["total"], disk["free"]) == (blocks * frsize, avail * frsize)
+    assert str(tmp_path / "xW") not in [d["mount"] for d in out["disks"]]
+    assert not any(key.startswith("disks:") for key in out["errors"]), out["errors"]
 
 #: Command lines and what leaves the host of them: probe.py's mask_command_line (issue 11)
 #: gives the same for each, word by word.
