@@ -29,7 +29,7 @@ from collector.store.samples import Store
 from collector.times import format_ts, parse_ts
 from collector.views import charts
 from collector.views.exposition import Snapshot
-from collector.views.exposition_render import ExpositionRenderer, gc_paused
+from collector.views.exposition_render import ExpositionRenderer
 from collector.views.health import (
     STATUSES,
     CollectorState,
@@ -222,15 +222,14 @@ class Fleet:
         store), its alerts and its last pass."""
         hosts = self.config.enabled_hosts
         shard = self.config.settings.shard
-        with gc_paused():
-            snapshot = Snapshot(
-                now=self.clock(), interval_s=self.interval_s, hosts=hosts,
-                latest={h.name: self._latest.get(h.name) for h in hosts},
-                alerts=alert_store.active_alerts(self.config.state_dir),
-                last_pass=passlog.last_pass(self.config.state_dir),
-                shard=str(shard) if shard is not None else "",
-                fleet_hosts=len(self.config.fleet_hosts))
-            return self._exposition.render(snapshot, openmetrics)
+        snapshot = Snapshot(
+            now=self.clock(), interval_s=self.interval_s, hosts=hosts,
+            latest={h.name: self._latest.get(h.name) for h in hosts},
+            alerts=alert_store.active_alerts(self.config.state_dir),
+            last_pass=passlog.last_pass(self.config.state_dir),
+            shard=str(shard) if shard is not None else "",
+            fleet_hosts=len(self.config.fleet_hosts))
+        return self._exposition.render(snapshot, openmetrics)
 
     def certfr_feed(self) -> dict[str, Any]:
         """Whether the feed is read, and how its last fetches went (see ``feed_status``)."""
