@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
-from process_fixtures import is_dead, wait_for
+from process_fixtures import SLACK_S, is_dead, wait_for
 from sh_fixtures import SCRIPT, SHELLS, applets, busybox, fake_df, run_sh_probe, shell_command
 from test_probe_fixtures import FIXTURES, case_params, fake_statvfs
 
@@ -301,7 +301,7 @@ def test_a_hung_network_mount_costs_its_timeout_only(shell: str, tmp_path: Path)
     started = time.monotonic()
     out = run_sh_probe(shell, case_params(case, network_fs=True, statvfs_timeout_s=0.5),
                        path_prefix=tools)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 0.5 + SLACK_S  # not the hung df's 60 s
     assert out["errors"]["disks:/mnt/nfs"] == (
         "TimeoutError: statvfs did not answer within 0.5 s (nfs4)")
     assert [d["mount"] for d in out["disks"]] == ["/", "/media/usb", "/mnt/ssh", "/mnt/win"]
@@ -407,7 +407,7 @@ def test_checks_answer_like_probe_py(shell: str, tmp_path: Path) -> None:
         spec.setdefault("max_output", 65536)
     started = time.monotonic()
     out = run_sh_probe(shell, {"checks": specs})
-    assert time.monotonic() - started < 8  # side by side: the hang costs its timeout once
+    assert time.monotonic() - started < 1 + SLACK_S  # the hang costs its timeout, not 300 s
     answers = out["checks"]
     assert list(answers) == [s["name"] for s in specs]
     expected = probe.run_checks(specs)[0]
@@ -421,7 +421,7 @@ def test_checks_answer_like_probe_py(shell: str, tmp_path: Path) -> None:
     assert [stored[n]["state"] for n in ("ok", "warn", "quiet", "flood", "hang")] == [
         OK, WARNING, 2, UNKNOWN, UNKNOWN]
     assert stored["hang"]["output"] == "timed out after 1 s, killed (output: about to hang)"
-    assert 1.0 <= answers["hang"]["duration_s"] < 2.5
+    assert 1.0 <= answers["hang"]["duration_s"] < 1 + SLACK_S
     child = int((tmp_path / "child").read_text())
     wait_for(lambda: is_dead(child), f"the hung plugin's child {child} to die")
     assert len(answers["flood"]["output"]) == 4096
