@@ -164,7 +164,9 @@ class Store:
     def latest_good(self, host: str, max_bytes: int = 4 << 20) -> dict[str, Any] | None:
         """The newest good sample (``ok``) of a host, looked for in the last ``max_bytes`` of
         its two newest day files: what its disks were when it last answered, for a host whose
-        last passes failed.  Failure lines are small, so that is days of them."""
+        last passes failed.  Failure lines are small, so that is days of them.  Checked as
+        :meth:`latest` checks: a good line of the wrong shape is passed over.  Costly (up to
+        2 x ``max_bytes`` read, or a whole ``.gz`` day): the dashboard caches it."""
         for day_file in list(reversed(self.day_files(host)))[:2]:
             try:
                 lines = (_read_lines(day_file.path) if day_file.compressed
@@ -174,7 +176,9 @@ class Store:
             for line in reversed(lines):
                 sample = _decode(line) if _GOOD in line else None
                 if sample is not None and sample.get("ok") is True:
-                    return sample
+                    sample = _checked(sample)
+                    if sample.get("ok") is True:
+                        return sample
         return None
 
     def latest_in(self, host: str, path: Path) -> dict[str, Any] | None:
