@@ -264,7 +264,12 @@ def osmon(config: Path, *args: str, user: str = "alice") -> subprocess.Completed
 
 def test_real_passes_a_tag_silence_from_the_cli_then_removed(sshd: harness.Sshd,
                                                              tmp_path: Path) -> None:
-    tiny = {"memory": {"warning": 0.001, "critical": 0.002, "for": 1}}  # any memory use
+    # Any memory use alerts; nothing else may (a loaded CI machine's real CPU, load or I/O
+    # pressure would otherwise mail first and change the subjects this test reads).
+    off = {"warning": False, "critical": False}
+    tiny = {"memory": {"warning": 0.001, "critical": 0.002, "for": 1}, "cpu": off, "load": off,
+            "swap": off, "disk": off, "disk_full": {"warning_h": False, "critical_h": False},
+            "pressure": {"cpu": off, "memory": off, "io": off}}
     with SmtpSink() as sink:
         extra = (f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\n'
                  'from = "osmon@example.org"\nto = ["ops@example.org"]\n')
