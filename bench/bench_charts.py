@@ -95,6 +95,36 @@ def bench_forecast(runs: int) -> None:
             print(f"{mounts:>7} {same:>10.2f} {fresh:>10.2f} {write:>8.2f} {average:>8.2f}")
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+    bench_trend_saves(runs)
+
+
+#: Hosts whose trend state a pass of 1,000 hosts saves (a new 5-minute slot: one in five).
+SAVES_PER_PASS = 200
+
+
+def bench_trend_saves(runs: int) -> None:
+    """What the pass's coordinator spends saving trend states one after another, as it does
+    after storing each host's sample: :data:`SAVES_PER_PASS` hosts of one mount, in a
+    directory of the data disk (beside this checkout), not a tmpfs."""
+    directory = Path(tempfile.mkdtemp(prefix=".osmon-bench-saves-",
+                                      dir=Path(__file__).resolve().parent))
+    try:
+        state, t = None, 1_763_700_000.0
+        for i in range(int(6 * 3600 / 60)):
+            _out, new = disk_trend.update(state, _disks(1, i / 60), t, "bench-host")
+            state = new if new is not None else state
+            t += 60.0
+        hosts = [f"host{i:04d}" for i in range(SAVES_PER_PASS)]
+
+        def one_pass(kept: dict = state) -> None:
+            for host in hosts:
+                trend_store.save(directory, host, kept)
+
+        took = _median_ms(one_pass, runs)
+        print(f"{SAVES_PER_PASS} trend saves one after another (the coordinator, a pass of "
+              f"1,000 hosts): {took:.1f} ms, {took / SAVES_PER_PASS:.2f} ms each")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -381,14 +381,15 @@ function fam_swap(   total, used) {
 	JS = JS ",\"swap\":{\"total\":" ji(total) ",\"used\":" ji(used) ",\"percent\":" pct(used, total, 1) "}"
 }
 
-# A path for the shell: as is, or with control bytes and backslashes as \0ooo for printf %b.
+# A path for the shell: as is, or with control bytes and backslashes as \0ooo for printf %b,
+# always three digits: \012 before a 7 would be read as \0127, a "W".
 function shellpath(s,    out, i, n, c) {
 	if (s !~ /[\001-\037\\]/) return "P\t" s
 	ord_init()
 	out = ""; n = length(s)
 	for (i = 1; i <= n; i++) {
 		c = substr(s, i, 1)
-		out = out ((ORD[c] < 32 || c == "\\") ? sprintf("\\0%o", ORD[c]) : c)
+		out = out ((ORD[c] < 32 || c == "\\") ? sprintf("\\0%03o", ORD[c]) : c)
 	}
 	return "E\t" out
 }

@@ -279,14 +279,14 @@ def alert_item(number: int, title: str, date: str) -> dict[str, str]:
 def make_config(tmp_path: Path, *, hosts: tuple[str, ...] = ("db1",), smtp_port: int | None = None,
                 feed_url: str | None = None, certfr_options: str = "",
                 extra: str = "", host_options: dict[str, str] | None = None,
-                smtp_options: str = "") -> config_mod.Config:
+                smtp_options: str = "", smtp_timeout_s: float = 10) -> config_mod.Config:
     """A real hosts.toml in ``tmp_path``; CERT-FR off unless ``feed_url`` is given.
     ``host_options`` adds TOML lines to a ``[[hosts]]`` table, by host name."""
     lines = ['[settings]', 'data_dir = "data"', '']
     if smtp_port is not None:
         lines += ['[smtp]', 'host = "127.0.0.1"', f'port = {smtp_port}',
                   'from = "osmon@example.org"', 'to = ["ops@example.org", "boss@example.org"]',
-                  'timeout_s = 10', smtp_options, '']
+                  f'timeout_s = {smtp_timeout_s}', smtp_options, '']
     if feed_url is not None:
         lines += ['[certfr]', f'feed_url = "{feed_url}"', certfr_options or 'timeout_s = 10',
                   '']

@@ -1,9 +1,12 @@
 """Disk-full forecasts through real passes: the central host's real "/" is measured by the
 pass, its trend state says how it grew over the last hour (written as earlier passes would
-have), and the alert fires, is stored, served and mailed, then clears.
+have), and the alert fires, is stored, served and mailed; then the growth stops, and it
+clears.
 
 A real pass cannot wait hours for a trend, so the earlier passes' state is built by the very
-function the pass runs (``disk_trend.update``), ending at the real disk's use now.
+function the pass runs (``disk_trend.update``, one pass a minute), ending at the real disk's
+use now: an hour of growth for the first real pass; for the second, the same growth followed
+by an hour and a half of the disk standing still, observed pass by pass.
 """
 
 from __future__ import annotations
@@ -57,24 +60,31 @@ local = true
     return config_mod.load(path)
 
 
-def seed_trend(config: config_mod.Config, full_in_h: float | None) -> float:
-    """The state an hour of passes would have left for "/": filling at the rate that makes
-    it full in ``full_in_h`` from now (None: flat).  Returns the use now, in percent."""
+def seed_trend(config: config_mod.Config, full_in_h: float, *, flat_min: int = 0
+               ) -> tuple[float, list[float | None]]:
+    """The state the passes of the last hours would have left for "/", one a minute: filling
+    for an hour at the rate that makes it full in ``full_in_h``, then, for the last
+    ``flat_min`` minutes, flat at the real disk's use now.  Returns that use, in percent,
+    and the forecast (hours) of each flat pass, as ``disk_trend.update`` gave it."""
     usage = psutil.disk_usage("/")
     room = usage.used + usage.free
     now_percent = 100.0 * usage.used / room
-    rate = 0.0 if full_in_h is None else (100.0 - now_percent) / full_in_h
+    rate = (100.0 - now_percent) / full_in_h
     state: Any = None
     now = time.time()
-    for minute in range(60, 0, -1):
-        percent = now_percent - rate * minute / 60.0
+    flat: list[float | None] = []
+    for minute in range(60 + flat_min, 0, -1):
+        percent = now_percent - rate * max(0, minute - flat_min) / 60.0
         used = int(room * percent / 100)
         disks = [{"mount": "/", "total": usage.total, "used": used, "free": room - used,
                   "percent": round(percent, 1)}]
-        _out, new = disk_trend.update(state, disks, now - minute * 60.0, "central")
+        out, new = disk_trend.update(state, disks, now - minute * 60.0, "central")
         state = new if new is not None else state
+        if minute <= flat_min:
+            full_in = out[0]["full_in_s"]
+            flat.append(None if full_in is None else full_in / HOUR)
     trend_store.save(config.state_dir, "central", state)
-    return now_percent
+    return now_percent, flat
 
 
 def root_disk(sample: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +94,7 @@ def root_disk(sample: dict[str, Any]) -> dict[str, Any]:
 def test_a_real_pass_forecasts_alerts_stores_serves_and_clears(tmp_path: Path) -> None:
     with SmtpSink() as sink:
         config = write_config(tmp_path, sink.port)
-        percent = seed_trend(config, full_in_h=600.0)
+        percent, _flat = seed_trend(config, full_in_h=600.0)
         result = run_pass(config)
         sample = result.outcomes[0].sample
         assert sample["ok"], sample.get("error")
@@ -106,7 +116,12 @@ def test_a_real_pass_forecasts_alerts_stores_serves_and_clears(tmp_path: Path) -
         assert data["host"]["disk_mark"] == "/ full in about 25 d"
         assert data["host"]["levels"]["disk_full"] == "critical"
 
-        seed_trend(config, full_in_h=None)  # the growth stopped (flat for an hour)
+        # The same growth, which stopped 90 minutes ago: pass after pass, the forecast never
+        # got worse than when it stopped, then said "not filling"; the real pass agrees.
+        _percent, flat = seed_trend(config, full_in_h=600.0, flat_min=90)
+        assert flat[0] is not None and abs(flat[0] - 600.0) < 30.0
+        assert all(f is None or f >= flat[0] - 0.25 for f in flat)
+        assert flat[-30:] == [None] * 30
         run_pass(config)
         assert root_disk(Store(config.settings.data_dir).latest("central"))["full_in_s"] is None
         assert len(sink.messages) == 2

@@ -5,14 +5,17 @@ would read in the API, the pages and the alert mail."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.metrics import disk_trend
 from collector.metrics.disk_trend import MAX_MOUNTS, STEP_S, update
+from collector.store import disk_trend as trend_store
 
 HOUR = 3600.0
 TB = 10**12
@@ -107,6 +110,36 @@ def test_noisy_but_clear_growth_has_one() -> None:
     assert last["full_in_s"] == pytest.approx(6.5 * HOUR, rel=0.1)
 
 
+def test_a_disk_that_stops_filling_never_looks_worse_and_soon_is_not_filling() -> None:
+    """5 points an hour up to 70 %, then flat, one pass a minute: from the moment growth
+    stops the forecast may only get better (the disk is no fuller), and within the hour it
+    says "not filling", so the alert clears; it stays so while the disk stays flat (also
+    when the window's line, bent by the growth it still holds, would say otherwise)."""
+    passes = Passes()
+    at_stop = passes.series(6, lambda h: 40.0 + 5.0 * h)["full_in_s"]
+    assert at_stop == pytest.approx(6 * HOUR, rel=0.02)
+    after = [passes.run([disk(70.0)])[0]["full_in_s"] for _ in range(4 * 60)]
+    filling = [f for f in after if f is not None]
+    assert min(filling) >= at_stop - 15 * 60  # a slot or two of slack, never hours
+    first_none = after.index(None)
+    assert first_none <= 60  # minutes
+    assert after[first_none:] == [None] * (len(after) - first_none)
+
+
+@pytest.mark.parametrize("per_hour, noise", [(0.5, 0.3), (1.0, 0.5), (3.0, 1.0)])
+def test_a_noisy_disk_still_filling_keeps_its_forecast_at_every_pass(per_hour: float,
+                                                                     noise: float) -> None:
+    """The "stopped filling" test looks at the last hour, where noise can hide growth: it
+    must not flip a trusted trend off and on (each flip would be a recovery mail)."""
+    for seed in range(5):
+        rng = random.Random(seed)
+        passes = Passes()
+        passes.series(3, lambda h, r=rng: 30.0 + per_hour * h + r.uniform(-noise, noise))
+        later = [passes.run([disk(30.0 + per_hour * (3 + i / 60) + rng.uniform(-noise, noise))])
+                 for i in range(6 * 60)]
+        assert all(out[0]["full_in_s"] is not None for out in later), seed
+
+
 def test_a_slow_fill_of_a_big_disk_is_seen_below_the_percent_rounding() -> None:
     """0.02 points an hour on 100 TB is 20 GB an hour: the stored percent (one decimal) moves
     every 5 hours, the bytes every pass."""
@@ -121,7 +154,7 @@ def test_a_trusted_trend_stays_trusted_down_to_half_the_bar() -> None:
     rng = random.Random(9)
     wobble = [rng.uniform(-1.0, 1.0) for _ in range(800)]
     passes = Passes()
-    clear = passes.series(6, lambda h: 50.0 + 2.0 * h)
+    clear = passes.series(6, lambda h: 60.5 + 0.25 * h)  # the same growth, without the noise
     assert clear["full_in_s"] is not None
     faint = passes.series(6, lambda h: 62.0 + 0.25 * h + wobble[int(h * 60)])
     fresh = Passes()
@@ -174,3 +207,20 @@ def test_hosts_refit_in_different_passes() -> None:
     """Slots are shifted per host, so a fleet started at once does not refit in one pass."""
     phases = {disk_trend.phase_of(f"web{i}") for i in range(50)}
     assert len(phases) > 25 and all(0 <= p < STEP_S for p in phases)
+
+
+def test_the_state_is_saved_whole_without_waiting_for_the_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass's coordinator saves it for about a host in five: two fsyncs each (~2 ms)
+    would be seconds of a pass at 10,000 hosts, for a file a crash may cost (it is rebuilt).
+    Written atomically still: a reader sees the old file or the new one, never a part."""
+    passes = Passes()
+    passes.series(1, lambda h: 50.0 + h)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    trend_store.save(tmp_path, "db1", {"version": 1, "mounts": {}})
+    trend_store.save(tmp_path, "db1", passes.state)
+    assert synced == []
+    assert trend_store.load(tmp_path, "db1") == passes.state
+    assert [p.name for p in (tmp_path / "disk-trend").iterdir()] == ["db1.json"]

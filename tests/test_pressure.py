@@ -183,12 +183,28 @@ def test_cpu_pressure_alone_never_alerts_by_default(tmp_path: Path) -> None:
         assert engine.run(db1=engine.ok(pressure=psi(cpu=95.0))) == []
 
 
-def test_a_host_without_psi_keeps_its_pressure_alerts_untouched(tmp_path: Path) -> None:
+def test_pressure_alerts_of_a_host_that_lost_psi_are_no_longer_reported(tmp_path: Path) -> None:
+    """Rebooted with psi=0: the section is gone, with no error.  The alert must not stay
+    active for ever: it ends as a mount that disappears does."""
     engine = Engine(tmp_path)
     engine.run(db1=engine.ok(pressure=psi(io=50.0)))
     assert events(engine.run(db1=engine.ok(pressure=psi(io=50.0)))) == [
         ("problem", "pressure", "io", "critical")]
-    assert engine.run(db1=engine.ok()) == []  # section missing: neither raised nor cleared
+    notes = engine.run(db1=engine.ok())
+    assert events(notes) == [("recovery", "pressure", "io", "ok")]
+    assert notes[0].message == "pressure io on db1 is no longer reported"
+    assert engine.state["hosts"]["db1"]["alerts"] == {}
+    assert engine.run(db1=engine.ok()) == []
+
+
+def test_pressure_alerts_stay_while_the_probe_says_pressure_failed(tmp_path: Path) -> None:
+    engine = Engine(tmp_path)
+    engine.run(db1=engine.ok(pressure=psi(io=50.0)))
+    engine.run(db1=engine.ok(pressure=psi(io=50.0)))
+    for errors in ({"pressure": "PermissionError: /proc/pressure/io"},
+                   {"platform": "UnsupportedPlatform: freebsd"}):
+        assert engine.run(db1=engine.ok(errors=errors)) == []  # unknown, not over
+    assert engine.state["hosts"]["db1"]["alerts"]["pressure:io"]["level"] == "critical"
 
 
 # -- what people see ------------------------------------------------------------------------------

@@ -20,13 +20,14 @@ from typing import Any
 
 import psutil
 import pytest
-from process_fixtures import is_dead, wait_for
-from sh_fixtures import SCRIPT, SHELLS, applets, busybox, fake_df, run_sh_probe
+from process_fixtures import SLACK_S, is_dead, wait_for
+from sh_fixtures import SCRIPT, SHELLS, applets, busybox, fake_df, run_sh_probe, shell_command
 from test_probe_fixtures import FIXTURES, case_params, fake_statvfs
 
 from collector.metrics.families.checks import derive_checks
 from collector.metrics.gate import validate_probe_output
 from collector.metrics.nagios import OK, UNKNOWN, WARNING
+from collector.passes.sh_probe import sh_probe_stdin
 from remote_probe import probe
 
 CASES = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())
@@ -195,6 +196,38 @@ def test_hostile_names_and_mount_points_stay_data(shell: str, tmp_path: Path) ->
     assert "/mnt/$(reboot);`id`" in mounts
 
 
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_control_byte_before_a_digit_in_a_real_mount_point(shell: str, tmp_path: Path) -> None:
+    """A real file system mounted at ``x<newline>7`` (``x\\0127`` in /proc/self/mounts): the
+    probe tells df that very path, so the sizes are that file system's.  Read as ``\\0127``
+    (octal 127, "W"), the path would be ``xW``, which exists here on another file system: its
+    sizes would be stored under the hostile name.  A loop-mounted ext2 image, in a private
+    mount namespace (nothing else on this machine sees it)."""
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as fh:
+        fh.truncate(4 << 20)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True, capture_output=True,
+                   timeout=60)
+    mount_point = tmp_path / "x\n7"
+    mount_point.mkdir()
+    (tmp_path / "xW").mkdir()  # what the path would be read as
+    sizes = tmp_path / "sizes"
+    argv, env = shell_command(shell)
+    setup = ('/bin/mount -o loop "$1" "$2" || exit 77; '
+             '/usr/bin/stat -f -c "%S %b %a" "$2" >"$3" || exit 78; shift 3; exec "$@"')
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", setup,
+                           "sh", str(image), str(mount_point), str(sizes), *argv],
+                          input=sh_probe_stdin({}, SCRIPT), capture_output=True, env=env,
+                          timeout=60, cwd="/")
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    out = json.loads(done.stdout)
+    frsize, blocks, avail = (int(v) for v in sizes.read_text().split())
+    [disk] = [d for d in out["disks"] if d["mount"] == str(mount_point)]
+    assert (disk["total"], disk["free"]) == (blocks * frsize, avail * frsize)
+    assert str(tmp_path / "xW") not in [d["mount"] for d in out["disks"]]
+    assert not any(key.startswith("disks:") for key in out["errors"]), out["errors"]
+
 #: Command lines and what leaves the host of them: probe.py's mask_command_line (issue 11)
 #: gives the same for each, word by word.
 SECRETS = {
@@ -268,7 +301,7 @@ def test_a_hung_network_mount_costs_its_timeout_only(shell: str, tmp_path: Path)
     started = time.monotonic()
     out = run_sh_probe(shell, case_params(case, network_fs=True, statvfs_timeout_s=0.5),
                        path_prefix=tools)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 0.5 + SLACK_S  # not the hung df's 60 s
     assert out["errors"]["disks:/mnt/nfs"] == (
         "TimeoutError: statvfs did not answer within 0.5 s (nfs4)")
     assert [d["mount"] for d in out["disks"]] == ["/", "/media/usb", "/mnt/ssh", "/mnt/win"]
@@ -374,7 +407,7 @@ def test_checks_answer_like_probe_py(shell: str, tmp_path: Path) -> None:
         spec.setdefault("max_output", 65536)
     started = time.monotonic()
     out = run_sh_probe(shell, {"checks": specs})
-    assert time.monotonic() - started < 8  # side by side: the hang costs its timeout once
+    assert time.monotonic() - started < 1 + SLACK_S  # the hang costs its timeout, not 300 s
     answers = out["checks"]
     assert list(answers) == [s["name"] for s in specs]
     expected = probe.run_checks(specs)[0]
@@ -388,7 +421,7 @@ def test_checks_answer_like_probe_py(shell: str, tmp_path: Path) -> None:
     assert [stored[n]["state"] for n in ("ok", "warn", "quiet", "flood", "hang")] == [
         OK, WARNING, 2, UNKNOWN, UNKNOWN]
     assert stored["hang"]["output"] == "timed out after 1 s, killed (output: about to hang)"
-    assert 1.0 <= answers["hang"]["duration_s"] < 2.5
+    assert 1.0 <= answers["hang"]["duration_s"] < 1 + SLACK_S
     child = int((tmp_path / "child").read_text())
     wait_for(lambda: is_dead(child), f"the hung plugin's child {child} to die")
     assert len(answers["flood"]["output"]) == 4096
@@ -419,7 +452,9 @@ def test_a_busybox_without_some_applets_still_answers(tmp_path: Path) -> None:
     out = json.loads(done.stdout)
     validate_probe_output(out)
     assert out["disks"] == [] and out["errors"]["disks:/"].endswith("df: not found")
-    assert all(p["cmdline"] == "" for p in out["processes"]["top_cpu"])
+    top = out["processes"]["top_cpu"]
+    assert len(top) == 10 and all(p["name"] for p in top)  # processes are read...
+    assert [p["cmdline"] for p in top] == [""] * 10  # ...but not their command lines
     assert out["memory"]["total"] == psutil.virtual_memory().total  # the rest is intact
 
     done = subprocess.run([busybox(), "sh", "-s"], input=sh_probe_stdin({}, SCRIPT),

@@ -9,10 +9,13 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from prometheus_server import running_prometheus, scrape_config
 
 from collector.config import Config
+from collector.metrics.families.cpu import CPU_FIELDS
 from collector.passes import collect
 from collector.store.samples import Store
 from web.cmd_serve import serve
@@ -21,6 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "docs" / "prometheus-rules.yml"
 TOKEN = "9c1e5b7a3d2f4e6a8b0c1d2e3f4a5b6c"
 Inventory = Callable[..., Config]
+
+
+def busy_seconds(sample: dict[str, Any]) -> float:
+    """Seconds all CPUs spent on anything but idling and waiting for I/O, as stored."""
+    return sum(core[mode] for core in sample["cpu"]["per_core_times"] for mode in CPU_FIELDS
+               if mode not in ("idle", "iowait") and mode in core)
 
 
 def test_promtool_accepts_the_shipped_rules_file() -> None:
@@ -65,15 +74,20 @@ def test_prometheus_scrapes_the_fleet_and_promql_gives_the_stored_values(
 
             second = collect.run_pass(config)
             assert second.ok == 2
-            idle = Store(config.settings.data_dir).latest("h1")["cpu"]["per_core_times"][0]["idle"]
+            newer = Store(config.settings.data_dir).latest("h1")
+            idle = newer["cpu"]["per_core_times"][0]["idle"]
             prom.wait_for(lambda: prom.value(
                 'node_cpu_seconds_total{instance="h1",cpu="0",mode="idle"}') == idle,
                 "the scrape after the second pass")
             rates = prom.query('rate(node_network_receive_bytes_total{instance="h1"}[1m])')
             assert rates and all(float(r["value"][1]) >= 0 for r in rates)
-            busy = prom.value('sum(rate(node_cpu_seconds_total{instance="h1",'
-                              'mode!~"idle|iowait"}[1m]))')
-            assert busy is not None and busy >= 0
+            # The CPUs worked between the two passes (they ran the second one): the stored
+            # counters moved, Prometheus holds the newer ones and its rate over both is > 0.
+            busy_query = 'node_cpu_seconds_total{instance="h1",mode!~"idle|iowait"}'
+            assert busy_seconds(newer) > busy_seconds(stored)
+            assert prom.value(f"sum({busy_query})") == pytest.approx(busy_seconds(newer))
+            busy = prom.value(f"sum(rate({busy_query}[1m]))")
+            assert busy is not None and busy > 0
 
             # The shipped rules load and evaluate without an error over osmon's series.
             prom.wait_for(lambda: _rules_evaluated(prom.get("/api/v1/rules")),

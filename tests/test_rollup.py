@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import statistics
 import time
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 from chart_fixtures import T0, every, rollup_files, sample, write_fast
 
 from collector.metrics import series
-from collector.store import rollup
+from collector.store import rollup, rollup_line
 from collector.store.samples import Store
 from collector.times import format_ts
 
@@ -65,6 +66,27 @@ def test_records_equal_the_aggregation_of_raw_samples(tmp_path: Path) -> None:
     assert [r["t"] for r in hours] == ["2026-11-21T12:00:00Z", "2026-11-21T13:00:00Z"]
     assert hours[0]["n"] + hours[0]["f"] == 60
 
+
+
+def test_the_sparklines_read_of_a_record_line_agrees_with_its_encoder(tmp_path: Path) -> None:
+    """The overview's sparklines decode only a record's head and its "c" part
+    (``rollup_line.fleet_numbers``).  On the lines the passes really write, that must give
+    what decoding the whole line gives: a change of the record's key order or of the line's
+    spelling fails here, instead of silently emptying every sparkline.  A host with an
+    interface named "c", and a bucket of failed passes only."""
+    store = Store(tmp_path)
+    samples = [sample(t, cpu=float(i), net=[("c", 10.0 * i, 1.0), ("eth0", 5.0, 2.0)],
+                      ok=not 10 <= i < 15) for i, t in enumerate(every(T0, 21))]
+    _run_passes(store, "web1", samples)
+    lines = [line for body in rollup_files(tmp_path, "web1").values()
+             for line in body.splitlines()]
+    assert len(lines) == 4  # four 5-minute buckets closed; the hour is still open
+    read = [rollup_line.fleet_numbers(line) for line in lines]
+    decoded = [json.loads(line) for line in lines]
+    assert read == [(r["t"], r["n"], r["c"]) for r in decoded]
+    assert [n for _t, n, _c in read[:4]] == [5, 5, 0, 5] and read[2][2] == {}
+    assert read[0][2]["cpu"] == [0.0, 2.0, 4.0, 5]
+    assert rollup_line.fleet_numbers(lines[0][:-1]) is None  # a torn line
 
 def test_a_bucket_is_written_only_once_the_pass_moves_past_it(tmp_path: Path) -> None:
     store = Store(tmp_path)

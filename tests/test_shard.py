@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from collector import cli
 from collector import config as config_mod
 from collector.alerts import state as alert_store
 from collector.config import Config, Shard, parse_shard, shard_of
@@ -179,3 +180,33 @@ def test_a_bad_shard_option_is_a_usage_error() -> None:
     result = osmon("collect", "--shard", "5/4")
     assert result.returncode == 2
     assert "shard 5 of 4 does not exist" in result.stderr
+
+
+# -- silences and acknowledgements on a shard -----------------------------------------------------
+def test_a_silence_or_ack_of_another_shards_host_is_refused_naming_that_shard(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It would be accepted here and do nothing while the shard that owns the host keeps
+    mailing: refused, saying where it belongs.  A tag silence covers this shard's hosts."""
+    ours = next(n for n in NAMES if shard_of(n, 2) == 1)
+    theirs = next(n for n in NAMES if shard_of(n, 2) == 2)
+    path = tmp_path / "hosts.toml"
+    path.write_text(f'[settings]\ndata_dir = "{tmp_path / "data"}"\nshard = "1/2"\n' + "".join(
+        f'[[hosts]]\nname = "{n}"\naddress = "192.0.2.1"\ntags = ["db"]\n' for n in NAMES))
+
+    def run(*args: str) -> tuple[int, str]:
+        code = cli.main(["--config", str(path), *args])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    code, said = run("silence", "add", "--host", theirs, "--for", "1h", "--reason", "reboot")
+    assert code == 2
+    assert (f"{theirs} belongs to shard 2/2, not to this one (1/2): run this on the box of "
+            "shard 2/2") in said
+    assert not (tmp_path / "data" / "state" / "silences.json").exists()
+    code, said = run("silence", "add", "--host", theirs, "--for", "1h", "--reason", "reboot",
+                     "--shard", "2/2")  # on the right box (or with its --shard)
+    assert code == 0, said
+    assert run("silence", "add", "--host", ours, "--for", "1h", "--reason", "reboot")[0] == 0
+    assert run("silence", "add", "--tag", "db", "--for", "1h", "--reason", "upgrade")[0] == 0
+    code, said = run("ack", theirs, "disk", "/", "--reason", "known")
+    assert code == 2 and f"{theirs} belongs to shard 2/2, not to this one (1/2)" in said

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,59 @@ def test_an_acknowledged_alert_is_not_mailed_when_its_silence_ends(engine: Engin
     engine.muting = Muting((silence(end=T0 + minutes(2)),), (ack_of(engine, "disk:/"),))
     for _ in range(3):
         assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
-    assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == []  # nobody was told: no "back"
+    # the admin acknowledged it, so was told: its end is news (issue 16, item 2)
+    assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == [("recovery", "db1", "/", "ok")]
+
+
+def test_an_alert_acknowledged_after_its_silence_mails_its_escalation_and_recovery(
+        engine: Engine) -> None:
+    """A warning starts in a maintenance window, the admin acknowledges it, the window ends:
+    nothing is sent.  When it then goes critical, that is news (the ack saw a warning): mailed
+    once, and the ack is spent; its recovery is mailed too."""
+    engine.muting = Muting((silence(end=T0 + minutes(2)),))
+    assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
+    engine.muting = Muting((silence(end=T0 + minutes(2)),), (ack_of(engine, "disk:/"),))
+    for _ in range(3):  # the window ends at T0 + 2 min: still nothing, it is acknowledged
+        assert sent(engine.run(db1=engine.ok(disks={"/": 90}))) == []
+    notes = engine.run(db1=engine.ok(disks={"/": 97}))
+    assert sent(notes) == [("escalation", "db1", "/", "critical")]
+    assert engine.alert("disk:/")["ack_spent"] == "a1"
+    for _ in range(10):  # once, not every pass
+        assert sent(engine.run(db1=engine.ok(disks={"/": 97}))) == []
+    assert sent(engine.run(db1=engine.ok(disks={"/": 40}))) == [("recovery", "db1", "/", "ok")]
+
+
+def test_an_alert_acknowledged_inside_its_silence_stays_quiet_while_the_silence_lasts(
+        engine: Engine) -> None:
+    engine.muting = Muting((silence(),))
+    engine.run(db1=engine.ok(disks={"/": 90}))
+    engine.muting = Muting((silence(),), (ack_of(engine, "disk:/"),))
+    notes = engine.run(db1=engine.ok(disks={"/": 97}))
+    notes += engine.run(db1=engine.ok(disks={"/": 40}))
+    assert sent(notes) == []
+    assert recorded(notes) == [("escalation", "disk", "s1"), ("recovery", "disk", "s1")]
+
+
+def test_silences_found_by_host_and_tag_are_those_that_cover_the_host() -> None:
+    """The overview and the pass ask about every host: the silences are indexed by host and
+    tag, and each host must still get exactly those active now that cover it."""
+    rng = random.Random(16)
+    tags = [f"rack{i}" for i in range(6)]
+    hosts = {f"h{i}": tuple(rng.sample(tags, rng.randint(0, 3))) for i in range(40)}
+    silences = tuple(silence(f"s{i}", host=None if i % 3 else rng.choice(list(hosts)),
+                             tag=rng.choice(tags) if i % 3 else None,
+                             metric=rng.choice([None, "disk"]),
+                             start=T0 + minutes(rng.randint(-60, 30)),
+                             end=T0 + minutes(rng.randint(1, 90))) for i in range(120))
+    muting = Muting(silences)
+    for host, its_tags in hosts.items():
+        expected = {s.id for s in silences if s.active(T0) and s.covers_host(host, its_tags)}
+        assert {s.id for s in muting.for_host(host, its_tags + its_tags, T0).silences} \
+            == expected
+        whole = [s for s in silences
+                 if s.id in expected and s.metric is None]
+        best = max(whole, key=lambda s: (s.end, s.id)) if whole else None
+        assert muting.host_silence(host, its_tags, T0) == best
 
 
 # -- what people type: durations and times, parsed with an injected clock -----------------------

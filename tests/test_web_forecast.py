@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from web_fixtures import NOW, XSS_MOUNT, failed_sample, make_site, sample
+
+from collector.store.samples import Store
 
 HOUR = 3600
 
@@ -31,6 +35,49 @@ def test_the_api_gives_the_last_good_disks_even_after_failed_passes(tmp_path: Pa
     assert [(d["mount"], d["percent"], d["full_in_s"]) for d in data["disks"]] == [
         ("/var", 62.0, 5 * HOUR)]
 
+
+
+def test_a_down_hosts_last_good_disks_are_read_once_per_change_of_its_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host page polls /api/hosts/<name>: for a down host, its day files are searched for
+    its last good disks when they change (a pass), not at every poll of every tab."""
+    site = make_site(tmp_path)
+    site.store.append("web1", forecast_sample("web1", NOW - timedelta(minutes=30)))
+    for minutes in range(29, 0, -1):
+        site.store.append("web1", failed_sample("web1", NOW - timedelta(minutes=minutes)))
+    searches: list[str] = []
+    search = Store.latest_good
+
+    def counted(self: Store, host: str, *args: Any, **kwargs: Any) -> Any:
+        searches.append(host)
+        return search(self, host, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "latest_good", counted)
+    client = site.client()
+    for _ in range(3):
+        data = client.get("/api/hosts/web1").get_json()
+        assert data["disks_ts"] == "2026-11-21T22:11:00Z" and len(data["disks"]) == 1
+    assert searches == ["web1"]
+    site.store.append("web1", failed_sample("web1", NOW))  # the next pass failed too
+    data = client.get("/api/hosts/web1").get_json()
+    assert data["sample"]["ts"] == "2026-11-21T22:41:00Z"
+    assert data["disks_ts"] == "2026-11-21T22:11:00Z"
+    assert searches == ["web1", "web1"]
+
+
+def test_a_good_line_of_the_wrong_shape_is_not_the_last_good_disks(tmp_path: Path) -> None:
+    """The last good sample is checked on read as the newest one is (an edited or damaged
+    line must not show a disk at 250 %): the one before it is taken."""
+    site = make_site(tmp_path)
+    site.store.append("web1", forecast_sample("web1", NOW - timedelta(minutes=30)))
+    damaged = forecast_sample("web1", NOW - timedelta(minutes=20))
+    damaged["disks"][0]["percent"] = 250.0
+    site.store.append("web1", damaged)
+    for minutes in range(19, -1, -1):
+        site.store.append("web1", failed_sample("web1", NOW - timedelta(minutes=minutes)))
+    data = site.client().get("/api/hosts/web1").get_json()
+    assert data["disks_ts"] == "2026-11-21T22:11:00Z"
+    assert [(d["mount"], d["percent"]) for d in data["disks"]] == [("/var", 62.0)]
 
 def test_the_api_gives_the_newest_disks_when_the_pass_went_well(tmp_path: Path) -> None:
     site = make_site(tmp_path)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from process_fixtures import wait_for
 from web_fixtures import Site, make_site, sample
 
 from collector.store.samples import encode_line
@@ -85,17 +86,46 @@ def all_at_once(urls: list[str]) -> list[tuple[int, dict[str, str], bytes, float
     return results
 
 
+class WatchedSlots(threading.BoundedSemaphore):
+    """The app's export slots, as they are, telling the test how many are held."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self._count = threading.Lock()
+        self.held = 0
+        self.all_taken = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        got = super().acquire(blocking, timeout)
+        if got:
+            with self._count:
+                self.held += 1
+                if self.held == api.MAX_EXPORTS:
+                    self.all_taken.set()
+        return got
+
+    def release(self, n: int = 1) -> None:
+        with self._count:
+            self.held -= n
+        super().release(n)
+
+
 def test_twelve_exports_at_once_leave_the_pages_responsive(tmp_path: Path) -> None:
     site = make_site(tmp_path, [{"name": "central", "local": True}])
     written = write_days(site, "central", DAYS)
-    with served(site) as (server, _app):
+    with served(site) as (server, app):
+        slots = app.extensions["osmon.export_slots"] = WatchedSlots(api.MAX_EXPORTS)
         exports = [server.url + "api/hosts/central/samples?range=30d"] * 12
         results: list[Any] = []
         storm = threading.Thread(target=lambda: results.extend(all_at_once(exports)))
         storm.start()
-        time.sleep(0.3)  # the exports are under way
+        assert slots.all_taken.wait(60), "the exports never got under way"
         page = fetch(server.url)
         storm.join(120)
+        # Once the storm is over, every slot is free again (none was lost), and an export
+        # is served by the same server.
+        wait_for(lambda: slots.held == 0, "the export slots to be released")
+        assert fetch(server.url + "api/hosts/central/samples?range=1h")[0] == 200
     assert page[0] == 200 and page[3] < 10
     done = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 503]
@@ -105,9 +135,6 @@ def test_twelve_exports_at_once_leave_the_pages_responsive(tmp_path: Path) -> No
         assert "sample exports are running" in json.loads(body)["error"]
     for _status, _headers, body, _took in done:
         assert len(json.loads(body)["samples"]) == written  # whole, not cut short
-    # Once the storm is over, an export is served again: no slot was lost.
-    with served(site) as (server, _app):
-        assert fetch(server.url + "api/hosts/central/samples?range=1h")[0] == 200
 
 
 def test_charts_without_rollups_build_them_once_for_every_chart(tmp_path: Path) -> None:

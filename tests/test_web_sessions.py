@@ -4,6 +4,7 @@ table that forgets old entries."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -126,15 +127,42 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path: Path) -
         assert attempt(client, PASSWORD, peer="192.0.2.7", forwarded_for="203.0.113.99") == 429
 
 
-def test_guesses_spread_over_many_clients_hit_a_global_limit(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_guesses_spread_over_many_clients_slow_every_login_but_lock_no_one_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Past the global limit every login waits (a guesser on many addresses gets few guesses a
+    second), but none is refused: whoever can reach /login must not keep the admin out."""
     monkeypatch.setattr(auth, "MAX_FAILURES_ALL", 15)  # each guess costs a real scrypt check
+    monkeypatch.setattr(auth, "GLOBAL_DELAY_S", 0.5)
+    caplog.set_level(logging.WARNING, logger=auth.__name__)
     site = make_site(tmp_path)
     site.set_password()
     client = site.app().test_client()
     for n in range(15):
         assert attempt(client, "nope", peer=f"203.0.113.{n}") == 403
-    assert attempt(client, PASSWORD, peer="198.51.100.1") == 429
+    for n in range(15, 18):  # the guesses go on, each answered, slowly
+        started = time.monotonic()
+        assert attempt(client, "nope", peer=f"203.0.113.{n}") == 403
+        assert time.monotonic() - started >= auth.GLOBAL_DELAY_S
+    started = time.monotonic()
+    assert attempt(client, PASSWORD, peer="198.51.100.1") == 302  # the admin gets in
+    assert time.monotonic() - started >= auth.GLOBAL_DELAY_S
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # once, when the limit tripped
+    assert "15 failed dashboard logins from all addresses" in errors[0]
+    assert "every login now waits 0.5 s" in errors[0]
+
+
+def test_the_global_slow_down_ends_when_the_window_has_moved_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "MAX_FAILURES_ALL", 5)
+    now = [1000.0]
+    failures = auth._Failures(clock=lambda: now[0])
+    for n in range(5):
+        assert not failures.flooded()
+        failures.record(f"203.0.113.{n}")
+    assert failures.flooded() and not failures.too_many("203.0.113.1")
+    now[0] += auth.FAILURE_WINDOW_S + 1
+    assert not failures.flooded()
 
 
 def test_the_failure_table_forgets_clients_once_their_window_has_passed() -> None:

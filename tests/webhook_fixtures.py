@@ -3,7 +3,9 @@
 ``mode`` says what the next requests get: ``ok`` (the ``status``, 200 by default, which may be
 any code: 500, 401), ``hang`` (accepted, never answered until the server stops), ``slow``
 (answered after ``delay_s``), ``trickle`` (the status line one byte every 50 ms, for ever),
-``redirect`` (302 to ``location``), ``reset`` (the connection closed at once).
+``redirect`` (302 to ``location``), ``reset`` (the connection closed at once).  ``refuse``
+maps a piece of text to a status: a body holding it gets that status, whatever the mode (a
+bridge that cannot take one message but takes the others), in the modes that answer.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class WebhookServer:
     reason: str | None = None
     delay_s: float = 0.0
     location: str = ""
+    refuse: dict[str, int] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -70,7 +73,11 @@ class WebhookServer:
                     return
                 if mode == "slow":
                     server.release.wait(server.delay_s)
-                if mode == "redirect":
+                refused = [code for text, code in server.refuse.items()
+                            if text.encode() in body]
+                if refused:
+                    self.send_response(refused[0])
+                elif mode == "redirect":
                     self.send_response(302)
                     self.send_header("Location", server.location)
                 else:

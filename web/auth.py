@@ -55,11 +55,14 @@ SESSION_LIFETIME = timedelta(hours=12)
 CLOCK_SLACK_S = 300
 NO_PASSWORD_MESSAGE = ("No admin password is set, so changes are disabled. Run "
                        "`osmon set-password` on the server to enable them.")
-#: At most this many failed logins per client address per window, then 429 for that client;
-#: and at most MAX_FAILURES_ALL from all clients together (guesses spread over many
-#: addresses), then 429 for everyone until the window has moved on.
+#: At most this many failed logins per client address per window, then 429 for that client.
 MAX_FAILURES = 10
+#: Past this many from all clients together (guesses spread over many addresses), every login
+#: attempt waits GLOBAL_DELAY_S before its password is checked, until the window has moved
+#: on: a guesser gets a few guesses a second at most, and nobody is refused (a refusal for
+#: everyone would let anyone who reaches /login keep the admin out for ever).
 MAX_FAILURES_ALL = 100
+GLOBAL_DELAY_S = 2.0
 FAILURE_WINDOW_S = 600.0
 #: Clients remembered at most (the oldest are forgotten first), whatever the flood.
 MAX_CLIENTS = 10000
@@ -219,6 +222,10 @@ def login() -> ResponseReturnValue:
     if failures.too_many(client):
         return render_template("login.html", next=target,
                                error="Too many failed attempts; wait a few minutes."), 429
+    if failures.flooded():
+        # Holds this server thread for the delay: a flood that could use that to tie up the
+        # dashboard's threads could tie them up with password checks (scrypt) as well.
+        time.sleep(GLOBAL_DELAY_S)
     if not check_password_hash(digest, request.form.get("password", "")):
         failures.record(client)
         log.warning("failed dashboard login from %s", client)
@@ -251,7 +258,8 @@ def _safe_next(target: str | None) -> str:
 
 
 class _Failures:
-    """Failed logins per client address over a sliding window (in memory, per process).
+    """Failed logins per client address, and of all clients together, over a sliding window
+    (in memory, per process).
 
     Bounded: clients whose failures are all older than the window are dropped on every
     record, and beyond :data:`MAX_CLIENTS` the longest quiet ones go first, so a flood of
@@ -261,7 +269,9 @@ class _Failures:
         self._clock = clock
         self._lock = threading.Lock()
         self._seen: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque()
+        self._all: deque[float] = deque(maxlen=MAX_FAILURES_ALL)  # the newest are enough
+        #: The global limit is passed and that was logged (once until it is no longer).
+        self._tripped = False
 
     def _drop_old(self, times: deque[float], now: float) -> deque[float]:
         while times and times[0] < now - FAILURE_WINDOW_S:
@@ -269,18 +279,30 @@ class _Failures:
         return times
 
     def too_many(self, client: str) -> bool:
+        """This client has used up its failures of the window."""
         with self._lock:
-            now = self._clock()
-            if len(self._drop_old(self._all, now)) >= MAX_FAILURES_ALL:
-                return True
             times = self._seen.get(client)
-            return times is not None and len(self._drop_old(times, now)) >= MAX_FAILURES
+            return times is not None and len(self._drop_old(times, self._clock())) >= MAX_FAILURES
+
+    def flooded(self) -> bool:
+        """All clients together have: every login is slowed down."""
+        with self._lock:
+            return self._flooded(self._clock())
+
+    def _flooded(self, now: float) -> bool:
+        flooded = len(self._drop_old(self._all, now)) >= MAX_FAILURES_ALL
+        if flooded and not self._tripped:
+            log.error("%d failed dashboard logins from all addresses in %d minutes: every login "
+                      "now waits %g s until there are fewer (passwords guessed from many "
+                      "addresses?)", len(self._all), FAILURE_WINDOW_S // 60, GLOBAL_DELAY_S)
+        self._tripped = flooded
+        return flooded
 
     def record(self, client: str) -> None:
         with self._lock:
             now = self._clock()
             self._all.append(now)
-            self._drop_old(self._all, now)
+            self._flooded(now)
             self._seen.setdefault(client, deque()).append(now)
             self._seen = {k: v for k, v in self._seen.items() if self._drop_old(v, now)}
             if len(self._seen) > MAX_CLIENTS:

@@ -29,7 +29,7 @@ from collector.store.samples import Store
 from collector.times import format_ts, parse_ts
 from collector.views import charts
 from collector.views.exposition import Snapshot
-from collector.views.exposition_render import ExpositionRenderer, gc_paused
+from collector.views.exposition_render import ExpositionRenderer
 from collector.views.health import (
     STATUSES,
     CollectorState,
@@ -132,7 +132,7 @@ class Fleet:
         """The host's newest good sample (its newest, when that one is good)."""
         sample = self._latest.get(name)
         if not (sample and sample.get("ok") is True):
-            sample = self.store.latest_good(name)
+            sample = self._latest.good(name)
         return self.clean_sample(sample) if sample else None
 
     def sparklines(self, names: list[str], now: datetime) -> dict[str, tuple[Spark, Markup]]:
@@ -222,15 +222,14 @@ class Fleet:
         store), its alerts and its last pass."""
         hosts = self.config.enabled_hosts
         shard = self.config.settings.shard
-        with gc_paused():
-            snapshot = Snapshot(
-                now=self.clock(), interval_s=self.interval_s, hosts=hosts,
-                latest={h.name: self._latest.get(h.name) for h in hosts},
-                alerts=alert_store.active_alerts(self.config.state_dir),
-                last_pass=passlog.last_pass(self.config.state_dir),
-                shard=str(shard) if shard is not None else "",
-                fleet_hosts=len(self.config.fleet_hosts))
-            return self._exposition.render(snapshot, openmetrics)
+        snapshot = Snapshot(
+            now=self.clock(), interval_s=self.interval_s, hosts=hosts,
+            latest={h.name: self._latest.get(h.name) for h in hosts},
+            alerts=alert_store.active_alerts(self.config.state_dir),
+            last_pass=passlog.last_pass(self.config.state_dir),
+            shard=str(shard) if shard is not None else "",
+            fleet_hosts=len(self.config.fleet_hosts))
+        return self._exposition.render(snapshot, openmetrics)
 
     def certfr_feed(self) -> dict[str, Any]:
         """Whether the feed is read, and how its last fetches went (see ``feed_status``)."""
@@ -255,7 +254,8 @@ class Fleet:
 
 
 class LatestCache:
-    """Each host's newest sample, read again only when its newest day file has changed.
+    """Each host's newest sample, read again only when its newest day file has changed (and
+    its newest good one, for a host that is down: see :meth:`good`).
 
     The overview of 1,000 hosts must render in 300 ms; between two passes nothing changes, so
     two ``stat`` calls per host (its directory, then its newest day file) replace reading and
@@ -267,42 +267,65 @@ class LatestCache:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        #: host -> (directory key, newest day file or None)
-        self._listings: dict[str, tuple[tuple[int, int, int], str | None]] = {}
+        #: host -> (directory key, its two newest day files, newest last)
+        self._listings: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {}
         self._entries: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+        self._good: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
 
-    def _newest_file(self, host: str) -> str | None:
+    def _newest_files(self, host: str) -> tuple[str, ...]:
         try:
             st = os.stat(self._store.host_dir(host))
         except FileNotFoundError:
             self._listings.pop(host, None)
-            return None
+            return ()
         dir_key = (st.st_mtime_ns, st.st_ino, st.st_dev)
         listing = self._listings.get(host)
         if listing is not None and listing[0] == dir_key:
             return listing[1]
-        files = self._store.day_files(host)
-        newest = str(files[-1].path) if files else None
+        newest = tuple(str(f.path) for f in self._store.day_files(host)[-2:])
         self._listings[host] = (dir_key, newest)
         return newest
 
+    def good(self, host: str) -> dict[str, Any] | None:
+        """The host's newest good sample (:meth:`Store.latest_good`, checked on read), searched
+        for again only when one of the two day files it searches has changed.  A down host's
+        page polls every few seconds, in every open tab; the search reads up to 8 MB or
+        decompresses a whole day, and between two passes its answer cannot change."""
+        try:
+            key = tuple(_file_key(path) for path in self._newest_files(host))
+        except FileNotFoundError:  # pruned or compressed just now: search without caching
+            self._listings.pop(host, None)
+            return self._store.latest_good(host)
+        entry = self._good.get(host)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        sample = self._store.latest_good(host) if key else None
+        self._good[host] = (key, sample)
+        return sample
+
     def get(self, host: str) -> dict[str, Any] | None:
-        path = self._newest_file(host)
+        files = self._newest_files(host)
+        path = files[-1] if files else None
         if path is None:
             self._entries.pop(host, None)
             return None
         try:
-            st = os.stat(path)
+            key = _file_key(path)
         except FileNotFoundError:  # pruned just now: read without caching
             self._listings.pop(host, None)
             return self._store.latest(host)
-        key = (path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
         entry = self._entries.get(host)
         if entry is not None and entry[0] == key:
             return entry[1]
         sample = self._store.latest_in(host, Path(path))
         self._entries[host] = (key, sample)
         return sample
+
+
+def _file_key(path: str) -> tuple[Any, ...]:
+    """What changes when a file is appended to, replaced, compressed or restored."""
+    st = os.stat(path)
+    return (path, st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
 
 
 def checks_list(sample: dict[str, Any] | None) -> list[dict[str, Any]]:

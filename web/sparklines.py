@@ -14,9 +14,7 @@ geometry of :func:`path` and its ``sparkPath`` in step).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from collector.metrics import series
-from collector.store import rollup
+from collector.store import rollup, rollup_line
 from collector.store.samples import Store, tail_lines
 
 WINDOW_S = 3600
@@ -37,8 +35,6 @@ GAP_S = 2.5 * BUCKET_S
 METRICS = ("cpu", "memory")
 LABELS = {"cpu": "CPU", "memory": "memory"}
 WIDTH, HEIGHT = 100, 24
-#: The start of every rollup line (rollup._record): its bucket and its count of good samples.
-_HEAD = re.compile(rb'\{"v":1,"t":"([0-9T:Z-]{20})","n":(\d+),')
 #: The end of a rollup file holding an hour of 5-minute records (about 1 KiB each).
 _TAIL_BYTES = 32 * 1024
 
@@ -161,21 +157,15 @@ class SparkCache:
 
 
 def _peaks(line: bytes) -> tuple[float, dict[str, float | None]] | None:
-    """(bucket start, {metric: peak}) of one rollup line.  Only its small ``"c"`` part (the
-    fleet numbers, written last) is decoded: the whole record is about 1 KiB of every mount
-    and interface, and 1,000 hosts' worth of those would cost the overview its budget."""
-    head = _HEAD.match(line)
-    at = line.rfind(b',"c":')
-    t = series.ts_seconds(head.group(1).decode("ascii")) if head else None
-    if head is None or t is None or at < 0 or not line.rstrip().endswith(b"}"):
+    """(bucket start, {metric: peak}) of one rollup line.  Only its head and its small ``"c"``
+    part (the fleet numbers) are decoded (:func:`rollup_line.fleet_numbers`): the whole
+    record is about 1 KiB of every mount and interface, and 1,000 hosts' worth of those would
+    cost the overview its budget."""
+    read = rollup_line.fleet_numbers(line)
+    t = series.ts_seconds(read[0]) if read is not None else None
+    if read is None or t is None or not isinstance(read[2], dict):
         return None
-    try:
-        combined = json.loads(line[at + 5:line.rstrip().rfind(b"}")])
-    except ValueError:
-        return None
-    good = int(head.group(2)) > 0  # n: good samples in the bucket; none is a gap
-    if not isinstance(combined, dict):
-        return None
+    good, combined = read[1] > 0, read[2]  # n: good samples in the bucket; none is a gap
     peaks: dict[str, float | None] = {}
     for metric in METRICS:
         slot = combined.get(metric)

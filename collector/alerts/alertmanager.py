@@ -1,11 +1,20 @@
 """A pass's notifications as Prometheus Alertmanager webhook messages (format version "4").
 
-What chat and paging bridges accept.  One message per pass, like the digest e-mail (a mass
-outage is one POST, not one per host), cut in parts of :data:`MAX_ALERTS` alerts when larger
-(``truncatedAlerts`` stays 0: nothing is dropped).  Each of osmon's notifications is one alert:
+What chat and paging bridges accept.  Each of osmon's notifications is one alert, and each
+alert is its own group, as Alertmanager sends them for a route with ``group_by: [alertname,
+instance, <the item>]``: the bridges that follow incidents key them on the ``groupKey``
+(Alertmanager's PagerDuty notifier uses its hash as ``dedup_key``, its Opsgenie notifier as
+``alias``) and close one when a message of its group is ``resolved``; one group for all of
+osmon would make every alert one incident, closed by any pass with only recoveries.  So a
+pass sends one message per group, the worst first, at most :data:`MAX_GROUPS` of them; in a
+larger pass (a mass outage) the rest go together in Alertmanager's catch-all group (``{}:{}``,
+a route without ``group_by``), cut in messages of :data:`MAX_ALERTS` alerts
+(``truncatedAlerts`` stays 0: nothing is dropped).
 
 * ``status``: ``resolved`` for a recovery, ``firing`` for the rest (problem, escalation,
-  reminder, a new CERT-FR alert); the message is ``firing`` if any of its alerts is;
+  reminder); the message is ``firing`` if any of its alerts is.  A CERT-FR alert is news, not
+  a condition that ends: it is sent already resolved (``startsAt`` = ``endsAt`` = its
+  publication), so it tells the chat without opening an incident that nothing would close;
 * ``labels`` say which alert it is, and are the same every time it is sent: ``alertname``
   (the metric: ``disk``, ``disk_full``, ``down``, ``certfr``), ``instance`` (the host),
   ``severity`` (``warning``, ``critical``, for a recovery the level it had; ``info`` for
@@ -20,14 +29,16 @@ outage is one POST, not one per host), cut in parts of :data:`MAX_ALERTS` alerts
   zero time (``0001-01-01T00:00:00Z``) while it fires, as Alertmanager sends it;
 * ``generatorURL``: the host's page (the CERT-FR alert's own page).
 
-``groupLabels`` is empty (one group: osmon), ``groupKey`` is ``{}:{}`` as Alertmanager's for a
-route without ``group_by``; ``commonLabels`` and ``commonAnnotations`` hold what all alerts of
-the message share.  Pure: notifications and ``now`` in, dictionaries out.
+``groupLabels`` are the labels that say which alert it is (all but ``severity``), and
+``groupKey`` is Alertmanager's for them: ``{}:{alertname="disk", instance="db1",
+mount="/var"}``; ``commonLabels`` and ``commonAnnotations`` hold what all alerts of the
+message share.  Pure: notifications and ``now`` in, dictionaries out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -40,31 +51,57 @@ from collector.times import format_ts, parse_ts
 
 VERSION = "4"
 RECEIVER = "osmon"
-GROUP_KEY = "{}:{}"
+#: Alertmanager's group key of a route without ``group_by``: the overflow of a large pass.
+CATCH_ALL = "{}:{}"
 #: Go's zero time: what Alertmanager sends as ``endsAt`` of an alert still firing.
 NOT_ENDED = "0001-01-01T00:00:00Z"
-#: Alerts per message at most; more make several messages.
+#: Groups (alerts) sent as messages of their own in one pass; the rest share the catch-all.
+MAX_GROUPS = 100
+#: Alerts per catch-all message at most; more make several messages.
 MAX_ALERTS = 200
 
 
 def messages(notes: Sequence[Notification], now: datetime, public_url: str
              ) -> list[dict[str, Any]]:
-    """The webhook messages of one pass (none without notifications), worst first."""
-    ordered = sorted(notes, key=severity_key)
+    """The webhook messages of one pass (none without notifications), one per group, worst
+    first; the groups beyond :data:`MAX_GROUPS` in catch-all messages."""
     base = public_url.rstrip("/")
-    alerts = [alert(note, now, base) for note in ordered]
-    return [message(alerts[i:i + MAX_ALERTS], base)
-            for i in range(0, len(alerts), MAX_ALERTS)]
+    groups: dict[str, tuple[dict[str, str], list[dict[str, Any]]]] = {}
+    for note in sorted(notes, key=severity_key):
+        one = alert(note, now, base)
+        labels = group_labels(one["labels"])
+        groups.setdefault(group_key(labels), (labels, []))[1].append(one)
+    out = [message(alerts, base, labels, key)
+           for key, (labels, alerts) in list(groups.items())[:MAX_GROUPS]]
+    rest = [a for _labels, alerts in list(groups.values())[MAX_GROUPS:] for a in alerts]
+    out += [message(rest[i:i + MAX_ALERTS], base, {}, CATCH_ALL)
+            for i in range(0, len(rest), MAX_ALERTS)]
+    return out
 
 
-def message(alerts: list[dict[str, Any]], public_url: str) -> dict[str, Any]:
+def message(alerts: list[dict[str, Any]], public_url: str, labels: dict[str, str],
+            key: str) -> dict[str, Any]:
     firing = any(a["status"] == "firing" for a in alerts)
     return {"receiver": RECEIVER, "status": "firing" if firing else "resolved",
-            "alerts": alerts, "groupLabels": {},
+            "alerts": alerts, "groupLabels": labels,
             "commonLabels": _common([a["labels"] for a in alerts]),
             "commonAnnotations": _common([a["annotations"] for a in alerts]),
-            "externalURL": public_url, "version": VERSION, "groupKey": GROUP_KEY,
+            "externalURL": public_url, "version": VERSION, "groupKey": key,
             "truncatedAlerts": 0}
+
+
+def group_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels that say which alert it is: all but its severity, which an escalation
+    and the recovery change."""
+    return {k: v for k, v in labels.items() if k != "severity"}
+
+
+def group_key(labels: Mapping[str, str]) -> str:
+    """Alertmanager's group key of the root route grouped by ``labels``: ``{}:`` then the
+    label set as Go prints it (sorted, values quoted)."""
+    pairs = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}"
+                      for k, v in sorted(labels.items()))
+    return f"{{}}:{{{pairs}}}"
 
 
 def alert(note: Notification, now: datetime, public_url: str) -> dict[str, Any]:
@@ -82,9 +119,12 @@ def alert(note: Notification, now: datetime, public_url: str) -> dict[str, Any]:
         url = f"{public_url}/hosts/{quote(note.host, safe='')}"
     else:
         url = note.link or f"{public_url}/certfr"
+    starts, ends = _rfc3339(note.since), format_ts(now) if resolved else NOT_ENDED
+    if note.event == "certfr":  # news: over as soon as said (an unknown date: the pass's)
+        resolved = True
+        starts = ends = format_ts(now) if starts == NOT_ENDED else starts
     return {"status": "resolved" if resolved else "firing", "labels": labels,
-            "annotations": annotations, "startsAt": _rfc3339(note.since),
-            "endsAt": format_ts(now) if resolved else NOT_ENDED,
+            "annotations": annotations, "startsAt": starts, "endsAt": ends,
             "generatorURL": url, "fingerprint": fingerprint(labels)}
 
 

@@ -5,7 +5,7 @@ Order matters for "nothing lost, nothing sent twice":
 1. drop the silences that are over (a line of the history each), read the silences and
    acknowledgements, evaluate the rules (pure) with them and, if due, read the CERT-FR feed
    within its share of the time;
-2. write the digest to the outbox (atomic), the e-mail and the webhook message each (a
+2. write the notifications to the outbox (atomic), the e-mail digest and the webhook messages (a
    channel with nothing configured is skipped) — from here on the notifications survive a
    crash;
 3. append the history, then save the alert and CERT-FR state;
@@ -61,7 +61,7 @@ def on_pass(config: Config, store: Any, samples: dict[str, dict], now: datetime,
                        "event": "state", "level": "warning", "value": None, "threshold": None,
                        "message": message})
     events += muting_store.expire(config, now)
-    muting, _problems = muting_store.read(state_dir)  # damage: set aside and said by expire
+    muting, _problems = muting_store.read(state_dir)  # damage: said by expire
     new_state, judged = alert_rules.evaluate(config, state, samples, now, muting)
     feed = _poll_certfr(config, now, deadline)
     if feed is not None:

@@ -42,21 +42,19 @@ from urllib.parse import quote
 
 from collector.alerts.certfr import short_id
 from collector.alerts.notification import Notification, severity_key
+from collector.alerts.outbox import MAX_OUTBOX, Outbox
 from collector.alerts.watchdog import Watchdog
 from collector.alerts.wording import format_value, state_names
 from collector.config import Config, SmtpSettings
 from collector.metrics.registry import CHART_NAMES, JUDGED
-from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json
+from collector.store.statefile import atomic_write_bytes
 from collector.times import format_ts
 
 log = logging.getLogger(__name__)
 
-OUTBOX_DIR = "outbox"
 #: Envelope of a copy queued for the recipients that refused it for now (never sent as is).
 RETRY_HEADER = "X-Osmon-Retry-To"
 STATUS_FILE = "smtp-status.json"
-#: Oldest messages are dropped beyond this, so a mail server gone for weeks cannot fill the disk.
-MAX_OUTBOX = 500
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: A notification about one of these links to its chart (disk_full: the disk chart).
 CHART_OF = {**{name: name for name in CHART_NAMES},
@@ -205,30 +203,21 @@ def _domain(address: str) -> str:
 
 
 # -- outbox ---------------------------------------------------------------------------------------
-def outbox_dir(state_dir: Path) -> Path:
-    return Path(state_dir) / OUTBOX_DIR
+#: The e-mail's part of the shared outbox (:mod:`collector.alerts.outbox`).
+OUTBOX = Outbox(name="e-mail", suffix=".eml", rejected_suffix=".rejected",
+                status_file=STATUS_FILE, fail_words="cannot be sent", done_word="sent")
 
 
 def queue(state_dir: Path, msg: EmailMessage, now: datetime) -> Path:
     """Write ``msg`` to the outbox (atomically); names sort oldest first."""
-    path = outbox_dir(state_dir) / f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}.eml"
-    atomic_write_bytes(path, msg.as_bytes(policy=policy.SMTP), mode=0o600)
-    waiting = pending(state_dir)
-    for old in waiting[:max(0, len(waiting) - MAX_OUTBOX)]:
-        log.error("e-mail outbox over %d messages: dropping the oldest, %s", MAX_OUTBOX,
-                  old.name)
-        old.unlink(missing_ok=True)
+    [path] = OUTBOX.queue(state_dir, [msg.as_bytes(policy=policy.SMTP)], now, numbered=False,
+                          limit=MAX_OUTBOX)
     return path
 
 
 def pending(state_dir: Path) -> list[Path]:
     """Messages waiting in the outbox, oldest first."""
-    directory = outbox_dir(state_dir)
-    try:
-        return sorted(p for p in directory.iterdir()
-                      if p.suffix == ".eml" and not p.name.startswith("."))
-    except FileNotFoundError:
-        return []
+    return OUTBOX.pending(state_dir)
 
 
 def flush_outbox(settings: SmtpSettings, state_dir: Path, deadline: float) -> int:
@@ -262,16 +251,16 @@ def flush_outbox(settings: SmtpSettings, state_dir: Path, deadline: float) -> in
                             smtplib.SMTPDataError) as exc:
                         if not _permanent(exc):
                             raise
-                        _set_aside(path, explain(exc, settings))
+                        OUTBOX.set_aside(path, explain(exc, settings))
                         continue
                     if refused:
                         _partly_refused(path, msg, refused)
                     path.unlink(missing_ok=True)
                     sent += 1
         except (OSError, smtplib.SMTPException, SmtpSetupError) as exc:
-            _smtp_failed(state_dir, explain(exc, settings, dog), len(waiting) - sent)
+            OUTBOX.failed(state_dir, explain(exc, settings, dog), len(waiting) - sent)
             return sent
-    _smtp_ok(state_dir, sent)
+    OUTBOX.works(state_dir, sent)
     return sent
 
 
@@ -308,38 +297,9 @@ def _permanent(exc: smtplib.SMTPException) -> bool:
     return getattr(exc, "smtp_code", 0) >= 500
 
 
-def _set_aside(path: Path, reason: str) -> None:
-    """Keep a message the server will never take, out of the queue but on disk."""
-    rejected = path.with_suffix(".rejected")
-    path.replace(rejected)
-    log.error("e-mail %s rejected for good: %s; kept as %s, not retried", path.name, reason,
-              rejected)
-
-
 def smtp_failure(state_dir: Path) -> str | None:
     """Why e-mail is failing (since the last attempt), or ``None`` if it is not."""
-    status, _problem = read_json(Path(state_dir) / STATUS_FILE, 1)
-    if not isinstance(status, dict) or not status.get("failing_since"):
-        return None
-    return str(status.get("reason") or "unknown reason")
-
-
-def _smtp_failed(state_dir: Path, reason: str, waiting: int) -> None:
-    path = Path(state_dir) / STATUS_FILE
-    status, _problem = read_json(path, 1)
-    if status and status.get("failing_since"):
-        log.info("e-mail still failing: %s; %d message(s) wait in the outbox", reason, waiting)
-        return
-    log.warning("e-mail cannot be sent: %s; %d message(s) wait in %s and are retried every "
-                "pass (reported once)", reason, waiting, outbox_dir(state_dir))
-    atomic_write_json(path, {"version": 1, "failing_since": time.time(), "reason": reason})
-
-
-def _smtp_ok(state_dir: Path, sent: int) -> None:
-    path = Path(state_dir) / STATUS_FILE
-    if path.exists():
-        log.warning("e-mail works again: %d waiting message(s) sent", sent)
-        path.unlink(missing_ok=True)
+    return OUTBOX.failure(state_dir)
 
 
 # -- SMTP -----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from collector.times import format_ts, parse_ts
@@ -163,16 +164,47 @@ class HostMuting:
 
 
 @dataclass(frozen=True)
+class _Index:
+    """Silences by host and by tag (with their place in the file), acknowledgements by host."""
+
+    by_host: Mapping[str, list[tuple[int, Silence]]]
+    by_tag: Mapping[str, list[tuple[int, Silence]]]
+    acks: Mapping[str, Mapping[str, Ack]]
+
+
+@dataclass(frozen=True)
 class Muting:
-    """Every silence and acknowledgement; what :func:`collector.alerts.rules.evaluate` is given."""
+    """Every silence and acknowledgement; what :func:`collector.alerts.rules.evaluate` is given.
+
+    Read once per pass or page and asked about every host (and every alert row): the silences
+    are indexed by host and tag on first use, so that costs the silences of that host, not
+    hosts x silences (1,000 of each on the overview: bench/README.md)."""
 
     silences: tuple[Silence, ...] = ()
     acks: tuple[Ack, ...] = ()
 
+    @cached_property
+    def _index(self) -> _Index:
+        by_host: dict[str, list[tuple[int, Silence]]] = {}
+        by_tag: dict[str, list[tuple[int, Silence]]] = {}
+        for place, silence in enumerate(self.silences):
+            if silence.host is not None:
+                by_host.setdefault(silence.host, []).append((place, silence))
+            elif silence.tag is not None:
+                by_tag.setdefault(silence.tag, []).append((place, silence))
+        acks: dict[str, dict[str, Ack]] = {}
+        for ack in self.acks:
+            acks.setdefault(ack.host, {})[ack.key] = ack
+        return _Index(by_host, by_tag, acks)
+
     def for_host(self, host: str, tags: Iterable[str], now: datetime) -> HostMuting:
-        tags = tuple(tags)
-        silences = tuple(s for s in self.silences if s.active(now) and s.covers_host(host, tags))
-        acks = {a.key: a for a in self.acks if a.host == host}
+        index = self._index
+        found = list(index.by_host.get(host, ()))
+        for tag in set(tags):
+            found += index.by_tag.get(tag, ())
+        silences = tuple(s for _place, s in sorted(found, key=lambda pair: pair[0])
+                         if s.active(now))
+        acks = index.acks.get(host, {})
         if not silences and not acks:
             return _NOTHING
         return HostMuting(silences, acks)

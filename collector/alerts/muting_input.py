@@ -22,7 +22,7 @@ from typing import Any
 from collector.alerts.muting import LEVELS, Ack, Silence, alert_key
 from collector.alerts.rules import HOST_RULES
 from collector.alerts.wording import clean, label
-from collector.config import Config, Host
+from collector.config import Config, Host, shard_of
 from collector.errors import MutingError
 from collector.metrics.registry import BY_NAME, JUDGED
 
@@ -159,6 +159,8 @@ def new_ack(config: Config, alert_state: Mapping[str, Any], host: str, metric: s
     known = config.host(host)
     if known is None:
         problems.append(_unknown_host(config, host))
+    elif _elsewhere(config, known, problems):
+        known = None
     metric_ok, item = _metric_and_item(config, [known] if known else [], metric, item, problems)
     reason = _reason(reason, problems)
     alert = None
@@ -193,13 +195,26 @@ def _target_hosts(config: Config, request: SilenceRequest, problems: list[str]) 
         if host is None:
             problems.append(_unknown_host(config, request.host))
             return []
-        return [host]
+        return [] if _elsewhere(config, host, problems) else [host]
     tagged = [h for h in config.hosts if request.tag in h.tags]
     if not tagged:
         tags = sorted({t for h in config.hosts for t in h.tags})
         problems.append(f"no host has the tag {request.tag!r} in {config.path}"
                         + _suggest(request.tag or "", tags, "tags"))
     return tagged
+
+
+def _elsewhere(config: Config, host: Host, problems: list[str]) -> bool:
+    """On one shard of several, a host another shard watches: a silence or an ack here would
+    be accepted and do nothing while that shard keeps mailing (a tag silence is fine: it
+    covers this shard's hosts of the tag)."""
+    shard = config.settings.shard
+    if shard is None or shard.owns(host.name):
+        return False
+    owner = f"{shard_of(host.name, shard.count)}/{shard.count}"
+    problems.append(f"{host.name} belongs to shard {owner}, not to this one ({shard}): run this "
+                    f"on the box of shard {owner} (or with --shard {owner})")
+    return True
 
 
 def _metric_and_item(config: Config, hosts: list[Host], metric: str | None, item: str | None,

@@ -46,6 +46,7 @@ from collector.alerts.wording import (
 )
 from collector.config import AlertSettings, Config, Level, Thresholds
 from collector.metrics.family import Family
+from collector.metrics.gate import explained
 from collector.metrics.registry import JUDGED
 from collector.times import format_ts, parse_ts
 
@@ -85,11 +86,20 @@ def readings(family: Family, sample: Mapping[str, Any], thresholds: Thresholds,
              hysteresis: float) -> list[Reading] | None:
     """The family's judged values as readings against this host's levels (``None``: the
     section is missing, leave that family's alerts alone).  Items and details are host text:
-    cleaned, and at most :data:`MAX_ITEMS_PER_FAMILY` of them."""
+    cleaned, and at most :data:`MAX_ITEMS_PER_FAMILY` of them.
+
+    An optional family's section missing without a word in the sample's ``errors`` is not
+    "unknown": the host no longer has it (a kernel booted with ``psi=0``, every check
+    removed), so there is nothing to judge and its alerts are no longer reported."""
     spec = family.thresholds
     judged = spec.judge(sample) if spec is not None else None
-    if spec is None or judged is None:
+    if spec is None:
         return None
+    if judged is None:
+        gone = (family.optional and family.section is not None
+                and sample.get(family.section) is None
+                and not explained(family.section, sample.get("errors")))
+        return [] if gone else None
     margin = 0.0 if spec.states else spec.margin if spec.margin is not None else hysteresis
     out = []
     for item, value, score, detail in judged[:MAX_ITEMS_PER_FAMILY]:
@@ -359,11 +369,17 @@ class _HostPass:
     # -- notifications ----------------------------------------------------------------------------
     def still_there(self, alert: dict[str, Any]) -> None:
         """A confirmed problem that goes on: a reminder when due, or, if a silence kept it back
-        until now, one notification as if it had just started (none if acknowledged)."""
+        until now, one notification as if it had just started (none if acknowledged, unless
+        it is now worse than what was acknowledged: that is news, and spends the ack)."""
         if alert.get("notified"):
             self.maybe_remind(alert)
-        elif self.muting.ack(alert) is None:
+            return
+        ack = self.muting.ack(alert)
+        if ack is None:
             self.notify("problem", alert, alert["level"], alert["message"])
+        elif LEVEL_RANK[alert["level"]] < LEVEL_RANK[ack.level]:
+            alert["ack_spent"] = ack.id
+            self.notify("escalation", alert, alert["level"], alert["message"])
 
     def maybe_remind(self, alert: dict[str, Any]) -> None:
         repeat = self.settings.repeat_interval_s
@@ -378,10 +394,12 @@ class _HostPass:
     def notify(self, event: str, alert: dict[str, Any], level: str, message: str) -> None:
         """Send (return) a notification, or, under a silence, only record it (once a level).
 
-        A recovery of a problem nobody was told about (silenced all along) is recorded too."""
+        A recovery of a problem nobody was told about (silenced all along) is recorded too;
+        one the admin acknowledged was told, and is sent."""
         silence = self.muting.silence(alert["metric"], alert.get("item"))
         silenced = silence.id if silence is not None else None
-        if silenced is None and event == "recovery" and not alert.get("notified"):
+        if silenced is None and event == "recovery" and not alert.get("notified") \
+                and self.muting.ack(alert) is None:
             silenced = alert.get("muted_by") or "?"
         if silenced is not None:
             if event == "problem" and alert.get("muted"):

@@ -7,7 +7,9 @@
   newer osmon wrote is not corrupt: it is left alone and alerts wait (:class:`StateUnusable`).
 * ``<data_dir>/state/alert-history.jsonl``: every event, one JSON line each, append-only.
   When it passes :data:`HISTORY_MAX_BYTES` it is renamed to ``alert-history.jsonl.1``
-  (replacing the older one), so the history is bounded without a cleanup job.
+  (replacing the older one), so the history is bounded without a cleanup job.  Several
+  processes append (the pass, ``osmon silence``, the dashboard): each append and rotation
+  holds ``alert-history.lock``.
 
 The readers (:func:`active_alerts`, :func:`history`) never write and never raise on damage.
 """
@@ -24,14 +26,25 @@ from typing import Any
 
 from collector.alerts import rules as alert_rules
 from collector.alerts.notification import LEVEL_RANK
+from collector.store.lock import wait_for_flock
 from collector.store.samples import append_whole_lines
-from collector.store.statefile import atomic_write_json, read_json
+from collector.store.statefile import (
+    StateFileUnusable,
+    atomic_write_json,
+    give_to_dir_owner,
+    make_dirs,
+    read_for_update,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "alerts.json"
 HISTORY_FILE = "alert-history.jsonl"
 HISTORY_MAX_BYTES = 8 * 1024 * 1024
+HISTORY_LOCK_FILE = "alert-history.lock"
+#: An append holds the lock for a millisecond; a holder this slow is stuck.
+HISTORY_LOCK_WAIT_S = 5.0
 _CHUNK = 64 * 1024
 
 
@@ -51,24 +64,15 @@ def load_state(state_dir: Path) -> tuple[dict[str, Any], str | None]:
     """
     path = Path(state_dir) / STATE_FILE
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        value, problem = read_for_update(path, alert_rules.STATE_VERSION)
+    except StateFileUnusable as exc:
+        then = ("alerts are not evaluated and the file is left as it is: run the newer osmon"
+                if exc.newer else "alerts are not evaluated until it can be read")
+        raise StateUnusable(f"{exc}; {then}") from None
+    if problem is not None:
+        return _set_aside(path, problem)
+    if value is None:
         return alert_rules.empty_state(), None
-    except OSError as exc:
-        raise StateUnusable(f"{path}: cannot read it ({exc.strerror or exc}); alerts are not "
-                            "evaluated until it can be read") from None
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _set_aside(path, f"{path}: corrupt ({exc}); it will be rebuilt")
-    version = value.get("version") if isinstance(value, dict) else None
-    if isinstance(version, int) and not isinstance(version, bool) \
-            and version > alert_rules.STATE_VERSION:
-        raise StateUnusable(f"{path} was written by a newer osmon (state version {version}, "
-                            f"this one reads {alert_rules.STATE_VERSION}); alerts are not "
-                            "evaluated and the file is left as it is: run the newer osmon")
-    if version != alert_rules.STATE_VERSION:
-        return _set_aside(path, f"{path}: unexpected format or version; it will be rebuilt")
     return alert_rules.normalize_state(value), None
 
 
@@ -97,10 +101,39 @@ def append_history(state_dir: Path, records: Iterable[dict[str, Any]]) -> None:
     if not data:
         return
     path = Path(state_dir) / HISTORY_FILE
-    with contextlib.suppress(FileNotFoundError):
-        if path.stat().st_size > HISTORY_MAX_BYTES:
-            os.replace(path, path.with_name(HISTORY_FILE + ".1"))
-    append_whole_lines(path, data)
+    with _history_lock(path.parent) as locked:
+        if locked:  # alone: nobody renames a fresh file over the one just rotated
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size > HISTORY_MAX_BYTES:
+                    os.replace(path, path.with_name(HISTORY_FILE + ".1"))
+        append_whole_lines(path, data)
+    give_to_dir_owner(path)  # made by `sudo osmon silence ...`: the collector's user appends too
+
+
+@contextlib.contextmanager
+def _history_lock(state_dir: Path) -> Iterator[bool]:
+    """The history's own ``flock``: the pass appends under the data lock, but ``osmon
+    silence``, ``osmon ack`` and the dashboard append beside it, and both the rotation (stat,
+    then rename) and :func:`append_whole_lines` (which cuts a failed write back to the size
+    it saw) assume one writer.  Held for one append.  Yields False when it cannot be had
+    (a lock file another user made, a stuck holder): the event is still appended (one whole
+    line is safe with ``O_APPEND``), only the rotation waits for the next append."""
+    lock = state_dir / HISTORY_LOCK_FILE
+    try:
+        make_dirs(state_dir, dir_owner=True)
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)  # flock needs no more
+    except OSError as exc:
+        log.warning("alert history appended without its lock %s: %s", lock, exc)
+        yield False
+        return
+    try:
+        give_to_dir_owner(lock)
+        locked = wait_for_flock(fd, HISTORY_LOCK_WAIT_S)
+        if not locked:
+            log.warning("alert history appended without its lock: %s stays held", lock)
+        yield locked
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def active_alerts(state_dir: Path) -> list[dict[str, Any]]:

@@ -3,10 +3,15 @@
 Every message (:mod:`collector.alerts.alertmanager`) is first written to
 ``<data_dir>/state/outbox/<id>.webhook.json`` (atomically; its ``channel`` field says
 ``webhook``, the e-mail's files are ``.eml``), then the outbox is flushed oldest first; a
-message leaves it only once the endpoint answered 2xx.  Anything else (a refused or reset
-connection, a timeout, a 500, a 401, a redirect) stops the flush: that message and those after
-it wait, in order, for the next pass.  Delivery is at least once, as for the e-mail: a crash
-between the 2xx and the removal of the file sends that message again.
+message leaves it only once the endpoint answered 2xx.  A refused or reset connection, a
+timeout, a 5xx, a redirect, and the 4xx that say "later" (408, 425, 429) or "not with these
+credentials" (401, 403: the token, which the admin fixes, is wrong for every message) stop the
+flush: that message and those after it wait, in order, for the next pass.  Any other 4xx
+(400, 404, 413, 422, ...) refuses *this* message for good: it is set aside as
+``<id>.webhook.rejected`` and logged, and the flush goes on, as the e-mail does for a 5xx
+answer to a message, so one message a bridge cannot take never blocks the others.  Delivery
+is at least once, as for the e-mail: a crash between the 2xx and the removal of the file
+sends that message again.
 
 Whatever the endpoint does, one POST costs at most ``timeout_s`` and never goes past the pass
 deadline: the exchange runs in a thread that the caller stops waiting for, and whose socket it
@@ -28,16 +33,14 @@ import socket
 import ssl
 import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from collector import __version__
-from collector.alerts.mail import MAX_OUTBOX, outbox_dir
+from collector.alerts.outbox import MAX_OUTBOX, Outbox
 from collector.config import WebhookSettings
-from collector.store.statefile import atomic_write_bytes, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +49,50 @@ SUFFIX = f".{CHANNEL}.json"
 STATUS_FILE = "webhook-status.json"
 VERSION = 1
 USER_AGENT = f"osmon/{__version__}"
+#: Messages waiting at most (the oldest dropped beyond): one per alert, so more than the
+#: e-mail's one digest a pass; a few MB.
+MAX_MESSAGES = 4 * MAX_OUTBOX
 #: An answer's status line is all osmon reads of it (its reason cut at this).
 MAX_REASON = 100
 
 
+#: 4xx answers that say "try again" (timeout, too early, too many requests) or that are about
+#: the credentials rather than the message: retried like a 5xx.
+RETRIED_4XX = frozenset({401, 403, 408, 425, 429})
+
+
 class WebhookError(Exception):
-    """Why a message could not be delivered, in words an admin can act on."""
+    """Why a message could not be delivered, in words an admin can act on; ``permanent``:
+    the endpoint refused this message for good (retrying it would block the outbox)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 # -- outbox ---------------------------------------------------------------------------------------
+#: The webhook's part of the shared outbox (:mod:`collector.alerts.outbox`).
+OUTBOX = Outbox(name="webhook", suffix=SUFFIX, rejected_suffix=f".{CHANNEL}.rejected",
+                status_file=STATUS_FILE, fail_words="cannot deliver", done_word="delivered")
+
+
 def queue(state_dir: Path, payloads: list[dict[str, Any]], now: datetime) -> list[Path]:
     """Write each message to the outbox (atomically); names sort oldest first, and in the
     order given within a pass."""
-    paths = []
-    for index, payload in enumerate(payloads):
-        name = f"{now:%Y%m%dT%H%M%SZ}-{index:03d}-{uuid.uuid4().hex[:12]}{SUFFIX}"
-        path = outbox_dir(state_dir) / name
-        data = json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
-                          ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        atomic_write_bytes(path, data.encode("utf-8"), mode=0o600)
-        paths.append(path)
-    waiting = pending(state_dir)
-    for old in waiting[:max(0, len(waiting) - MAX_OUTBOX)]:
-        log.error("webhook outbox over %d messages: dropping the oldest, %s", MAX_OUTBOX,
-                  old.name)
-        old.unlink(missing_ok=True)
-    return paths
+    records = [json.dumps({"version": VERSION, "channel": CHANNEL, "payload": payload},
+                          ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8") for payload in payloads]
+    return OUTBOX.queue(state_dir, records, now, numbered=True, limit=MAX_MESSAGES)
 
 
 def pending(state_dir: Path) -> list[Path]:
     """Webhook messages waiting in the outbox, oldest first."""
-    try:
-        return sorted(p for p in outbox_dir(state_dir).iterdir()
-                      if p.name.endswith(SUFFIX) and not p.name.startswith("."))
-    except FileNotFoundError:
-        return []
+    return OUTBOX.pending(state_dir)
+
+
+def failure(state_dir: Path) -> str | None:
+    """Why the webhook is failing (since the last attempt), or ``None`` if it is not."""
+    return OUTBOX.failure(state_dir)
 
 
 def flush_outbox(settings: WebhookSettings, state_dir: Path, deadline: float) -> int:
@@ -102,11 +114,14 @@ def flush_outbox(settings: WebhookSettings, state_dir: Path, deadline: float) ->
         try:
             post(settings, body, min(settings.timeout_s, left))
         except WebhookError as exc:
-            _failed(state_dir, str(exc), len(waiting) - sent)
+            if exc.permanent:
+                OUTBOX.set_aside(path, str(exc))
+                continue
+            OUTBOX.failed(state_dir, str(exc), len(waiting) - sent)
             return sent
         path.unlink(missing_ok=True)
         sent += 1
-    _works(state_dir, sent)
+    OUTBOX.works(state_dir, sent)
     return sent
 
 
@@ -120,37 +135,9 @@ def _body(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        aside = path.with_name(path.name[:-len(SUFFIX)] + ".webhook.rejected")
-        path.replace(aside)
-        log.error("webhook outbox: %s is unreadable (%s); kept as %s, not sent", path.name,
-                  exc, aside.name)
+        OUTBOX.set_aside(path, str(exc), "is unreadable")
         return None
     return json.dumps(record["payload"], ensure_ascii=False).encode("utf-8")
-
-
-def failure(state_dir: Path) -> str | None:
-    """Why the webhook is failing (since the last attempt), or ``None`` if it is not."""
-    status, _problem = read_json(Path(state_dir) / STATUS_FILE, 1)
-    if not isinstance(status, dict) or not status.get("failing_since"):
-        return None
-    return str(status.get("reason") or "unknown reason")
-
-
-def _failed(state_dir: Path, reason: str, waiting: int) -> None:
-    path = Path(state_dir) / STATUS_FILE
-    if failure(state_dir) is not None:
-        log.info("webhook still failing: %s; %d message(s) wait in the outbox", reason, waiting)
-        return
-    log.warning("webhook cannot deliver: %s; %d message(s) wait in %s and are retried every "
-                "pass (reported once)", reason, waiting, outbox_dir(state_dir))
-    atomic_write_json(path, {"version": 1, "failing_since": time.time(), "reason": reason})
-
-
-def _works(state_dir: Path, sent: int) -> None:
-    path = Path(state_dir) / STATUS_FILE
-    if path.exists():
-        log.warning("webhook works again: %d waiting message(s) delivered", sent)
-        path.unlink(missing_ok=True)
 
 
 # -- HTTP -----------------------------------------------------------------------------------------
@@ -204,7 +191,9 @@ def post(settings: WebhookSettings, body: bytes, budget_s: float) -> int:
     if 300 <= status < 400:
         raise WebhookError(_mask(f"{where} answered {status} {said}: a redirect, which osmon "
                                  "does not follow (set url to the final address)", token))
-    raise WebhookError(_mask(f"{where} answered {status} {said}".rstrip(), token))
+    permanent = 400 <= status < 500 and status not in RETRIED_4XX
+    raise WebhookError(_mask(f"{where} answered {status} {said}".rstrip(), token),
+                       permanent=permanent)
 
 
 def _shut(connection: http.client.HTTPConnection) -> None:

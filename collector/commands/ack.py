@@ -12,7 +12,7 @@ import argparse
 from collector.alerts import muting_store
 from collector.alerts.muting_input import METRICS
 from collector.alerts.wording import label
-from collector.config import load_config
+from collector.config import add_shard_option, load_config
 from collector.times import utc_now
 from collector.views.status_report import terminal_safe
 
@@ -23,6 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("item", metavar="ITEM", nargs="?",
                         help="the alert's item: a mount, a check, a resource")
     parser.add_argument("--reason", metavar="TEXT", required=True, help="why (shown to everyone)")
+    add_shard_option(parser)  # a host of another shard is refused, naming it
 
 
 def run(args: argparse.Namespace) -> int:

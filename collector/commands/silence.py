@@ -18,7 +18,7 @@ from datetime import datetime
 from collector.alerts import muting_store
 from collector.alerts.muting import Silence
 from collector.alerts.muting_input import METRICS, SilenceRequest
-from collector.config import load_config
+from collector.config import add_shard_option, load_config
 from collector.times import utc_now
 from collector.views.status_report import terminal_safe
 
@@ -47,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     until.add_argument("--until", metavar="TIME", help="e.g. 2026-11-30T06:00Z or 06:00")
     add.add_argument("--start", metavar="TIME", help="begin later (default: now)")
     add.add_argument("--reason", metavar="TEXT", required=True, help="why (shown to everyone)")
+    add_shard_option(add)  # a host of another shard is refused, naming it
     # "--for -1h" must reach the duration check (a clear error), not be taken for an option.
     add._negative_number_matcher = re.compile(r"^-\d")  # type: ignore[attr-defined]
     listing = actions.add_parser("list", help="the silences in force or to come")

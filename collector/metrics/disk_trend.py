@@ -132,11 +132,12 @@ def _entry(points: list[Point], previous: Fit | None,
     """An entry of ``points`` (in time order, one regime) and its fit; ``drop``: their
     cleanup threshold, if known."""
     trusted = previous is not None and previous.trusted
+    stopped = previous is not None and previous.reason == forecast.STOPPED
     last = points[-1]
     return {"total": last.total, "raw": [[round(p.t, 1), round(p.percent, 5)] for p in points],
             "last": (last.t, last.percent),
             "drop": forecast.cleanup_drop(points) if drop is None else drop,
-            "fit": forecast.fit_regime(points, trusted_before=trusted)}
+            "fit": forecast.fit_regime(points, trusted_before=trusted, stopped_before=stopped)}
 
 
 def _points(entry: dict[str, Any]) -> list[Point] | None:

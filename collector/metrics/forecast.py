@@ -16,7 +16,17 @@ writing a rule, with the care such a fit needs on real disks:
   trend once trusted stays trusted down to :data:`KEEP_SIGNAL` (a Schmitt trigger), so a disk
   near the bar does not flip between a forecast and none at every refit;
 * **filling only**: no forecast when use is flat or shrinking, or the disk would take more
-  than :data:`HORIZON_S` (a year) to fill.
+  than :data:`HORIZON_S` (a year) to fill;
+* **filling now**: the projection starts from the last readings (the median of three) when
+  they are off the line, above (a step up the line has not caught yet) or below it (a disk
+  that slowed down or stopped, which the line would carry on up at the old pace, fuller at
+  every pass for hours); and a disk has *stopped* (:func:`stopped`, "not filling") once its
+  readings of the last :data:`RECENT_S` (an hour) did not rise (Theil-Sen slope <= 0) where
+  the line expected a rise of more than :data:`MIN_SIGNAL` times their own noise, and sit
+  below the line by more than :data:`KEEP_SIGNAL` of its deviations (so the noise of a disk
+  still filling is not taken for a stop).  It stays stopped, although the window's line
+  holds the old growth for hours, until that hour rises beyond :data:`MIN_SIGNAL` times the
+  larger of both noises.
 
 Use is a percentage of what users can write (``used / (used + free)``, like ``df``), so
 "full" is 100 %.  The fit (:func:`fit`, quadratic in the points) and the projection to a time
@@ -46,8 +56,13 @@ CLEANUP_DROP = 2.0
 RESIZE_SHARE = 0.005
 #: At most this many points enter the fit (Theil-Sen is quadratic in them).
 MAX_POINTS = 120
+#: The readings of this last stretch say whether the disk is filling *now* ...
+RECENT_S = 3600.0
+#: ... once there are this many over at least half of it (one a 5-minute slot in a pass).
+RECENT_POINTS = 4
 
 FILLING = "filling"
+STOPPED = "not filling any more"
 
 
 def median(values: Iterable[float]) -> float:
@@ -159,9 +174,11 @@ def fit(points: Sequence[Point], *, trusted_before: bool = False) -> Fit:
                       trusted_before=trusted_before)
 
 
-def fit_regime(regime: list[Point], *, trusted_before: bool = False) -> Fit:
+def fit_regime(regime: list[Point], *, trusted_before: bool = False,
+               stopped_before: bool = False) -> Fit:
     """:func:`fit` of points already in time order and of one regime (the pass's own
-    window, :mod:`collector.metrics.disk_trend`, which cuts the regime as it goes)."""
+    window, :mod:`collector.metrics.disk_trend`, which cuts the regime as it goes);
+    ``stopped_before``: the previous fit found the disk had stopped filling (:func:`stopped`)."""
     regime = _thin(regime)
     span = regime[-1].t - regime[0].t if regime else 0.0
     at = regime[-1].t if regime else 0.0
@@ -175,11 +192,43 @@ def fit_regime(regime: list[Point], *, trusted_before: bool = False) -> Fit:
     residuals = [p.percent - (intercept + slope * p.t) for p in regime]
     center = median(residuals)
     spread = 1.4826 * median(abs(r - center) for r in residuals)
+    if stopped_before and stopped(regime, level, slope, spread, before=True):
+        return Fit(slope, level, at, recent, len(regime), span, False, STOPPED)
     bar = KEEP_SIGNAL if trusted_before else MIN_SIGNAL
     if slope * span < bar * spread:
         return Fit(slope, level, at, recent, len(regime), span, False,
                    "growth within the noise")
+    if not stopped_before and stopped(regime, level, slope, spread):
+        return Fit(slope, level, at, recent, len(regime), span, False, STOPPED)
     return Fit(slope, level, at, recent, len(regime), span, True, FILLING)
+
+
+def stopped(regime: Sequence[Point], level: float, slope: float, spread: float, *,
+            before: bool = False) -> bool:
+    """Whether a disk whose line still climbs (``level`` at the newest reading, ``slope``,
+    its residuals' robust spread ``spread``) has stopped filling, from its readings of the
+    last :data:`RECENT_S` (at least half of it) and their own noise (robust spread around
+    their Theil-Sen line): they did not rise (their slope <= 0) where the line says they
+    should have risen by more than :data:`MIN_SIGNAL` times that noise (so that the rise
+    could not hide in it), and the last three are below the line by more than
+    :data:`KEEP_SIGNAL` times ``spread``.  Once stopped (``before``), a disk stays so until
+    its recent readings rise by more than :data:`MIN_SIGNAL` times the larger of both
+    noises: neither the noise of a flat disk nor the line bent by the old growth restarts
+    it."""
+    newest = regime[-1].t
+    recent = [p for p in regime if p.t >= newest - RECENT_S]
+    if len(recent) < RECENT_POINTS or newest - recent[0].t < RECENT_S / 2:
+        return False
+    recent_slope, intercept = theil_sen(recent)
+    residuals = [p.percent - (intercept + recent_slope * p.t) for p in recent]
+    center = median(residuals)
+    noise = 1.4826 * median(abs(r - center) for r in residuals)
+    stretch = newest - recent[0].t
+    if before:
+        return recent_slope * stretch <= MIN_SIGNAL * max(noise, spread)
+    below = level - median(p.percent for p in recent[-3:])
+    return (recent_slope <= 0 and slope * stretch > MIN_SIGNAL * noise
+            and below > KEEP_SIGNAL * spread)
 
 
 def project(trend: Fit, now: float) -> Forecast:
@@ -187,10 +236,17 @@ def project(trend: Fit, now: float) -> Forecast:
     rate = trend.rate_per_h
     if not trend.trusted or trend.slope is None or trend.level is None or trend.slope <= 0:
         return Forecast(None, rate, trend.points, trend.span_s, trend.reason)
-    # Where use stands now: the line, unless the last readings are all above it (a step up
-    # the line has not caught yet); the median of three keeps one spike from counting.
+    # Where use stands now: from the last readings (the median of three keeps one spike from
+    # counting), whether above the line (a step up it has not caught yet) or below it (a
+    # disk that slowed down or stopped: the line would carry it on up at the old pace).
     line = trend.level + trend.slope * (now - trend.at)
-    now_percent = min(100.0, max(line, trend.recent if trend.recent is not None else line))
+    if trend.recent is None:
+        now_percent = line
+    elif trend.recent >= trend.level:
+        now_percent = max(line, trend.recent)
+    else:
+        now_percent = trend.recent + trend.slope * (now - trend.at)
+    now_percent = min(100.0, now_percent)
     full_in = (100.0 - now_percent) / trend.slope
     if full_in > HORIZON_S:
         return Forecast(None, rate, trend.points, trend.span_s, "more than a year away")

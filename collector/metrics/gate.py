@@ -29,11 +29,15 @@ MAX_ERRORS = 4096
 EXTRA = {"timing": record({"cpu_s": number(unit="s"), "wall_s": number(unit="s")})}
 ERRORS = string_map(MAX_ERRORS, key_cap=512, value_cap=1000)
 
-__all__ = ["InvalidProbeOutput", "PROBE_VERSION", "validate_probe_output"]
+__all__ = ["InvalidProbeOutput", "PROBE_VERSION", "explained", "validate_probe_output"]
 
 
-def _explained(section: str, errors: dict[str, str]) -> bool:
-    """A missing section is fine when its family (or the whole platform) failed."""
+def explained(section: str, errors: Any) -> bool:
+    """A missing section is fine when its family (or the whole platform) failed: the probe
+    says so in ``errors``.  (The alert rules ask too: an optional family's section missing
+    and *not* explained means the host no longer has it.)"""
+    if not isinstance(errors, dict):
+        return False
     return section in errors or "platform" in errors
 
 
@@ -53,7 +57,7 @@ def validate_probe_output(obj: Any) -> dict[str, Any]:
     for section, family in SECTIONS.items():
         value = obj.get(section)
         if value is None:
-            if not family.optional and not _explained(section, errors):
+            if not family.optional and not explained(section, errors):
                 raise InvalidProbeOutput(f"{section}: missing and not explained in errors")
             continue
         assert family.schema is not None

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from collector.metrics import series
+from collector.store import rollup_line
 from collector.store.samples import (
     Store,
     append_whole_lines,
@@ -224,9 +225,10 @@ def _record(points: list[_Point], t: float) -> dict[str, Any]:
                 _add(slots, label, value)
         for metric, value in point.combined.items():
             _add(combined, metric, value)
-    return {"v": 1, "t": format_ts(_utc(t)), "n": good, "f": len(points) - good,
-            "m": {m: {k: _finish(s) for k, s in slots.items()} for m, slots in metrics.items()},
-            "c": {m: _finish(s) for m, s in combined.items()}}
+    return rollup_line.record(
+        format_ts(_utc(t)), good, len(points) - good,
+        {m: {k: _finish(s) for k, s in slots.items()} for m, slots in metrics.items()},
+        {m: _finish(s) for m, s in combined.items()})
 
 
 def aggregate(samples: list[Mapping[str, Any]], t: float) -> dict[str, Any]:

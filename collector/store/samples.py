@@ -52,7 +52,8 @@ def append_whole_lines(path: Path, data: bytes) -> None:
 
     A write that fails half-way (a disk that fills up during it) is undone: the file is cut
     back to its size before the call, so it never keeps a fragment of ours, and the error is
-    raised for the caller to count.  Callers hold the data lock, so nobody appended meanwhile.
+    raised for the caller to count.  Callers hold the data lock (the alert history, appended
+    beside the pass too, its own lock), so nobody appended meanwhile.
     """
     if not data:
         return
@@ -163,7 +164,9 @@ class Store:
     def latest_good(self, host: str, max_bytes: int = 4 << 20) -> dict[str, Any] | None:
         """The newest good sample (``ok``) of a host, looked for in the last ``max_bytes`` of
         its two newest day files: what its disks were when it last answered, for a host whose
-        last passes failed.  Failure lines are small, so that is days of them."""
+        last passes failed.  Failure lines are small, so that is days of them.  Checked as
+        :meth:`latest` checks: a good line of the wrong shape is passed over.  Costly (up to
+        2 x ``max_bytes`` read, or a whole ``.gz`` day): the dashboard caches it."""
         for day_file in list(reversed(self.day_files(host)))[:2]:
             try:
                 lines = (_read_lines(day_file.path) if day_file.compressed
@@ -173,7 +176,9 @@ class Store:
             for line in reversed(lines):
                 sample = _decode(line) if _GOOD in line else None
                 if sample is not None and sample.get("ok") is True:
-                    return sample
+                    sample = _checked(sample)
+                    if sample.get("ok") is True:
+                        return sample
         return None
 
     def latest_in(self, host: str, path: Path) -> dict[str, Any] | None:

@@ -22,10 +22,8 @@ that UTF-8 cannot carry becomes ``?``.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client.exposition import generate_latest as text_exposition
@@ -47,36 +45,6 @@ from collector.views.exposition import (
 _EOF = "# EOF\n"
 #: Line starts remembered per series of osmon's own (a few per host).
 _MAX_REMEMBERED = 100_000
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a scrape reads and writes the fleet.
-
-    After a pass, a scrape of 1,000 hosts decodes 1,000 new samples and builds ~100,000
-    short-lived tuples and lists, all free of cycles (reference counting frees them).  Left
-    on, the cycle collector runs dozens of times meanwhile and scans the whole heap (every
-    cached sample) at least once: about a third of the scrape.  It resumes as soon as the
-    last overlapping scrape is done; it is left alone if something else had switched it off.
-    """
-    global _gc_pauses
-    with _gc_lock:
-        if _gc_pauses == 0 and not gc.isenabled():
-            pausing = False
-        else:
-            pausing = True
-            _gc_pauses += 1
-            gc.disable()
-    try:
-        yield
-    finally:
-        if pausing:
-            with _gc_lock:
-                _gc_pauses -= 1
-                if _gc_pauses == 0:
-                    gc.enable()
 
 
 def number(value: float) -> str:
