@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sshd as harness
@@ -39,13 +40,28 @@ def test_forty_hosts_on_one_default_sshd_all_answer_in_one_pass(busy_sshd: harne
 
 class DroppingProxy:
     """A TCP proxy to ``port`` that accepts and at once closes its first ``drops``
-    connections, as sshd does beyond MaxStartups; it counts every connection."""
+    connections, as sshd does beyond MaxStartups; it counts every connection.
+
+    ``close`` leaves nothing behind: the listener is shut down (a close alone would not wake
+    the blocked ``accept`` on Linux, and the port would go on listening), the relaying
+    threads are ended and joined, and only then are their sockets closed, so no thread can
+    use a descriptor number that was closed under it and given to a later test's socket."""
 
     def __init__(self, port: int, drops: int) -> None:
         self.port, self.drops, self.connections = port, drops, 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _start(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -57,24 +73,44 @@ class DroppingProxy:
             if self.connections <= self.drops:
                 client.close()
                 continue
-            upstream = socket.create_connection(("127.0.0.1", self.port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.extend((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+                self._start(_pipe, source, sink)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self._acceptor.join(timeout=10)  # no connection is taken in after this
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=10)
         self.listener.close()
+        for sock in sockets:
+            sock.close()
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Relay one direction until it ends; the sockets are closed by the proxy's close."""
     try:
         while data := source.recv(65536):
             sink.sendall(data)
     except OSError:
         pass
-    finally:
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_RDWR)
-        source.close()  # each socket is the source of one of the two threads
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
 
 
 @pytest.mark.parametrize("command", ["collect", "run"])
