@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from collector.metrics import series
-from collector.store import rollup_line
+from collector.store import rollup_line, rollup_memo
 from collector.store.samples import (
     Store,
     append_whole_lines,
@@ -397,10 +397,17 @@ def on_pass(config: Any, store: Store, samples: dict[str, dict], now: datetime,
         upto = series.sample_time(sample) if isinstance(sample, Mapping) else None
         if upto is None:
             continue
+        boundary = upto - upto % RESOLUTIONS["5m"]
         try:
+            newest_file = _file_for(store, host, "5m", boundary - RESOLUTIONS["5m"])
+            if rollup_memo.up_to_date(store.data_dir, host, boundary, newest_file):
+                continue  # nothing new to write: see rollup_memo
             catch_up(store, host, upto, budget_end)
         except (OSError, ValueError) as exc:
             log.warning("rollups of %s not updated: %s", host, exc)
+            continue
+        if time.monotonic() < budget_end:  # not stopped at the deadline: complete
+            rollup_memo.remember(store.data_dir, host, boundary, newest_file)
 
 
 def rebuild(store: Store, host: str) -> int:
