@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import logging
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 from collector.config import Config, Host
 from collector.errors import DataDirError, LockHeld
 from collector.passes import record as pass_record
+from collector.passes import workers
 from collector.passes.hooks import POST_PASS_HOOKS
 from collector.passes.one_host import Answer, HostJob, PassContext, failure_sample, work
 from collector.passes.sessions import SessionPool
@@ -269,6 +269,7 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
     answers: queue.SimpleQueue[tuple[HostJob, Answer]] = queue.SimpleQueue()
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
+    spawn = ctx.sessions.workers.run if ctx.sessions is not None else workers.fresh_thread
 
     def finish(job: HostJob, sample: dict[str, Any], answer: Answer | None = None) -> None:
         nonlocal failed
@@ -287,8 +288,7 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
         while pending and len(running) < settings.concurrency:
             job = HostJob(pending.popleft(), now)
             running.append(job)
-            threading.Thread(target=work, args=(ctx, job, answers), daemon=True,
-                             name=f"osmon-{job.host.name}").start()
+            spawn(f"osmon-{job.host.name}", work, ctx, job, answers)
         wake = min([deadline] + [j.started + settings.host_deadline_s for j in running])
         try:
             job, answer = answers.get(timeout=max(0.0, wake - now))

@@ -39,6 +39,7 @@ from collector.passes.probe_call import (
     remote_command,
     resident_stdin,
 )
+from collector.passes.workers import WorkerPool
 from collector.store import proc_counters as proc_state
 from collector.transport.connect import Dialer
 from collector.transport.gate import HandshakeGate
@@ -90,6 +91,7 @@ class SessionPool:
     def __init__(self, settings: Settings) -> None:
         self.gate = HandshakeGate(settings.max_handshakes)
         self.bastions = Bastions()
+        self.workers = WorkerPool(settings.concurrency)  # the passes' threads, kept too
         self._entries: dict[str, _Entry] = {}
         self._one_shot_until: dict[str, float] = {}
         self._stored: dict[str, dict[str, Any]] = {}
@@ -103,6 +105,7 @@ class SessionPool:
         self._digest = hashlib.sha256(probe).hexdigest()
         if self.gate.limit != config.settings.max_handshakes:
             self.gate = HandshakeGate(config.settings.max_handshakes)
+        self.workers.max_idle = config.settings.concurrency
         hosts = {h.name: h for h in config.enabled_hosts}
         self._stored = {name: s for name, s in self._stored.items() if name in hosts}
         now = time.monotonic()
