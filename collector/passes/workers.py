@@ -62,6 +62,7 @@ class WorkerPool:
             except BaseException:  # noqa: BLE001 - the task's own bug; the worker goes on
                 log.exception("worker %s failed", name)
             me.name = "osmon-worker"
+            del task, args  # not kept alive by an idle worker until its next task
             with self._lock:
                 if len(self._idle) >= self.max_idle:
                     return
