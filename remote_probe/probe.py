@@ -1599,6 +1599,49 @@ def _signal_name(number: int) -> str:
         return "signal " + str(number)
 
 
+# A check runs in a session of its own, out of reach of whatever kills the probe (the
+# host-side limit of the remote command, the OOM killer, an admin): a small `sh` in another
+# session watches a pipe from the probe and kills the check's process group if the probe
+# dies before saying the check is over. (GNU `timeout` around the check would die with the
+# group when the probe kills it, and leave the plugin to init as a zombie.)
+_GUARD_SCRIPT = 'read -r word; [ "$word" = done ] || kill -9 -"$1" 2>/dev/null'
+
+
+def _guard(pgid: int) -> "tuple[object, int] | None":
+    """Start the watcher of process group `pgid`; None if it cannot run (no sh)."""
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    try:
+        watcher = subprocess.Popen(["sh", "-c", _GUARD_SCRIPT, "osmon-check-guard", str(pgid)],
+                                   stdin=read_end, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, close_fds=True,
+                                   start_new_session=True)
+    except (OSError, ValueError):
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return watcher, write_end
+
+
+def _release(guard: "tuple[object, int] | None") -> None:
+    """The check is over: its watcher leaves without killing anything."""
+    if guard is None:
+        return
+    import contextlib
+    import subprocess
+
+    watcher, write_end = guard
+    with contextlib.suppress(OSError):  # the watcher is gone already: nothing to tell it
+        os.write(write_end, b"done\n")
+    os.close(write_end)
+    try:
+        watcher.wait(timeout=CHECK_REAP_S)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+
+
 def run_check(spec: dict, deadline: float, budget_s: float,
               monotonic: "object" = time.monotonic) -> dict:
     """Run one check: argv, no shell, stdin /dev/null, its own session and process group.
@@ -1632,10 +1675,12 @@ def run_check(spec: dict, deadline: float, budget_s: float,
     except (OSError, ValueError) as exc:
         answer["error"] = f"cannot run {argv0}: {describe(exc)}"[:CHECK_ERROR_CHARS]
         return answer
+    guard = _guard(proc.pid)
     try:
         out, err, reason = _read_capped(proc, start + timeout, spec["max_output"], monotonic)
     finally:
         reaped = _end_group(proc)
+        _release(guard)
     answer["duration_s"] = round(monotonic() - start, 3)
     answer["output"] = out.decode("utf-8", "replace")
     if err:

@@ -242,6 +242,55 @@ def test_piped_probe_runs_checks_with_stdin_closed(tmp_path: Path) -> None:
     assert "memory" in out and "processes" in out  # the other families are all there
 
 
+def test_a_check_does_not_outlive_a_probe_that_was_killed(tmp_path: Path) -> None:
+    """The probe kills a check at its timeout, but a probe killed first (the host-side limit
+    of the remote command, the OOM killer) cannot, and the check, in a session of its own,
+    is out of reach of that kill: its watcher ends it and its children."""
+    hang = plugin(tmp_path, "check_hang", f"""
+sleep 300 &
+echo $! > {tmp_path}/child
+echo $$ > {tmp_path}/leader.tmp
+mv {tmp_path}/leader.tmp {tmp_path}/leader
+wait
+""")
+    params = {"cpu_sample_s": 0, "checks": [check("hang", [hang], timeout_s=300)]}
+    probe_process = subprocess.Popen([sys.executable, "-"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert probe_process.stdin is not None
+        probe_process.stdin.write(probe_stdin(params, PROBE_SOURCE))
+        probe_process.stdin.close()
+        wait_for(lambda: (tmp_path / "leader").exists(), "the check to start")
+    finally:
+        probe_process.kill()  # long before the check's own 300 s
+        probe_process.wait(timeout=10)
+    leader = int((tmp_path / "leader").read_text())
+    child = int((tmp_path / "child").read_text())
+    wait_for(lambda: is_dead(leader) and is_dead(child), "the orphaned check to be killed")
+
+
+def test_a_finished_check_leaves_no_watcher_behind(tmp_path: Path) -> None:
+    """The watcher of a check that ended normally leaves with it: nothing stays on the host."""
+    quick = plugin(tmp_path, "check_quick", "echo 'OK - fine'\n")
+    before = _guards()
+    _answers, stored = derived([check("quick", [quick], timeout_s=10)])
+    assert stored["quick"]["state"] == OK
+    wait_for(lambda: _guards() <= before, "the check's watcher to leave")
+
+
+def _guards() -> set[int]:
+    """This machine's check watchers (their command line names them)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"osmon-check-guard" in (entry / "cmdline").read_bytes():
+                    found.add(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def test_bad_check_entries_are_reported_not_fatal(tmp_path: Path) -> None:
     ok = plugin(tmp_path, "check_ok", "echo OK\n")
     out = probe.collect({"cpu_sample_s": 0, "checks": [
