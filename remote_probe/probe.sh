@@ -1161,14 +1161,16 @@ osmon_bounded() {
 	) </dev/null >"$_dir/$_k.out" 2>"$_dir/$_k.err" &
 	_pid=$!
 	osmon_secs "$_ms"
-	(
-		trap 'kill "$_sleeper" 2>/dev/null; exit 0' TERM
-		sleep "$OSMON_SECS" &
-		_sleeper=$!
-		wait "$_sleeper" || exit 0
-		: >"$_dir/$_k.timeout"
-		kill -9 "-$_pid" 2>/dev/null || kill -9 "$_pid" 2>/dev/null
-	) </dev/null >/dev/null 2>&1 &
+	# The watchdog has a session of its own too: whatever kills the probe's process group
+	# (the host-side limit of the remote command) leaves it to kill the command on time.
+	$OSMON_SETSID sh -c '
+		trap "kill \$s 2>/dev/null; exit 0" TERM
+		sleep "$1" &
+		s=$!
+		wait "$s" || exit 0
+		: >"$2"
+		kill -9 "-$3" 2>/dev/null || kill -9 "$3" 2>/dev/null' osmon-watchdog \
+		"$OSMON_SECS" "$_dir/$_k.timeout" "$_pid" </dev/null >/dev/null 2>&1 &
 	_watchdog=$!
 	wait "$_pid"
 	OSMON_RC=$?

@@ -428,6 +428,35 @@ def test_checks_answer_like_probe_py(shell: str, tmp_path: Path) -> None:
     assert answers["missing"]["error"] == f"command not found: {tmp_path / 'check_nope'}"
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_check_does_not_outlive_a_shell_probe_that_was_killed(shell: str,
+                                                                 tmp_path: Path) -> None:
+    """The host-side limit of the remote command kills the probe's whole process group; the
+    check, in a session of its own, and its watchdog, in another, live on: the watchdog still
+    kills the check and its children at the check's timeout, not 300 s later."""
+    hang = plugin(tmp_path, "check_hang", f"sleep 300 &\necho $! > {tmp_path}/child\n"
+                                          f"echo $$ > {tmp_path}/leader.tmp\n"
+                                          f"mv {tmp_path}/leader.tmp {tmp_path}/leader\nwait\n")
+    params = {"checks": [{"name": "hang", "command": [hang], "timeout_s": 3,
+                          "max_output": 65536}]}
+    argv, env = shell_command(shell)
+    probe_process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env, cwd="/",
+                                     start_new_session=True)  # as sshd starts a session
+    try:
+        assert probe_process.stdin is not None
+        probe_process.stdin.write(sh_probe_stdin(params, SCRIPT))
+        probe_process.stdin.close()
+        wait_for(lambda: (tmp_path / "leader").exists(), "the check to start")
+    finally:
+        os.killpg(probe_process.pid, 9)  # what `timeout -s KILL` does to the probe's group
+        probe_process.wait(timeout=10)
+    leader = int((tmp_path / "leader").read_text())
+    child = int((tmp_path / "child").read_text())
+    wait_for(lambda: is_dead(leader) and is_dead(child), "the orphaned check to be killed",
+             timeout=3 + SLACK_S)
+
+
 def test_a_busybox_without_some_applets_still_answers(tmp_path: Path) -> None:
     """A minimal BusyBox (OpenWrt leaves applets out): without od the command lines are not
     read and without df the mounts say why; without awk nothing can be read, which the
