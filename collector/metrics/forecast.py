@@ -23,10 +23,11 @@ writing a rule, with the care such a fit needs on real disks:
   every pass for hours); and a disk has *stopped* (:func:`stopped`, "not filling") once its
   readings of the last :data:`RECENT_S` (an hour) did not rise (Theil-Sen slope <= 0) where
   the line expected a rise of more than :data:`MIN_SIGNAL` times their own noise, and sit
-  below the line by more than :data:`KEEP_SIGNAL` of its deviations (so the noise of a disk
-  still filling is not taken for a stop).  It stays stopped, although the window's line
-  holds the old growth for hours, until that hour rises beyond :data:`MIN_SIGNAL` times the
-  larger of both noises.
+  below the line by more than :data:`KEEP_SIGNAL` times the disk's noise, in that hour and
+  before it (so the noise of a disk still filling is not taken for a stop; the window's
+  residuals would not do, as the knee of a stop inflates them).  It stays stopped, although
+  the window's line holds the old growth for hours, until that hour rises beyond
+  :data:`MIN_SIGNAL` times the larger of both noises.
 
 Use is a percentage of what users can write (``used / (used + free)``, like ``df``), so
 "full" is 100 %.  The fit (:func:`fit`, quadratic in the points) and the projection to a time
@@ -211,7 +212,8 @@ def stopped(regime: Sequence[Point], level: float, slope: float, spread: float, 
     their Theil-Sen line): they did not rise (their slope <= 0) where the line says they
     should have risen by more than :data:`MIN_SIGNAL` times that noise (so that the rise
     could not hide in it), and the last three are below the line by more than
-    :data:`KEEP_SIGNAL` times ``spread``.  Once stopped (``before``), a disk stays so until
+    :data:`KEEP_SIGNAL` times the disk's noise, in that hour and before it (``spread`` when
+    there is too little before it).  Once stopped (``before``), a disk stays so until
     its recent readings rise by more than :data:`MIN_SIGNAL` times the larger of both
     noises: neither the noise of a flat disk nor the line bent by the old growth restarts
     it."""
@@ -219,16 +221,28 @@ def stopped(regime: Sequence[Point], level: float, slope: float, spread: float, 
     recent = [p for p in regime if p.t >= newest - RECENT_S]
     if len(recent) < RECENT_POINTS or newest - recent[0].t < RECENT_S / 2:
         return False
-    recent_slope, intercept = theil_sen(recent)
-    residuals = [p.percent - (intercept + recent_slope * p.t) for p in recent]
-    center = median(residuals)
-    noise = 1.4826 * median(abs(r - center) for r in residuals)
+    recent_slope, noise = _line_noise(recent)
     stretch = newest - recent[0].t
     if before:
         return recent_slope * stretch <= MIN_SIGNAL * max(noise, spread)
+    if recent_slope > 0 or slope * stretch <= MIN_SIGNAL * noise:
+        return False
+    # Below the line by more than the disk's noise: its noise before this hour as well as in
+    # it (not the window's spread, which a rise that stopped inflates: a line through a
+    # knee leaves large residuals however clear the stop).
+    earlier = [p for p in regime if p.t < recent[0].t]
     below = level - median(p.percent for p in recent[-3:])
-    return (recent_slope <= 0 and slope * stretch > MIN_SIGNAL * noise
-            and below > KEEP_SIGNAL * spread)
+    earlier_noise = _line_noise(earlier)[1] if len(earlier) >= RECENT_POINTS else spread
+    return below > KEEP_SIGNAL * max(noise, earlier_noise)
+
+
+def _line_noise(points: Sequence[Point]) -> tuple[float, float]:
+    """The Theil-Sen slope of ``points`` and their robust spread around that line (1.4826 x
+    the median absolute deviation of the residuals)."""
+    slope, intercept = theil_sen(points)
+    residuals = [p.percent - (intercept + slope * p.t) for p in points]
+    center = median(residuals)
+    return slope, 1.4826 * median(abs(r - center) for r in residuals)
 
 
 def project(trend: Fit, now: float) -> Forecast:
