@@ -386,3 +386,26 @@ def test_a_day_both_compressed_and_plain_is_merged_never_replaced(tmp_path: Path
     prune(cfg, NOW)
     assert sorted(_files(cfg, "web1")) == [packed.name]
     assert gzip.decompress(packed.read_bytes()) == original + late
+
+
+def test_the_state_of_a_host_gone_from_hosts_toml_goes_when_its_data_would(
+        tmp_path: Path) -> None:
+    """Process counters, disk trend and probe choice of a host removed from hosts.toml are
+    removed once untouched for retention_days; those of a configured host, or of a removed
+    one seen recently (it may come back), stay."""
+    cfg = make_config(tmp_path, settings={"retention_days": 10})
+    _fill(cfg, ("central",), range(0, 1), per_day=2)
+    old, recent = NOW.timestamp() - 11 * 86400, NOW.timestamp() - 2 * 86400
+    files = {}
+    for folder in ("proc-counters", "disk-trend", "probe-choice"):
+        (cfg.state_dir / folder).mkdir(parents=True, exist_ok=True)
+        for host, mtime in (("gone", old), ("central", old), ("paused", recent)):
+            path = cfg.state_dir / folder / f"{host}.json"
+            path.write_text("{}")
+            os.utime(path, (mtime, mtime))
+            files[(folder, host)] = path
+    report = prune(cfg, NOW)
+    assert {(f, h) for (f, h), path in files.items() if not path.exists()} == {
+        (folder, "gone") for folder in ("proc-counters", "disk-trend", "probe-choice")}
+    assert sorted(p.name for p in report.removed if p.parent.parent == cfg.state_dir) == [
+        "gone.json"] * 3

@@ -12,6 +12,8 @@ Three steps, in this order:
    older than ``retention_days`` are removed whole.
 3. Still under the lock: while the store is larger than ``retention_max_mb``, the oldest files
    go first.  Today's files are never compressed nor removed: the collector appends to them.
+4. The per-host state files of hosts gone from hosts.toml go once untouched for
+   ``retention_days``.
 
 "Older than N days" means the file's last day is more than N days before today (UTC).
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from collector.config import Config
+from collector.store import disk_trend, probe_choice, proc_counters
 from collector.store import swap as backup_swap
 from collector.store.lock import DataLock
 from collector.store.samples import Store
@@ -118,8 +121,41 @@ def prune(config: Config, now: datetime, *, lock_wait_s: float = 60) -> PruneRep
             total -= f.size
             with contextlib.suppress(OSError):  # a host or rollup folder now empty goes too
                 f.path.parent.rmdir()
+        gone, trouble = _forgotten_host_state(config, now)
+        removed.extend(gone)
+        problems.extend(trouble)
     return PruneReport(compressed=tuple(compressed), removed=tuple(removed), bytes_freed=freed,
                        total_bytes=total, problems=tuple(problems))
+
+
+def _forgotten_host_state(config: Config, now: datetime) -> tuple[list[Path], list[str]]:
+    """The small state files a pass keeps per host (process counters, disk trend, probe
+    choice) of hosts no longer in hosts.toml, untouched for ``retention_days``: of no use once
+    the host is gone, and its samples expire in as long.  A host back in the file starts them
+    again (a first pass without interval CPU, 30 minutes without a forecast)."""
+    known = {host.name for host in config.hosts}
+    cutoff = now.timestamp() - config.settings.retention_days * 86400
+    removed: list[Path] = []
+    problems: list[str] = []
+    for folder in (proc_counters.DIRECTORY, disk_trend.DIRECTORY, probe_choice.DIRECTORY):
+        try:
+            entries = list(os.scandir(Path(config.state_dir) / folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            host, dot, kind = entry.name.rpartition(".")
+            if not dot or kind != "json" or host in known or \
+                    not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+                os.unlink(entry.path)
+            except OSError as exc:
+                problems.append(f"cannot remove {entry.path}: {exc.strerror or exc}")
+                continue
+            removed.append(Path(entry.path))
+    return removed, problems
 
 
 def _removal_order(files: list[_Dated], today: date, keep_from: date, total: int,
