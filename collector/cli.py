@@ -39,13 +39,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "systemd": ("collector.commands.systemd",
                 "print a systemd unit that runs osmon run as a service (for fleets)"),
     "test-email": ("collector.commands.test_email", "send a test e-mail with the [smtp] settings"),
+    "test-webhook": ("collector.commands.test_webhook",
+                     "POST a test message with the [webhook] settings"),
     "set-password": ("web.cmd_password", "set the dashboard admin password (stored as a hash)"),
 }
 
 EPILOG = """exit status:
   0  the command ran (for collect: the pass ran and stored its samples, even if hosts failed)
   1  the command ran and found a problem (collect: samples not stored, e.g. a full disk;
-     check: a host failed; test-email: not sent; cron: an interval_s cron cannot keep)
+     check: a host failed; test-email, test-webhook: not sent; cron: an interval_s cron cannot keep)
   2  could not run: bad config file, bad usage, or a data directory it cannot use (full too)
      (silence, ack: the input was refused and nothing was changed)
   3  could not run: another osmon pass, backup or restore holds the data directory lock
