@@ -190,9 +190,7 @@ def fit_regime(regime: list[Point], *, trusted_before: bool = False,
     level = intercept + slope * at
     if slope <= 0:
         return Fit(slope, level, at, recent, len(regime), span, False, "not filling")
-    residuals = [p.percent - (intercept + slope * p.t) for p in regime]
-    center = median(residuals)
-    spread = 1.4826 * median(abs(r - center) for r in residuals)
+    spread = _spread(regime, slope, intercept)
     if stopped_before and stopped(regime, level, slope, spread, before=True):
         return Fit(slope, level, at, recent, len(regime), span, False, STOPPED)
     bar = KEEP_SIGNAL if trusted_before else MIN_SIGNAL
@@ -237,12 +235,17 @@ def stopped(regime: Sequence[Point], level: float, slope: float, spread: float, 
 
 
 def _line_noise(points: Sequence[Point]) -> tuple[float, float]:
-    """The Theil-Sen slope of ``points`` and their robust spread around that line (1.4826 x
-    the median absolute deviation of the residuals)."""
+    """The Theil-Sen slope of ``points`` and their :func:`_spread` around that line."""
     slope, intercept = theil_sen(points)
+    return slope, _spread(points, slope, intercept)
+
+
+def _spread(points: Sequence[Point], slope: float, intercept: float) -> float:
+    """The robust spread of ``points`` around a line: 1.4826 x the median absolute deviation
+    of the residuals (the standard deviation, for normal noise)."""
     residuals = [p.percent - (intercept + slope * p.t) for p in points]
     center = median(residuals)
-    return slope, 1.4826 * median(abs(r - center) for r in residuals)
+    return 1.4826 * median(abs(r - center) for r in residuals)
 
 
 def project(trend: Fit, now: float) -> Forecast:
