@@ -21,6 +21,7 @@ import sshd as harness
 from process_fixtures import SLACK_S
 
 from collector import config as config_mod
+from collector.config import Config
 from collector.passes import collect, probe_call
 
 #: What the host-side limit may add to the host's deadline: the grace and process start-up.
@@ -112,18 +113,25 @@ def test_the_probe_runs_with_any_or_no_timeout_on_the_host(sshd: harness.Sshd, t
     assert json.loads(run.stdout)["probe"] == 1
 
 
-def test_busybox_timeout_kills_an_interpreter_that_hangs(tmp_path: Path) -> None:
+def _hanging_python(tmp_path: Path, tools: dict[str, str]) -> tuple[Path, Config]:
+    """A PATH of ``tools`` (name -> target) whose ``python3`` never reads its input, and a
+    host with ``ssh_timeout_s = 1``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sh").symlink_to("/bin/dash")
-    (bin_dir / "timeout").symlink_to("/usr/bin/busybox")
+    for tool, target in tools.items():
+        (bin_dir / tool).symlink_to(target)
     hang = bin_dir / "python3"
     hang.write_text("#!/bin/dash\nexec /bin/sleep 1000\n")
     hang.chmod(0o755)
     path = tmp_path / "hosts.toml"
     path.write_text('[settings]\nssh_timeout_s = 1\nhost_deadline_s = 3\n'
                     '[[hosts]]\nname = "h"\naddress = "192.0.2.1"\nuser = "u"\n')
-    config = config_mod.load(path)
+    return bin_dir, config_mod.load(path)
+
+
+def test_busybox_timeout_kills_an_interpreter_that_hangs(tmp_path: Path) -> None:
+    bin_dir, config = _hanging_python(tmp_path, {"sh": "/bin/dash",
+                                                 "timeout": "/usr/bin/busybox"})
     command = probe_call.remote_command(config, config.hosts[0])
     limit = int(re.search(r"timeout -s KILL (\d+) ", command).group(1))
     assert limit == 1 + probe_call.REMOTE_GRACE_S  # ssh_timeout_s, no checks, the grace
@@ -172,18 +180,8 @@ def test_the_resident_probe_starts_with_any_or_no_timeout_on_the_host(
 
 
 def test_the_resident_watchdog_kills_an_interpreter_that_hangs(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool, target in (("sh", "/bin/dash"), ("cat", "/bin/cat"),
-                         ("timeout", "/usr/bin/busybox")):
-        (bin_dir / tool).symlink_to(target)
-    hang = bin_dir / "python3"
-    hang.write_text("#!/bin/dash\nexec /bin/sleep 1000\n")
-    hang.chmod(0o755)
-    path = tmp_path / "hosts.toml"
-    path.write_text('[settings]\nssh_timeout_s = 1\nhost_deadline_s = 3\n'
-                    '[[hosts]]\nname = "h"\naddress = "192.0.2.1"\nuser = "u"\n')
-    config = config_mod.load(path)
+    bin_dir, config = _hanging_python(tmp_path, {"sh": "/bin/dash", "cat": "/bin/cat",
+                                                 "timeout": "/usr/bin/busybox"})
     started = time.monotonic()
     run = _resident_run(probe_call.remote_command(config, config.hosts[0]), bin_dir,
                         b"resident\n")
