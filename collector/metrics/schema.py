@@ -43,18 +43,40 @@ class InvalidProbeOutput(ValueError):
 Row = tuple[str, str, str]
 
 
+class Where:
+    """Where a value sits in the answer (``parent.key`` or ``parent[index]``), written out only
+    when a message needs it: formatting the path of every one of a sample's several hundred
+    values cost more than checking them."""
+
+    __slots__ = ("parent", "key")
+
+    def __init__(self, parent: Any, key: str | int) -> None:
+        self.parent, self.key = parent, key
+
+    def __str__(self) -> str:
+        if isinstance(self.key, int):
+            return f"{self.parent}[{self.key}]"
+        return f"{self.parent}.{self.key}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class Check:
-    """Base of every field check: clean one value, and say what it accepts."""
+    """Base of every field check: clean one value, and say what it accepts.
+
+    ``path`` (a str, or a :class:`Where` that formats to one) only ever goes into messages.
+    """
 
     nullable = False
     unit = ""
 
-    def __call__(self, value: Any, path: str) -> Any:
+    def __call__(self, value: Any, path: Any) -> Any:
         if value is None and self.nullable:
             return None
         return self.clean(value, path)
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -81,18 +103,25 @@ class Number(Check):
         self.low, self.high, self.nullable, self.integer, self.unit = (
             low, high, nullable, integer, unit)
 
-    def clean(self, value: Any, path: str) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidProbeOutput(f"{path}: expected a number, got {type(value).__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidProbeOutput(f"{path}: not a finite number")
-        if self.integer and not isinstance(value, int):
-            if not value.is_integer():
-                raise InvalidProbeOutput(f"{path}: expected an integer")
-            value = int(value)
+    def clean(self, value: Any, path: Any) -> Any:
+        kind = type(value)  # what JSON decodes: an exact int, or a finite float (x - x == 0)
+        if kind is not int and (kind is not float or self.integer or value - value != 0.0):
+            value = self._not_int(value, path)
         if ((self.low is not None and value < self.low)
                 or (self.high is not None and value > self.high)):
             raise InvalidProbeOutput(f"{path}: {value!r} is outside [{self.low}, {self.high}]")
+        return value
+
+    def _not_int(self, value: Any, path: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidProbeOutput(f"{path}: expected a number, got {type(value).__name__}")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidProbeOutput(f"{path}: not a finite number")
+            if self.integer:
+                if not value.is_integer():
+                    raise InvalidProbeOutput(f"{path}: expected an integer")
+                value = int(value)
         return value
 
     def describe(self) -> str:
@@ -124,6 +153,8 @@ _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def clean_text(value: str, cap: int) -> str:
     """``value`` cut to ``cap`` characters, each unsafe character replaced by U+FFFD."""
+    if len(value) <= cap and value.isascii() and value.isprintable():
+        return value  # the usual text: nothing to cut or replace, no pattern to run
     return _UNSAFE_CHARS.sub("\ufffd", value[:cap])
 
 
@@ -133,7 +164,7 @@ class Text(Check):
     def __init__(self, cap: int, nullable: bool) -> None:
         self.cap, self.nullable = cap, nullable
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, str):
             raise InvalidProbeOutput(f"{path}: expected a string, got {type(value).__name__}")
         return clean_text(value, self.cap)
@@ -152,7 +183,7 @@ class ExactText(Check):
     def __init__(self, cap: int, nullable: bool) -> None:
         self.cap, self.nullable = cap, nullable
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, str) or len(value) > self.cap:
             raise InvalidProbeOutput(f"{path}: expected a string of at most {self.cap} "
                                      "characters")
@@ -170,7 +201,7 @@ class OneOf(Check):
     def __init__(self, choices: tuple[str, ...]) -> None:
         self.choices = choices
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, str) or value not in self.choices:
             raise InvalidProbeOutput(f"{path}: expected one of {', '.join(self.choices)}")
         return value
@@ -189,7 +220,7 @@ class Array(Check):
     def __init__(self, item: Check, max_items: int, length: int | None, nullable: bool) -> None:
         self.item, self.max_items, self.length, self.nullable = item, max_items, length, nullable
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, list):
             raise InvalidProbeOutput(f"{path}: expected a list, got {type(value).__name__}")
         if len(value) > self.max_items:
@@ -197,7 +228,11 @@ class Array(Check):
                                      "allowed")
         if self.length is not None and len(value) != self.length:
             raise InvalidProbeOutput(f"{path}: expected {self.length} items, got {len(value)}")
-        return [self.item(element, f"{path}[{index}]") for index, element in enumerate(value)]
+        item = self.item
+        if item.nullable:
+            return [item(element, Where(path, index)) for index, element in enumerate(value)]
+        clean = item.clean
+        return [clean(element, Where(path, index)) for index, element in enumerate(value)]
 
     def describe(self) -> str:
         if self.length is not None:
@@ -225,7 +260,7 @@ class Record(Check):
                  nullable: bool) -> None:
         self.fields, self.optional, self.nullable = dict(fields), optional, nullable
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, dict):
             raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
         cleaned = {}
@@ -234,7 +269,9 @@ class Record(Check):
                 if key in self.optional:
                     continue
                 raise InvalidProbeOutput(f"{path}.{key}: missing")
-            cleaned[key] = field_check(value[key], f"{path}.{key}")
+            item = value[key]
+            cleaned[key] = None if item is None and field_check.nullable else \
+                field_check.clean(item, Where(path, key))
         return cleaned
 
     def describe(self) -> str:
@@ -262,12 +299,12 @@ class StringMap(Check):
     def __init__(self, max_items: int, key_cap: int, value_cap: int) -> None:
         self.max_items, self.key_cap, self.value = max_items, key_cap, string(value_cap)
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, dict):
             raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
         if len(value) > self.max_items:
             raise InvalidProbeOutput(f"{path}: {len(value)} entries, at most {self.max_items}")
-        return {clean_text(key, self.key_cap): self.value(item, f"{path}.{clean_text(key, 40)}")
+        return {clean_text(key, self.key_cap): self.value(item, Where(path, clean_text(key, 40)))
                 for key, item in value.items()}
 
     def describe(self) -> str:
@@ -284,7 +321,7 @@ class BoundedObject(Check):
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, dict):
             raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
         try:
@@ -313,7 +350,7 @@ class PidTicks(Check):
     def __init__(self, max_items: int) -> None:
         self.max_items = max_items
 
-    def clean(self, value: Any, path: str) -> Any:
+    def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, dict):
             raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
         if len(value) > self.max_items:
