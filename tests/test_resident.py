@@ -43,6 +43,27 @@ def test_sessions_are_kept_across_passes_one_login_per_host(
     assert latest["cpu"]["percent"] is not None  # rates from the previous stored sample
 
 
+
+def test_a_restore_during_osmon_run_is_what_the_next_pass_reads(
+        logging_sshd: harness.Sshd, session_pool: SessionPool, tmp_path: Path) -> None:
+    """osmon run keeps each host's last stored sample in memory instead of reading it back; a
+    restore swaps in another data directory, and from then on that directory's history is the
+    truth (here: a host that fails, in a restored store where it never answered, shows "never
+    answered", not the time it answered before the restore)."""
+    config = inventory(logging_sshd, tmp_path, ["web1", "web2"])
+    [before] = run(config, session_pool)
+    assert kinds(before) == {"web1": None, "web2": None}
+    data = config.settings.data_dir
+    data.rename(tmp_path / "data-before-restore")
+    data.mkdir()  # the restored backup: web1 has no sample in it
+    down = inventory(logging_sshd, tmp_path, ["web1", "web2"],
+                     hosts={"web1": {"port": harness.free_port()}})
+    [after] = run(down, session_pool)
+    assert kinds(after) == {"web1": "unreachable", "web2": None}
+    assert after.outcomes[0].sample["last_ok"] is None
+    latest = Store(data).latest("web1")
+    assert latest is not None and latest["last_ok"] is None
+
 def test_a_probe_killed_on_the_host_costs_one_pass_at_most(
         logging_sshd: harness.Sshd, session_pool: SessionPool, tmp_path: Path) -> None:
     config = inventory(logging_sshd, tmp_path, ["web1", "web2"])

@@ -26,6 +26,7 @@ from collector.errors import DataDirError, LockHeld
 from collector.passes import record as pass_record
 from collector.passes import workers
 from collector.passes.hooks import POST_PASS_HOOKS
+from collector.passes.memory import PassMemory
 from collector.passes.one_host import Answer, HostJob, PassContext, failure_sample, work
 from collector.passes.sessions import SessionPool
 from collector.store import disk_trend as trend_store
@@ -140,6 +141,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
         interrupted = pass_record.begin(config, started, len(hosts))
         store = Store(settings.data_dir)
         unstored: dict[str, str] = {}
+        memory = sessions.memory if sessions is not None else None
 
         def store_outcome(outcome: HostOutcome, done: int, total: int, failed: int) -> None:
             # Appended as soon as known: a pass killed midway keeps what it had collected.
@@ -147,11 +149,11 @@ def run_pass(config: Config, *, now: datetime | None = None,
                 line = outcome.line
                 if not outcome.ok:
                     note_last_ok(store, outcome.host, outcome.sample,
-                                 sessions.previous(outcome.host) if sessions else None)
+                                 memory.sample(outcome.host) if memory else None)
                     line = None  # encoded again, with last_ok
                 store.append(outcome.host, outcome.sample, line=line)
-                if sessions is not None:
-                    sessions.remember(outcome.host, outcome.sample)
+                if memory is not None:
+                    memory.keep_sample(outcome.host, outcome.sample)
             except OSError as exc:
                 unstored[outcome.host] = write_failure(settings.data_dir, exc)
                 log.error("cannot store the sample of %s: %s", outcome.host,
@@ -160,7 +162,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
                 unstored[outcome.host] = str(exc)
                 log.error("cannot store the sample of %s: %s", outcome.host, exc)
             else:
-                _keep_trend(config, outcome)
+                _keep_trend(config, outcome, memory)
             if progress is not None:
                 progress(outcome, done, total, failed)
 
@@ -191,7 +193,7 @@ def run_pass(config: Config, *, now: datetime | None = None,
         lock.release()
 
 
-def _keep_trend(config: Config, outcome: HostOutcome) -> None:
+def _keep_trend(config: Config, outcome: HostOutcome, memory: PassMemory | None) -> None:
     """Save the disk trend of a stored sample (here, in the coordinator: never by a worker the
     pass gave up on); failing costs the forecasts some points, never the pass."""
     if outcome.disk_trend is None:
@@ -200,6 +202,11 @@ def _keep_trend(config: Config, outcome: HostOutcome) -> None:
         trend_store.save(config.state_dir, outcome.host, outcome.disk_trend)
     except (OSError, ValueError) as exc:
         log.error("cannot keep the disk trend of %s: %s", outcome.host, exc)
+        if memory is not None:
+            memory.forget_trend(outcome.host)
+    else:
+        if memory is not None:
+            memory.keep_trend(outcome.host, outcome.disk_trend)
 
 
 def note_last_ok(store: Store, host: str, sample: dict[str, Any],

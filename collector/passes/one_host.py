@@ -30,6 +30,7 @@ from collector.metrics import disk_trend
 from collector.metrics.families.checks import derive_checks
 from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import derive_sample
+from collector.passes.memory import UNKNOWN
 from collector.passes.probe_call import (
     ProbeRun,
     decode_answer,
@@ -179,12 +180,15 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
     host = job.host
     start = time.monotonic()
     # osmon run remembers what it stored last: no reading back, parsing and checking again.
-    previous = (ctx.sessions and ctx.sessions.previous(host.name)) or (
+    memory = ctx.sessions.memory if ctx.sessions is not None else None
+    previous = (memory and memory.sample(host.name)) or (
         ctx.store.latest(host.name) if ctx.store is not None else None)
     state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
     params = probe_params(ctx.config, host, previous)
     connect_s: float | None = None
-    run = ProbeRun(ctx.config, host, state_dir)
+    # A host whose resident probe answered before has a Python: its probe choice is settled.
+    settled = ctx.sessions is not None and ctx.sessions.answered(host.name)
+    run = ProbeRun(ctx.config, host, state_dir, python_known=settled)
     resident = False
     try:
         if host.local:
@@ -203,7 +207,8 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
             ctx.sessions.forget(host)
         return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
                               connect_s, run.probe), None
-    run.keep_choice(job.writing)
+    if not (resident and settled):
+        run.keep_choice(job.writing)
     sample: dict[str, Any] = {
         "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
         "collect": {"transport": _transport(host), "probe": run.probe,
@@ -218,8 +223,12 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
         _keep_counters(job, state_dir, counters, epoch)
     trend = None
     if state_dir is not None and isinstance(sample.get("disks"), list):
-        sample["disks"], trend = disk_trend.update(trend_store.load(state_dir, host.name),
-                                                   sample["disks"], epoch, host.name)
+        kept = memory.trend(host.name) if memory is not None else UNKNOWN
+        if kept is UNKNOWN:
+            kept = trend_store.load(state_dir, host.name)
+            if memory is not None:
+                memory.keep_trend(host.name, kept)
+        sample["disks"], trend = disk_trend.update(kept, sample["disks"], epoch, host.name)
     return sample, trend
 
 

@@ -193,16 +193,19 @@ class ProbeRun:
     shell probe when the host turns out to have no usable Python (needs_shell_probe).  A
     shell probe that answered is remembered (a day, collector.store.probe_choice); a Python
     probe that started forgets an expired choice.  ``state_dir`` is None for ``osmon check``,
-    which remembers nothing.
+    which remembers nothing.  ``python_known``: the host's Python answered already (a resident
+    session of ``osmon run``), so the remembered choice is not read.
     """
 
-    def __init__(self, config: Config, host: Host, state_dir: Path | None) -> None:
+    def __init__(self, config: Config, host: Host, state_dir: Path | None, *,
+                 python_known: bool = False) -> None:
         self.config = config
         self.host = host
         self.state_dir = state_dir
         self.probe = SHELL if host.probe == SHELL else PYTHON
         self.fell_back = False
         if host.probe == "auto" and state_dir is not None and not host.local and \
+                not python_known and \
                 probe_choice.remembered(state_dir, host.name, time.time()) == SHELL:
             self.probe = SHELL
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from collector.config import Config, Host, Settings
+from collector.passes.memory import PassMemory
 from collector.passes.probe_call import (
     PYTHON,
     REMOTE_GRACE_S,
@@ -94,7 +95,7 @@ class SessionPool:
         self.workers = WorkerPool(settings.concurrency)  # the passes' threads, kept too
         self._entries: dict[str, _Entry] = {}
         self._one_shot_until: dict[str, float] = {}
-        self._stored: dict[str, dict[str, Any]] = {}
+        self.memory = PassMemory()  # what the passes wrote, not read back
         self._lock = threading.Lock()
         self._digest = ""
         self._previous_pass = time.monotonic()
@@ -107,7 +108,7 @@ class SessionPool:
             self.gate = HandshakeGate(config.settings.max_handshakes)
         self.workers.max_idle = config.settings.concurrency
         hosts = {h.name: h for h in config.enabled_hosts}
-        self._stored = {name: s for name, s in self._stored.items() if name in hosts}
+        self.memory.begin_pass(config.settings.data_dir, hosts)
         now = time.monotonic()
         closing = []
         with self._lock:
@@ -144,14 +145,11 @@ class SessionPool:
             session.close()
         self.bastions.close_all()
 
-    def previous(self, host: str) -> dict[str, Any] | None:
-        """The sample this service stored last for ``host`` (None: read it from the store),
-        so a pass does not read back, parse and check again what it wrote a pass ago."""
-        return self._stored.get(host)
-
-    def remember(self, host: str, sample: dict[str, Any]) -> None:
-        """``sample`` is now the host's newest stored line."""
-        self._stored[host] = sample
+    def answered(self, host: str) -> bool:
+        """Whether ``host`` has a session whose probe answered already: a Python host."""
+        with self._lock:
+            entry = self._entries.get(host)
+        return entry is not None and entry.session.answered > 0
 
     def __len__(self) -> int:
         with self._lock:
