@@ -11,6 +11,7 @@ from typing import Any
 import paramiko
 import pytest
 import sshd as harness
+from resident_fixtures import wait_for
 
 from collector import config as config_mod
 from collector.config import Config, Jump
@@ -114,6 +115,8 @@ def test_resident_sessions_behind_a_bastion_cost_it_one_login(sshd: harness.Sshd
         assert len(pool) == 4
     finally:
         pool.close_all()
+    # Every connection to the bastion ends with the pool (the first pass's included).
+    wait_for(lambda: not bastion.descendants(), "the bastion's connections to end", timeout=10)
 
 
 def test_proxyjump_of_the_ssh_config_is_used(sshd: harness.Sshd, bastion: harness.Sshd,

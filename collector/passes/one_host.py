@@ -73,10 +73,12 @@ class PassContext:
                 self.host_keys_failure = exc
         if sessions is not None:
             sessions.begin_pass(config, self.probe)
+        # (not "if sessions": a pool without sessions yet, on the first pass, is falsy)
+        gate = sessions.gate if sessions is not None else \
+            HandshakeGate(config.settings.max_handshakes)
         self.dialer = ssh.Dialer(
             config.settings, host_keys, ssh.Credentials(),  # type: ignore[arg-type]
-            sessions.gate if sessions else HandshakeGate(config.settings.max_handshakes),
-            sessions.bastions if sessions else Bastions())
+            gate, sessions.bastions if sessions is not None else Bastions())
 
 
 class Abandoned(Exception):
