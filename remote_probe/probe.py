@@ -342,6 +342,7 @@ class Context:
         self.first_stat = None  # /proc/stat text at the start of the in-probe interval
         self.first_procs = None  # {pid: (starttime, ticks)} at the start of the interval
         self.first_procs_at = 0.0
+        self.pid_files = None  # type: PidStatFiles | None  # a resident probe's kept files
         self._cache = {}  # type: dict
 
     def proc_path(self, *parts: str) -> str:
@@ -919,13 +920,16 @@ def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
     deadline = ctx.monotonic() + ctx.params["max_scan_s"]
     found = {}
     root = ctx.proc.rstrip("/") + "/"
+    read = _read_pid_stat if ctx.pid_files is None else ctx.pid_files.read
     for count, pid in enumerate(pids):
         if count % 256 == 255 and ctx.monotonic() > deadline:
             break
         try:
-            found[pid] = parse_pid_stat(_read_pid_stat(f"{root}{pid}/stat"))
+            found[pid] = parse_pid_stat(read(f"{root}{pid}/stat"))
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile, or a kernel we do not understand for this pid
+    if ctx.pid_files is not None:
+        ctx.pid_files.keep_only(f"{root}{pid}/stat" for pid in found)
     return found
 
 
@@ -937,6 +941,65 @@ def _read_pid_stat(path: str) -> str:
         return os.read(fd, PID_FILE_LIMIT).decode("utf-8", "replace")
     finally:
         os.close(fd)
+
+
+class PidStatFiles:
+    """The /proc/<pid>/stat files a resident probe keeps open from one request to the next.
+
+    Reading an open one again (pread at offset 0: the kernel builds it afresh) costs one
+    system call instead of three (open, read, close): a third of the probe's CPU on a host
+    with a thousand processes.  A kept file belongs to its process, not to its pid number: once
+    the process has exited, reading fails (ESRCH) and the file is closed, so a reused pid is
+    opened again.  At most `limit` files are kept, well under the soft RLIMIT_NOFILE, so the
+    checks and the probe's own files always have descriptors left.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.fds = {}  # type: dict
+
+    def read(self, path: str) -> str:
+        fd = self.fds.get(path)
+        if fd is not None:
+            try:
+                data = os.pread(fd, PID_FILE_LIMIT, 0)
+                if data:
+                    return data.decode("utf-8", "replace")
+            except OSError:
+                pass  # its process exited: the pid may be another process's by now
+            del self.fds[path]
+            os.close(fd)
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            text = os.read(fd, PID_FILE_LIMIT).decode("utf-8", "replace")
+        except BaseException:
+            os.close(fd)
+            raise
+        if len(self.fds) < self.limit:
+            self.fds[path] = fd
+        else:
+            os.close(fd)
+        return text
+
+    def keep_only(self, paths: "object") -> None:
+        """Close the files of processes the last scan did not find."""
+        wanted = set(paths)  # type: ignore[call-overload]
+        for path in [path for path in self.fds if path not in wanted]:
+            os.close(self.fds.pop(path))
+
+
+def pid_files_limit() -> int:
+    """How many /proc/<pid>/stat files a resident probe keeps open: its soft limit of open
+    files less a margin (checks' pipes, the probe's own reads), at most 65536."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 0
+    if soft == getattr(resource, "RLIM_INFINITY", -1) or soft < 0:
+        soft = 65536 + 256
+    return max(0, min(65536, soft - 256))
 
 
 class CounterMap(dict):
@@ -1991,10 +2054,11 @@ def _release_watchdog() -> None:
 class Resident:
     """The probe between requests: what it keeps from one to the next (the process counters,
     so per-process CPU covers the interval between passes without the collector sending
-    them back every time)."""
+    them back every time, and the processes' stat files open: PidStatFiles)."""
 
     def __init__(self) -> None:
         self.counters = None  # type: dict | None
+        self.pid_files = PidStatFiles(pid_files_limit())
 
     def answer(self, request: dict) -> "tuple[str, bool]":
         """The JSON document for one request, and whether the probe must end after it (a
@@ -2003,6 +2067,7 @@ class Resident:
         if params["proc_prev"] is None and self.counters is not None:
             params["proc_prev"] = self.counters
         ctx = Context(params)
+        ctx.pid_files = self.pid_files
         cpu_start, wall_start = time.process_time(), time.monotonic()
         result = run(ctx)
         if param_error:

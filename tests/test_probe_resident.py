@@ -103,6 +103,61 @@ def test_counters_sent_by_the_collector_win_over_its_own(resident: Resident) -> 
     assert resident.ask(2, {"proc_prev": stale})["processes"]["cpu_basis"] == "lifetime"
 
 
+
+def _stat_files_open(pid: int) -> set[str]:
+    """The /proc/<pid>/stat files the process ``pid`` holds open."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/proc/") and target.endswith("/stat"):
+            held.add(target)
+    return held
+
+
+def test_kept_stat_files_follow_processes_that_come_and_go(resident: Resident) -> None:
+    """The resident probe keeps each process's /proc/<pid>/stat open between requests and reads
+    it again: a busy process is measured afresh each time, and once it exits its file is
+    closed (a kept file is never read for another process that got its pid)."""
+    resident.ask(1)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        resident.ask(2)
+        assert f"/proc/{busy.pid}/stat" in _stat_files_open(resident.process.pid)
+        time.sleep(0.5)
+        third = resident.ask(3)
+        top = {p["pid"]: p["cpu_percent"] for p in third["processes"]["top_cpu"]}
+        assert top.get(busy.pid, 0) > 50  # busy for the whole interval: read afresh
+    finally:
+        busy.kill()
+        busy.wait()
+    fourth = resident.ask(4)
+    assert busy.pid not in {p["pid"] for p in fourth["processes"]["top_cpu"]}
+    assert f"/proc/{busy.pid}/stat" not in _stat_files_open(resident.process.pid)
+
+
+def test_kept_stat_files_stay_under_their_limit(tmp_path: Path) -> None:
+    """Beyond its limit the probe reads the other processes' files as before, without
+    keeping them: the checks and its own reads always have descriptors left."""
+    for pid in (11, 12, 13):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 "
+                                                   "5 7 0 0 20 0 1 0 100 0 42\n")
+    files = probe.PidStatFiles(limit=2)
+    ctx = probe.Context(probe.parse_params(json.dumps({"proc_root": str(tmp_path)}))[0])
+    ctx.pid_files = files
+    for _ in range(2):
+        found = probe.scan_processes(ctx, [11, 12, 13])
+        assert {pid: info[1] for pid, info in found.items()} == {11: 12, 12: 12, 13: 12}
+        assert len(files.fds) == 2
+    probe.scan_processes(ctx, [11, 13])  # 12 is gone from /proc: its kept file is closed
+    assert sorted(files.fds) == [f"{tmp_path}/11/stat"]
+    probe.scan_processes(ctx, [11, 13])  # which leaves room for 13's
+    assert sorted(files.fds) == [f"{tmp_path}/11/stat", f"{tmp_path}/13/stat"]
+
 def test_a_line_that_is_no_request_ends_the_probe(resident: Resident) -> None:
     resident.ask(1)
     resident.send(b"GET / HTTP/1.0\n")
