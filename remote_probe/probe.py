@@ -920,17 +920,21 @@ def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
     deadline = ctx.monotonic() + ctx.params["max_scan_s"]
     found = {}
     root = ctx.proc.rstrip("/") + "/"
-    read = _read_pid_stat if ctx.pid_files is None else ctx.pid_files.read
+    stat = _pid_stat if ctx.pid_files is None else ctx.pid_files.stat
     for count, pid in enumerate(pids):
         if count % 256 == 255 and ctx.monotonic() > deadline:
             break
         try:
-            found[pid] = parse_pid_stat(read(f"{root}{pid}/stat"))
+            found[pid] = stat(f"{root}{pid}/stat")
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile, or a kernel we do not understand for this pid
     if ctx.pid_files is not None:
         ctx.pid_files.keep_only(f"{root}{pid}/stat" for pid in found)
     return found
+
+
+def _pid_stat(path: str) -> tuple:
+    return parse_pid_stat(_read_pid_stat(path))
 
 
 def _read_pid_stat(path: str) -> str:
@@ -947,45 +951,50 @@ class PidStatFiles:
     """The /proc/<pid>/stat files a resident probe keeps open from one request to the next.
 
     Reading an open one again (pread at offset 0: the kernel builds it afresh) costs one
-    system call instead of three (open, read, close): a third of the probe's CPU on a host
-    with a thousand processes.  A kept file belongs to its process, not to its pid number: once
-    the process has exited, reading fails (ESRCH) and the file is closed, so a reused pid is
-    opened again.  At most `limit` files are kept, well under the soft RLIMIT_NOFILE, so the
-    checks and the probe's own files always have descriptors left.
+    system call instead of three (open, read, close), and a file that reads exactly as last
+    time (an idle process: most of them) is not decoded and parsed again: together a third of
+    the probe's CPU on a host with a thousand processes.  A kept file belongs to its process,
+    not to its pid number: once the process has exited, reading fails (ESRCH) and the file is
+    closed, so a reused pid is opened again.  At most `limit` files are kept, well under the
+    soft RLIMIT_NOFILE, so the checks and the probe's own files always have descriptors left.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.fds = {}  # type: dict
+        self.fds = {}  # type: dict  # path -> [fd, the bytes last read, their parse]
 
-    def read(self, path: str) -> str:
-        fd = self.fds.get(path)
-        if fd is not None:
+    def stat(self, path: str) -> tuple:
+        """parse_pid_stat of the file at `path`; OSError when its process is gone."""
+        kept = self.fds.get(path)
+        if kept is not None:
             try:
-                data = os.pread(fd, PID_FILE_LIMIT, 0)
-                if data:
-                    return data.decode("utf-8", "replace")
+                data = os.pread(kept[0], PID_FILE_LIMIT, 0)
             except OSError:
-                pass  # its process exited: the pid may be another process's by now
+                data = b""  # its process exited: the pid may be another process's by now
+            if data:
+                if data != kept[1]:
+                    kept[1], kept[2] = data, parse_pid_stat(data.decode("utf-8", "replace"))
+                return kept[2]
             del self.fds[path]
-            os.close(fd)
+            os.close(kept[0])
         fd = os.open(path, _OPEN_FLAGS)
         try:
-            text = os.read(fd, PID_FILE_LIMIT).decode("utf-8", "replace")
+            data = os.read(fd, PID_FILE_LIMIT)
+            parsed = parse_pid_stat(data.decode("utf-8", "replace"))
         except BaseException:
             os.close(fd)
             raise
         if len(self.fds) < self.limit:
-            self.fds[path] = fd
+            self.fds[path] = [fd, data, parsed]
         else:
             os.close(fd)
-        return text
+        return parsed
 
     def keep_only(self, paths: "object") -> None:
         """Close the files of processes the last scan did not find."""
         wanted = set(paths)  # type: ignore[call-overload]
         for path in [path for path in self.fds if path not in wanted]:
-            os.close(self.fds.pop(path))
+            os.close(self.fds.pop(path)[0])
 
 
 def pid_files_limit() -> int:

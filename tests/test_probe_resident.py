@@ -141,11 +141,15 @@ def test_kept_stat_files_follow_processes_that_come_and_go(resident: Resident) -
 
 def test_kept_stat_files_stay_under_their_limit(tmp_path: Path) -> None:
     """Beyond its limit the probe reads the other processes' files as before, without
-    keeping them: the checks and its own reads always have descriptors left."""
+    keeping them: the checks and its own reads always have descriptors left.  A kept file is
+    read afresh each time."""
+    def write_stat(pid: int, utime: int) -> None:
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 "
+                                                   f"{utime} 7 0 0 20 0 1 0 100 0 42\n")
+
     for pid in (11, 12, 13):
         (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 "
-                                                   "5 7 0 0 20 0 1 0 100 0 42\n")
+        write_stat(pid, 5)
     files = probe.PidStatFiles(limit=2)
     ctx = probe.Context(probe.parse_params(json.dumps({"proc_root": str(tmp_path)}))[0])
     ctx.pid_files = files
@@ -157,6 +161,8 @@ def test_kept_stat_files_stay_under_their_limit(tmp_path: Path) -> None:
     assert sorted(files.fds) == [f"{tmp_path}/11/stat"]
     probe.scan_processes(ctx, [11, 13])  # which leaves room for 13's
     assert sorted(files.fds) == [f"{tmp_path}/11/stat", f"{tmp_path}/13/stat"]
+    write_stat(11, 30)  # a kept file that reads otherwise than last time is parsed again
+    assert probe.scan_processes(ctx, [11, 13])[11][1] == 37
 
 def test_a_line_that_is_no_request_ends_the_probe(resident: Resident) -> None:
     resident.ask(1)
