@@ -9,6 +9,7 @@ torn-line and gzip rules live in one place.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -57,8 +58,11 @@ def append_whole_lines(path: Path, data: bytes) -> None:
     """
     if not data:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+    except FileNotFoundError:  # a new host or log: its directory first (not tried every time)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -73,6 +77,12 @@ def append_whole_lines(path: Path, data: bytes) -> None:
             raise
     finally:
         os.close(fd)
+
+
+@functools.lru_cache(maxsize=16)
+def _day_of(ts: str) -> str:
+    """The day file a sample's ``ts`` goes to (a pass's samples share one ``ts``)."""
+    return parse_ts(ts).date().isoformat()
 
 
 def encode_line(sample: dict[str, Any]) -> bytes:
@@ -114,8 +124,7 @@ class Store:
     def append(self, host: str, sample: dict[str, Any], *, line: bytes | None = None) -> Path:
         """Append one sample to its day file as one whole line (:func:`append_whole_lines`);
         ``line`` is the sample already encoded, when the caller had to encode it anyway."""
-        day = parse_ts(sample["ts"]).date().isoformat()
-        path = self.host_dir(host) / f"{day}.jsonl"
+        path = self.host_dir(host) / f"{_day_of(sample['ts'])}.jsonl"
         line = encode_line(sample) if line is None else line  # given: encoded by the pass
         if len(line) > MAX_LINE_BYTES:
             raise SampleTooLarge(f"a sample of {len(line) >> 10} KiB is over the "
