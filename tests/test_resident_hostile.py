@@ -40,6 +40,22 @@ for line in iter(b.readline, b""):
 '
 """
 
+#: The same, but the first request gets the real probe's answer (the source it was sent is
+#: the probe): the session has answered once, so the pass's coordinator reads the next ones.
+TURNCOAT = HOSTILE.replace(
+    'b.read(int(b.readline()))\n',
+    'probe = {"__name__": "osmon-probe"}\n'
+    'exec(b.read(int(b.readline())), probe)\n'
+    'resident = probe["Resident"]()\n').replace(
+    "    try:\n        ANSWER\n",
+    "    try:\n"
+    "        if rid == 1:\n"
+    "            document = resident.answer(probe[\"parse_request\"](line))[0]\n"
+    "            out.write(probe[\"answer_frame\"](rid, document))\n"
+    "            out.flush()\n"
+    "            continue\n"
+    "        ANSWER\n")
+
 ANSWERS = {
     "garbage": 'out.write(b"<html><body>Service Unavailable</body></html>\\n")',
     "endless": 'out.write(b"osmon 1 ")\n        while True: out.write(b"7" * 65536)',
@@ -58,9 +74,10 @@ EXPECTED = {
 }
 
 
-def hostile_hosts(logging_sshd: harness.Sshd, tmp_path: Path) -> dict[str, dict[str, str]]:
+def hostile_hosts(logging_sshd: harness.Sshd, tmp_path: Path,
+                  script: str = HOSTILE) -> dict[str, dict[str, str]]:
     return {name: {"python": str(logging_sshd.script(
-        f"{name}-{tmp_path.name}.sh", HOSTILE.replace("ANSWER", answer)))}
+        f"{name}-{tmp_path.name}.sh", script.replace("ANSWER", answer)))}
         for name, answer in ANSWERS.items()}
 
 
@@ -77,6 +94,22 @@ def test_hostile_answers_cost_their_host_its_sample_and_session(
     # Every hostile session was closed and opened again; "fine" kept its one session.
     assert logging_sshd.logins() - before == 2 * len(ANSWERS) + 1
     assert len(session_pool) == 1
+
+
+def test_hostile_answers_after_a_good_one_cost_the_same(
+        logging_sshd: harness.Sshd, session_pool: SessionPool, tmp_path: Path) -> None:
+    """A session that answered once is read by the pass's coordinator itself, not by a
+    worker: a host turning hostile there costs its sample and its session, nothing more."""
+    config = inventory(logging_sshd, tmp_path, [*ANSWERS, "fine"],
+                       hosts=hostile_hosts(logging_sshd, tmp_path, TURNCOAT))
+    first, second = run(config, session_pool, passes=2)
+    assert kinds(first) == dict.fromkeys([*ANSWERS, "fine"], None)
+    assert kinds(second) == {**dict.fromkeys(ANSWERS, "invalid-output"), "fine": None}
+    messages = {o.host: o.error["message"] for o in second.outcomes if o.error}
+    assert messages == {**EXPECTED, "other": "an answer to request 9, not to 2"}
+    assert len(session_pool) == 1
+    third = run(config, session_pool)[0]  # new sessions: each answers well once more
+    assert kinds(third) == dict.fromkeys([*ANSWERS, "fine"], None)
 
 
 @pytest.mark.parametrize("name", ["huge", "lying", "endless"])

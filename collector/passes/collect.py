@@ -11,6 +11,7 @@ the process alive once the pass is over.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import queue
@@ -27,7 +28,15 @@ from collector.passes import record as pass_record
 from collector.passes import workers
 from collector.passes.hooks import POST_PASS_HOOKS
 from collector.passes.memory import PassMemory
-from collector.passes.one_host import Answer, HostJob, PassContext, failure_sample, work
+from collector.passes.one_host import (
+    Answer,
+    HostJob,
+    InlineJob,
+    PassContext,
+    ask_inline,
+    failure_sample,
+    work,
+)
 from collector.passes.sessions import SessionPool
 from collector.store import disk_trend as trend_store
 from collector.store.lock import DataLock
@@ -277,10 +286,16 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
     spawn = ctx.sessions.workers.run if ctx.sessions is not None else workers.fresh_thread
+    # osmon run: the hosts whose resident session answered before are asked first, all at
+    # once, and their answers read here as they arrive; workers serve the others.
+    inline: dict[HostJob, InlineJob] = {}
+    if ctx.sessions is not None:
+        pending = deque(_ask_inline(ctx, pending, running, inline, answers))
 
     def finish(job: HostJob, sample: dict[str, Any], answer: Answer | None = None) -> None:
         nonlocal failed
         running.remove(job)
+        inline.pop(job, None)
         samples[job.host.name] = sample
         failed += not sample["ok"]
         if on_outcome is not None:
@@ -292,18 +307,25 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
         now = time.monotonic()
         if now >= deadline:
             break
-        while pending and len(running) < settings.concurrency:
+        while pending and len(running) - len(inline) < settings.concurrency:
             job = HostJob(pending.popleft(), now)
             running.append(job)
             spawn(f"osmon-{job.host.name}", work, ctx, job, answers)
-        wake = min([deadline] + [j.started + settings.host_deadline_s for j in running])
+        wake = min([deadline] + [j.started + settings.host_deadline_s for j in running]
+                   + [i.deadline for i in inline.values()])
         try:
             job, answer = answers.get(timeout=max(0.0, wake - now))
-            if job in running:  # else: already recorded as timeout, the answer is too late
+            if answer is None and job in inline:  # more of a resident answer came in
+                answer = inline[job].step()
+            if answer is not None and job in running:  # else: too late, a timeout already
                 finish(job, answer.sample, answer)
         except queue.Empty:
             pass
         now = time.monotonic()
+        for late in [i for i in inline.values() if now >= i.deadline]:
+            answer = late.step()  # past its request's budget: a timeout, unless it came in
+            if answer is not None:
+                finish(late.job, answer.sample, answer)
         for job in [j for j in running if now >= j.started + settings.host_deadline_s]:
             step = job.abandon()
             finish(job, failure_sample(
@@ -325,3 +347,25 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
             f"not tried: pass deadline of {settings.pass_deadline_s:g} s reached first "
             f"(raise concurrency or pass_deadline_s)", 0.0))
     return [HostOutcome(h.name, samples[h.name]) for h in hosts]
+
+
+def _ask_inline(ctx: PassContext, hosts: Sequence[Host], running: list[HostJob],
+                inline: dict[HostJob, InlineJob],
+                answers: queue.SimpleQueue[Any]) -> list[Host]:
+    """Send their request to the hosts that have a resident session (each becomes a job
+    read by the coordinator); return the others, for the workers."""
+    rest = []
+    now = time.monotonic()
+    for host in hosts:
+        job = HostJob(host, now)
+        try:
+            asked = ask_inline(ctx, job, functools.partial(answers.put, (job, None)))
+        except Exception:  # a bug of ours: the worker's way still collects the host
+            log.exception("asking %s through its session failed unexpectedly", host.name)
+            asked = None
+        if asked is None:
+            rest.append(host)
+        else:
+            running.append(job)
+            inline[job] = asked
+    return rest

@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from collector.passes.probe_call import (
     previous_epoch,
     probe_params,
 )
-from collector.passes.sessions import OneShotInstead, SessionPool
+from collector.passes.sessions import OneShotInstead, SessionPool, Waiting
 from collector.passes.sh_probe import load_sh_probe
 from collector.store import disk_trend as trend_store
 from collector.store import proc_counters as proc_state
@@ -145,7 +145,6 @@ class Answer:
 
 
 def work(ctx: PassContext, job: HostJob, answers: queue.SimpleQueue[Any]) -> None:
-    start = time.monotonic()
     trend = None
     try:
         sample, trend = _collect(ctx, job)
@@ -154,14 +153,18 @@ def work(ctx: PassContext, job: HostJob, answers: queue.SimpleQueue[Any]) -> Non
     except Exception as exc:  # a bug of ours must cost one host, not the pass
         log.exception("collecting %s failed unexpectedly", job.host.name)
         sample = failure_sample(ctx.ts, job.host, ssh.PROBE, f"collector error: {exc!r}"[:300],
-                                time.monotonic() - start)
+                                time.monotonic() - job.started)
+    answers.put((job, _answer(job, sample, trend)))
+
+
+def _answer(job: HostJob, sample: dict[str, Any], trend: dict[str, Any] | None) -> Answer:
     # Encoded here, once: the size is judged before the alerts see the sample, and the line is
     # what the coordinator appends.
     line, unstorable = _as_line(sample)
     if unstorable is not None:
-        sample, trend = failure_sample(ctx.ts, job.host, ssh.INVALID_OUTPUT, unstorable,
-                                       time.monotonic() - start), None
-    answers.put((job, Answer(sample, line, trend)))
+        sample, trend = failure_sample(sample["ts"], job.host, ssh.INVALID_OUTPUT, unstorable,
+                                       time.monotonic() - job.started), None
+    return Answer(sample, line, trend)
 
 
 def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
@@ -177,44 +180,85 @@ def _as_line(sample: dict[str, Any]) -> tuple[bytes | None, str | None]:
 
 
 # -- one host ----------------------------------------------------------------------------------
-def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The host's sample, and its disk trend to keep (None: unchanged, or not kept)."""
+@dataclass
+class _Plan:
+    """What a host is asked this pass, and what its answer is judged against."""
+
+    started: float
+    previous: dict[str, Any] | None
+    state_dir: Path | None  # None: osmon check, which keeps nothing
+    params: dict[str, Any]
+    run: ProbeRun
+    settled: bool  # its resident probe answered before: a Python host, its choice settled
+
+
+def _plan(ctx: PassContext, job: HostJob) -> _Plan:
     host = job.host
-    start = time.monotonic()
+    started = time.monotonic()
     # osmon run remembers what it stored last: no reading back, parsing and checking again.
     memory = ctx.sessions.memory if ctx.sessions is not None else None
     previous = (memory and memory.sample(host.name)) or (
         ctx.store.latest(host.name) if ctx.store is not None else None)
-    state_dir = ctx.config.state_dir if ctx.store is not None else None  # None: osmon check
+    state_dir = ctx.config.state_dir if ctx.store is not None else None
     params = probe_params(ctx.config, host, previous)
-    connect_s: float | None = None
-    # A host whose resident probe answered before has a Python: its probe choice is settled.
     settled = ctx.sessions is not None and ctx.sessions.answered(host.name)
-    run = ProbeRun(ctx.config, host, state_dir, python_known=settled)
-    resident = False
-    try:
-        if host.local:
-            if state_dir is not None:
-                params["proc_prev"] = proc_state.load(state_dir, host.name, time.time())
+    return _Plan(started, previous, state_dir, params,
+                 ProbeRun(ctx.config, host, state_dir, python_known=settled), settled)
+
+
+def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The host's sample, and its disk trend to keep (None: unchanged, or not kept)."""
+    host = job.host
+    plan = _plan(ctx, job)
+    params, state_dir = plan.params, plan.state_dir
+    if host.local:
+        if state_dir is not None:
+            params["proc_prev"] = proc_state.load(state_dir, host.name, time.time())
+        try:
             raw, epoch = _run_local(params)
-            connect_s = 0.0
-        else:
-            result, resident = _remote(ctx, job, run, params, state_dir)
-            connect_s = result.connect_s
-            raw, epoch = decode_answer(host, result, run.probe), result.reading_epoch
-        counters = proc_state.take_counters(raw)  # for the next pass, never for the log
-        derived = _derive(raw, previous, epoch, params["checks"])
+        except ssh.SshFailure as exc:
+            return failure_sample(ctx.ts, host, exc.kind, exc.message,
+                                  time.monotonic() - plan.started), None
+        return _judged(ctx, job, plan, raw, epoch, 0.0, resident=False)
+    try:
+        result, resident = _remote(ctx, job, plan.run, params, state_dir)
+    except ssh.SshFailure as exc:
+        return failure_sample(ctx.ts, host, exc.kind, exc.message,
+                              time.monotonic() - plan.started, None, plan.run.probe), None
+    return _answered(ctx, job, plan, result, resident)
+
+
+def _answered(ctx: PassContext, job: HostJob, plan: _Plan, result: ssh.CommandResult,
+              resident: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The sample of a remote host's answer (decoded, checked, its rates derived)."""
+    try:
+        raw = decode_answer(job.host, result, plan.run.probe)
     except ssh.SshFailure as exc:
         if resident and ctx.sessions is not None:  # an unusable answer: a new session next pass
+            ctx.sessions.forget(job.host)
+        return failure_sample(ctx.ts, job.host, exc.kind, exc.message,
+                              time.monotonic() - plan.started, result.connect_s,
+                              plan.run.probe), None
+    return _judged(ctx, job, plan, raw, result.reading_epoch, result.connect_s, resident)
+
+
+def _judged(ctx: PassContext, job: HostJob, plan: _Plan, raw: dict[str, Any], epoch: float,
+            connect_s: float, resident: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    host, state_dir = job.host, plan.state_dir
+    counters = proc_state.take_counters(raw)  # for the next pass, never for the log
+    try:
+        derived = _derive(raw, plan.previous, epoch, plan.params["checks"])
+    except ssh.SshFailure as exc:
+        if resident and ctx.sessions is not None:
             ctx.sessions.forget(host)
-        return failure_sample(ctx.ts, host, exc.kind, exc.message, time.monotonic() - start,
-                              connect_s, run.probe), None
-    if not (resident and settled):
-        run.keep_choice(job.writing)
+        return failure_sample(ctx.ts, host, exc.kind, exc.message,
+                              time.monotonic() - plan.started, connect_s, plan.run.probe), None
+    if not (resident and plan.settled):
+        plan.run.keep_choice(job.writing)
     sample: dict[str, Any] = {
         "v": SCHEMA_VERSION, "ts": ctx.ts, "host": host.name, "ok": True, "error": None,
-        "collect": {"transport": _transport(host), "probe": run.probe,
-                    "duration_s": _r(time.monotonic() - start),
+        "collect": {"transport": _transport(host), "probe": plan.run.probe,
+                    "duration_s": _r(time.monotonic() - plan.started),
                     "connect_s": _r(connect_s or 0.0), "epoch": round(epoch, 3)},
     }
     if resident:
@@ -225,6 +269,7 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
         _keep_counters(job, state_dir, counters, epoch)
     trend = None
     if state_dir is not None and isinstance(sample.get("disks"), list):
+        memory = ctx.sessions.memory if ctx.sessions is not None else None
         kept = memory.trend(host.name) if memory is not None else UNKNOWN
         if kept is UNKNOWN:
             kept = trend_store.load(state_dir, host.name)
@@ -232,6 +277,57 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
                 memory.keep_trend(host.name, kept)
         sample["disks"], trend = disk_trend.update(kept, sample["disks"], epoch, host.name)
     return sample, trend
+
+
+class InlineJob:
+    """A host asked through its resident session whose answer the pass's coordinator reads
+    itself as it arrives (no worker thread waits for it: handing each answer from paramiko's
+    reader thread to a worker, then to the coordinator, cost more CPU than reading it)."""
+
+    def __init__(self, ctx: PassContext, job: HostJob, plan: _Plan, waiting: Waiting) -> None:
+        self.ctx, self.job, self.plan, self.waiting = ctx, job, plan, waiting
+
+    @property
+    def deadline(self) -> float:
+        """When its request's own budget runs out (before the host's deadline)."""
+        return self.waiting.pending.deadline
+
+    def step(self) -> Answer | None:
+        """The host's answer once its whole frame is there (or its failure), else None."""
+        ctx, job = self.ctx, self.job
+        try:
+            try:
+                result = self.waiting.pending.step()
+            except ssh.SshFailure as exc:
+                ctx.sessions.settle(self.waiting, ok=False)  # type: ignore[union-attr]
+                return _answer(job, failure_sample(
+                    ctx.ts, job.host, exc.kind, exc.message,
+                    time.monotonic() - self.plan.started), None)
+            if result is None:
+                return None
+            ctx.sessions.settle(self.waiting, ok=True)  # type: ignore[union-attr]
+            sample, trend = _answered(ctx, job, self.plan, result, resident=True)
+        except Abandoned:
+            return None  # the coordinator recorded this host's timeout already
+        except Exception as exc:  # a bug of ours must cost one host, not the pass
+            log.exception("collecting %s failed unexpectedly", job.host.name)
+            self.waiting.pending.release()
+            sample, trend = failure_sample(ctx.ts, job.host, ssh.PROBE,
+                                           f"collector error: {exc!r}"[:300],
+                                           time.monotonic() - self.plan.started), None
+        return _answer(job, sample, trend)
+
+
+def ask_inline(ctx: PassContext, job: HostJob, wake: Callable[[], None]) -> InlineJob | None:
+    """Send ``job``'s host its request through its resident session, if it has one that
+    answered before; None: collect it in a worker (a session to open, one-shot, local)."""
+    if ctx.sessions is None or job.host.local or ctx.host_keys_failure is not None:
+        return None
+    plan = _plan(ctx, job)
+    if not plan.settled or not ctx.sessions.takes(job.host, plan.run):
+        return None
+    waiting = ctx.sessions.send(ctx.config, job, plan.params, wake)
+    return None if waiting is None else InlineJob(ctx, job, plan, waiting)
 
 
 def _keep_counters(job: HostJob, state_dir: Path, counters: dict[str, Any], epoch: float) -> None:

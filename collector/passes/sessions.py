@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,11 @@ from collector.store import proc_counters as proc_state
 from collector.transport.connect import Dialer
 from collector.transport.gate import HandshakeGate
 from collector.transport.jump import Bastions
-from collector.transport.resident import ResidentSession, ResidentStartFailed
+from collector.transport.resident import (
+    PendingAnswer,
+    ResidentSession,
+    ResidentStartFailed,
+)
 from collector.transport.ssh import CommandResult, Session, SshFailure
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ MIN_IDLE_S = 600
 
 class Job(Protocol):
     """What the pass's job of one host offers the pool (passes.one_host.HostJob)."""
+
+    host: Host
 
     def attach(self, session: Session) -> None: ...
 
@@ -179,13 +186,9 @@ class SessionPool:
         else:
             entry.session.link.write_guard = job.writing
             job.attach(entry.session)
-        extra_s = params.get("checks_budget_s", 0.0)
-        budget = settings.ssh_timeout_s + extra_s
         counters = state_dir is not None and now - entry.counters_at >= COUNTERS_EVERY_S
         try:
-            result = entry.session.ask(
-                params, limit_s=budget + REMOTE_GRACE_S, counters=counters, budget_s=budget,
-                idle_s=max(MIN_IDLE_S, 10 * settings.interval_s))
+            result = entry.session.ask(params, **_limits(settings, params), counters=counters)
         except ResidentStartFailed:
             self._drop(host.name, entry, close=False)
             self._one_shot_until[host.name] = time.monotonic() + RETRY_RESIDENT_S
@@ -198,6 +201,36 @@ class SessionPool:
         if counters:
             entry.counters_at = now
         return result
+
+    def send(self, config: Config, job: Job, params: dict[str, Any],
+             wake: Callable[[], None]) -> Waiting | None:
+        """Send the host of ``job`` its request through its session, when it has one whose
+        probe answered before, and return at once (the coordinator reads the answer:
+        :meth:`settle` when it is read).  None: no such session, or it broke before the
+        request (the host is then collected on a new session, in this pass still)."""
+        host = job.host
+        with self._lock:
+            entry = self._entries.get(host.name)
+        if entry is None or entry.session.answered == 0 or not entry.session.alive():
+            return None
+        entry.session.link.write_guard = job.writing
+        job.attach(entry.session)
+        now = time.monotonic()
+        counters = now - entry.counters_at >= COUNTERS_EVERY_S
+        try:
+            pending = entry.session.send(params, **_limits(config.settings, params),
+                                         counters=counters, wake=wake)
+        except SshFailure:
+            self._drop(host.name, entry)
+            return None
+        return Waiting(host.name, entry, pending, now if counters else None)
+
+    def settle(self, waiting: Waiting, ok: bool) -> None:
+        """The answer of :meth:`send` was read (``ok``), or failed: its session ends."""
+        if not ok:
+            self._drop(waiting.host, waiting.entry)
+        elif waiting.counters_at is not None:
+            waiting.entry.counters_at = waiting.counters_at
 
     def _open(self, config: Config, job: Job, dialer: Dialer, host: Host, deadline: float,
               params: dict[str, Any], probe: bytes, state_dir: Path | None) -> _Entry:
@@ -235,6 +268,23 @@ class SessionPool:
                 del self._entries[name]
         if close:
             entry.session.abort()
+
+
+@dataclass
+class Waiting:
+    """A request sent by :meth:`SessionPool.send` whose answer is being read."""
+
+    host: str
+    entry: _Entry
+    pending: PendingAnswer
+    counters_at: float | None  # it asked for the probe's counters, at this time
+
+
+def _limits(settings: Settings, params: dict[str, Any]) -> dict[str, float]:
+    """A request's budget, and the limits the probe enforces on itself."""
+    budget = settings.ssh_timeout_s + params.get("checks_budget_s", 0.0)
+    return {"budget_s": budget, "limit_s": budget + REMOTE_GRACE_S,
+            "idle_s": max(MIN_IDLE_S, 10 * settings.interval_s)}
 
 
 def session_key(config: Config, host: Host) -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ import json
 import select
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paramiko
@@ -107,6 +108,26 @@ class ResidentSession(Session):
         """One request and its answer within ``budget_s``; the answer's JSON is the result's
         stdout.  Raises :class:`SshFailure` (the caller then closes the session) or
         :class:`ResidentStartFailed`."""
+        frame = self._request(params, limit_s, idle_s, counters, budget_s)
+        poller = select.poll()  # not select(): it fails on descriptors above 1023
+        poller.register(frame.channel.fileno(), select.POLLIN)
+        while True:
+            result = frame.step()
+            if result is not None:
+                return result
+            poller.poll(max(0.0, frame.deadline - time.monotonic()) * 1000)
+
+    def send(self, params: dict[str, Any], *, limit_s: float, idle_s: float, counters: bool,
+             budget_s: float, wake: Callable[[], None]) -> PendingAnswer:
+        """Send one request and return at once: ``wake()`` is called (from paramiko's reader
+        thread) whenever more of the answer may be there, and :meth:`PendingAnswer.step`
+        reads it.  So one thread can wait for the answers of every session of a pass.
+        Raises :class:`SshFailure` when the request cannot be sent."""
+        frame = self._request(params, limit_s, idle_s, counters, budget_s)
+        return PendingAnswer(frame, wake)
+
+    def _request(self, params: dict[str, Any], limit_s: float, idle_s: float, counters: bool,
+                 budget_s: float) -> _Frame:
         channel = self._channel
         assert channel is not None, "start() first"
         self.link.step = "resident request"
@@ -123,15 +144,75 @@ class ResidentSession(Session):
             raise SshFailure(TIMEOUT, no_answer("sending the request", budget_s)) from None
         except OSError:
             pass  # the probe is gone: reading says how
-        reader = _FrameReader(channel, deadline, budget_s, first=self.answered == 0)
-        header, reading_epoch = reader.line()
-        length = _frame_length(header, request_id)
-        body = reader.exactly(length)
-        if reader.left_over():
-            raise SshFailure(INVALID_OUTPUT, "more output than the answer's length")
+        return _Frame(self, request_id, deadline, budget_s)
+
+    def _answered(self, frame: _Frame, body: bytes) -> CommandResult:
         self.answered += 1
-        return CommandResult(body, reader.stderr(), 0, self.connect_s if self.answered == 1
-                             else 0.0, reading_epoch)
+        return CommandResult(body, frame.stderr(), 0, self.connect_s if self.answered == 1
+                             else 0.0, frame.epoch)
+
+
+class PendingAnswer:
+    """The answer to a request sent by :meth:`ResidentSession.send`, read as it arrives.
+
+    paramiko sets an event on a channel's buffers when data comes in or the channel closes
+    (the pipe behind ``Channel.fileno()`` is such an event); this stands in for it, calling
+    ``wake`` besides setting the original, until :meth:`step` has the whole answer or fails.
+    """
+
+    def __init__(self, frame: _Frame, wake: Callable[[], None]) -> None:
+        self.frame = frame
+        self._hooks = [_WakeHook(buffer, wake) for buffer in
+                       (frame.channel.in_buffer, frame.channel.in_stderr_buffer)]
+
+    @property
+    def deadline(self) -> float:
+        return self.frame.deadline
+
+    def step(self) -> CommandResult | None:
+        """The result once the whole answer is there, else None (wait for the next wake-up).
+        Raises :class:`SshFailure` as :meth:`ResidentSession.ask` does (the budget included:
+        past ``deadline`` it is a timeout)."""
+        try:
+            result = self.frame.step()
+        except BaseException:
+            self.release()
+            raise
+        if result is not None:
+            self.release()
+        return result
+
+    def release(self) -> None:
+        """Hand the buffers their own events back."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+
+class _WakeHook:
+    """Set on a paramiko ``BufferedPipe`` in place of its event (``set_event``): sets the
+    event it replaced, if any, and calls ``wake``."""
+
+    def __init__(self, buffer: Any, wake: Callable[[], None]) -> None:
+        self.buffer, self.wake = buffer, wake
+        self.inner = getattr(buffer, "_event", None)  # the fileno() pipe's, once made
+        buffer.set_event(self)
+
+    def set(self) -> None:
+        if self.inner is not None:
+            self.inner.set()
+        self.wake()
+
+    def clear(self) -> None:
+        if self.inner is not None:
+            self.inner.clear()
+
+    def remove(self) -> None:
+        if self.inner is not None:
+            self.buffer.set_event(self.inner)
+        else:
+            with self.buffer._lock:  # no public way to unset it; set_event takes this lock
+                self.buffer._event = None
 
 
 def _frame_length(header: bytes, request_id: int) -> int:
@@ -149,70 +230,75 @@ def _frame_length(header: bytes, request_id: int) -> int:
     return length
 
 
-class _FrameReader:
-    """Reads one answer frame from the channel: bounded, within the deadline, stderr drained
-    beside it (the two share the channel's window)."""
+class _Frame:
+    """One answer frame as it arrives on the channel: bounded, within its deadline, stderr
+    drained beside it (the two share the channel's window).  :meth:`step` never waits."""
 
-    def __init__(self, channel: paramiko.Channel, deadline: float, budget_s: float,
-                 first: bool) -> None:
-        self.channel, self.deadline, self.budget_s, self.first = channel, deadline, budget_s, first
+    def __init__(self, session: ResidentSession, request_id: int, deadline: float,
+                 budget_s: float) -> None:
+        self.session, self.request_id = session, request_id
+        self.channel: paramiko.Channel = session._channel  # type: ignore[assignment]
+        self.deadline, self.budget_s = deadline, budget_s
+        self.first = session.answered == 0
         self.data = b""
         self.got_any = False
+        self.epoch = 0.0  # when the header's first byte arrived
+        self.length: int | None = None  # of the body, once the header is read
         self._err: list[bytes] = []
         self._err_size = 0
-        self._poller = select.poll()  # not select(): it fails on descriptors above 1023
-        self._poller.register(channel.fileno(), select.POLLIN)
 
-    def line(self) -> tuple[bytes, float]:
-        """The header line (without its newline) and when its first byte arrived."""
-        epoch = 0.0
-        while b"\n" not in self.data:
-            if len(self.data) > HEADER_MAX:
-                raise SshFailure(INVALID_OUTPUT, "not an answer of the probe (no frame "
-                                                 "header)")
-            self._more(HEADER_MAX + 1 - len(self.data))
-            epoch = epoch or time.time()
-        header, _, self.data = self.data.partition(b"\n")
-        if len(header) > HEADER_MAX:
-            raise SshFailure(INVALID_OUTPUT, "not an answer of the probe (no frame header)")
-        return header, epoch
-
-    def exactly(self, length: int) -> bytes:
-        while len(self.data) < length:
-            self._more(min(_CHUNK, length - len(self.data)))
-        body, self.data = self.data[:length], self.data[length:]
-        return body
-
-    def left_over(self) -> bytes:
-        return self.data
+    def step(self) -> CommandResult | None:
+        """Read what is there; the result once the frame is whole, else None.  Raises
+        :class:`SshFailure` (or :class:`ResidentStartFailed`) as ``ask`` does."""
+        self._drain()
+        if self.length is None:
+            newline = self.data.find(b"\n", 0, HEADER_MAX + 1)
+            if newline < 0:
+                if len(self.data) > HEADER_MAX:
+                    raise SshFailure(INVALID_OUTPUT, "not an answer of the probe (no frame "
+                                                     "header)")
+                return self._waiting()
+            self.length = _frame_length(self.data[:newline], self.request_id)
+            self.data = self.data[newline + 1:]
+            self._drain()  # the body may be there already: no wake-up would say so again
+        if len(self.data) > self.length:
+            raise SshFailure(INVALID_OUTPUT, "more output than the answer's length")
+        if len(self.data) == self.length:
+            return self.session._answered(self, self.data)
+        return self._waiting()
 
     def stderr(self) -> bytes:
         return b"".join(self._err)
 
-    def _more(self, wanted: int) -> None:
-        """Wait for more stdout (up to ``wanted`` bytes), draining stderr meanwhile."""
+    def _waiting(self) -> None:
         channel = self.channel
-        while True:
-            while channel.recv_stderr_ready():
-                chunk = channel.recv_stderr(_CHUNK)
-                if self._err_size < MAX_STDERR_KEPT:
-                    self._err.append(chunk)
-                self._err_size += len(chunk)
-                if self._err_size > MAX_STDERR:
-                    raise SshFailure(INVALID_OUTPUT, "more than 1 MiB on stderr")
-            if channel.recv_ready():
-                chunk = channel.recv(wanted)
-                if chunk:
-                    self.got_any = True
-                    self.data += chunk
-                    return
-            if channel.closed or (channel.eof_received and not channel.recv_ready()
-                                  and not channel.recv_stderr_ready()):
-                raise self._ended()
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise SshFailure(TIMEOUT, no_answer("resident request", self.budget_s))
-            self._poller.poll(remaining * 1000)
+        if channel.closed or (channel.eof_received and not channel.recv_ready()
+                              and not channel.recv_stderr_ready()):
+            raise self._ended()
+        if time.monotonic() >= self.deadline:
+            raise SshFailure(TIMEOUT, no_answer("resident request", self.budget_s))
+        return None
+
+    def _drain(self) -> None:
+        """Take what the channel holds, stderr first, stopping as soon as too much came."""
+        channel = self.channel
+        while channel.recv_stderr_ready():
+            chunk = channel.recv_stderr(_CHUNK)
+            if self._err_size < MAX_STDERR_KEPT:
+                self._err.append(chunk)
+            self._err_size += len(chunk)
+            if self._err_size > MAX_STDERR:
+                raise SshFailure(INVALID_OUTPUT, "more than 1 MiB on stderr")
+        limit = HEADER_MAX + 1 if self.length is None else self.length + 1
+        while len(self.data) < limit and channel.recv_ready():
+            chunk = channel.recv(min(_CHUNK, limit - len(self.data)))
+            if not chunk:
+                break
+            if not self.got_any:
+                self.got_any, self.epoch = True, time.time()
+            self.data += chunk
+            if self.length is None and b"\n" in self.data:
+                return  # the header first: it says how much more may come
 
     def _ended(self) -> Exception:
         channel = self.channel
