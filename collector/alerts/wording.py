@@ -87,5 +87,6 @@ def error_of(sample: Mapping[str, Any]) -> dict[str, str]:
 
 def clean(text: str) -> str:
     """Untrusted text from a host: one line, no control characters, bounded."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    flat = text if text.isprintable() else "".join(ch if ch.isprintable() else " "
+                                                   for ch in text)
     return " ".join(flat.split())[:MAX_TEXT]
