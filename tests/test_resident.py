@@ -44,17 +44,6 @@ def test_sessions_are_kept_across_passes_one_login_per_host(
 
 
 
-
-def test_sessions_use_a_cipher_whose_tag_is_its_mac(
-        logging_sshd: harness.Sshd, session_pool: SessionPool, tmp_path: Path) -> None:
-    """AES-GCM first, as OpenSSH's own client does: with paramiko's first choice (AES-CTR
-    and an HMAC) every packet of a session's life had its MAC computed in Python."""
-    config = inventory(logging_sshd, tmp_path, ["web1"])
-    run(config, session_pool)
-    [session] = session_pool.sessions()
-    assert session._transport is not None
-    assert session._transport.remote_cipher == "aes128-gcm@openssh.com"
-
 def test_a_restore_during_osmon_run_is_what_the_next_pass_reads(
         logging_sshd: harness.Sshd, session_pool: SessionPool, tmp_path: Path) -> None:
     """osmon run keeps each host's last stored sample in memory instead of reading it back; a

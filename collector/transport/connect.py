@@ -157,10 +157,9 @@ def _login(dialer: Dialer, link: Link, host: Host, channel: Any) -> paramiko.Tra
     link.hold(transport.close)
     transport.banner_timeout = transport.handshake_timeout = dialer.timeout
     transport.auth_timeout = dialer.timeout
-    options = transport.get_security_options()
-    options.ciphers = _prefer(options.ciphers, AEAD_CIPHERS)
     known = dialer.host_keys.known_types(known_hosts_name(host.address, host.port))
     if known:  # ask for a key type we can check, as OpenSSH does
+        options = transport.get_security_options()
         preferred = [t for t in _algorithms_for(known) if t in options.key_types]
         options.key_types = tuple(preferred) + tuple(
             t for t in options.key_types if t not in preferred)
@@ -175,17 +174,6 @@ def _login(dialer: Dialer, link: Link, host: Host, channel: Any) -> paramiko.Tra
     link.step = "authentication"
     _authenticate(dialer, host, transport)
     return transport
-
-
-#: Tried first, as OpenSSH's client does: their MAC is the cipher's own tag, where paramiko
-#: computes and compares an HMAC in Python for every packet of the other ciphers (OpenSSH has
-#: them since 6.2, 2013; a server without them gets paramiko's usual order).
-AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-
-
-def _prefer(available: tuple[str, ...], first: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(c for c in first if c in available) + tuple(
-        c for c in available if c not in first)
 
 
 def _tcp(link: Link, host: Host, timeout: float) -> socket.socket:
