@@ -44,9 +44,11 @@ Row = tuple[str, str, str]
 
 
 class Where:
-    """Where a value sits in the answer (``parent.key`` or ``parent[index]``), written out only
-    when a message needs it: formatting the path of every one of a sample's several hundred
-    values cost more than checking them."""
+    """Where a value sits in the answer (``parent.key`` or ``parent[index]``), made only for a
+    message: a record or a list checks its values with its own path, and only when one fails
+    checks it again with this one, so the message names the value (the checks are pure).
+    Formatting the path of each of a sample's several hundred values cost more than checking
+    them."""
 
     __slots__ = ("parent", "key")
 
@@ -228,11 +230,13 @@ class Array(Check):
                                      "allowed")
         if self.length is not None and len(value) != self.length:
             raise InvalidProbeOutput(f"{path}: expected {self.length} items, got {len(value)}")
-        item = self.item
-        if item.nullable:
-            return [item(element, Where(path, index)) for index, element in enumerate(value)]
-        clean = item.clean
-        return [clean(element, Where(path, index)) for index, element in enumerate(value)]
+        check = self.item.__call__ if self.item.nullable else self.item.clean
+        try:
+            return [check(element, path) for element in value]
+        except InvalidProbeOutput:
+            for index, element in enumerate(value):  # again, to say which item (pure checks)
+                check(element, Where(path, index))
+            raise
 
     def describe(self) -> str:
         if self.length is not None:
@@ -259,19 +263,27 @@ class Record(Check):
     def __init__(self, fields: Mapping[str, Check], optional: tuple[str, ...],
                  nullable: bool) -> None:
         self.fields, self.optional, self.nullable = dict(fields), optional, nullable
+        self._plan = tuple((key, check.clean, check.nullable, key in optional)
+                           for key, check in self.fields.items())
 
     def clean(self, value: Any, path: Any) -> Any:
         if not isinstance(value, dict):
             raise InvalidProbeOutput(f"{path}: expected an object, got {type(value).__name__}")
         cleaned = {}
-        for key, field_check in self.fields.items():
+        for key, clean, nullable, optional in self._plan:
             if key not in value:
-                if key in self.optional:
+                if optional:
                     continue
                 raise InvalidProbeOutput(f"{path}.{key}: missing")
             item = value[key]
-            cleaned[key] = None if item is None and field_check.nullable else \
-                field_check.clean(item, Where(path, key))
+            if item is None and nullable:
+                cleaned[key] = None
+                continue
+            try:
+                cleaned[key] = clean(item, path)
+            except InvalidProbeOutput:
+                clean(item, Where(path, key))  # again, to say where (the checks are pure)
+                raise
         return cleaned
 
     def describe(self) -> str:
