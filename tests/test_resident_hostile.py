@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,29 @@ def test_hostile_answers_after_a_good_one_cost_the_same(
     assert len(session_pool) == 1
     third = run(config, session_pool)[0]  # new sessions: each answers well once more
     assert kinds(third) == dict.fromkeys([*ANSWERS, "fine"], None)
+
+
+def test_output_between_two_requests_is_that_pass_failure(
+        logging_sshd: harness.Sshd, session_pool: SessionPool, tmp_path: Path) -> None:
+    """A probe that writes after its answer, before the next request, is caught when the next
+    request is sent: that pass is the host's failure (not hidden behind a new session, which
+    would cost a login every pass), and the pass after it opens a new session."""
+    chatty = TURNCOAT.replace("ANSWER", 'time.sleep(60)').replace(
+        "            continue\n",
+        "            time.sleep(0.2)\n"
+        "            out.write(b\"late words\\n\")\n"
+        "            out.flush()\n"
+        "            continue\n").replace("import json, sys", "import json, sys, time")
+    config = inventory(logging_sshd, tmp_path, ["chatty", "fine"], hosts={"chatty": {
+        "python": str(logging_sshd.script(f"chatty-{tmp_path.name}.sh", chatty))}})
+    [first] = run(config, session_pool)
+    assert kinds(first) == {"chatty": None, "fine": None}
+    time.sleep(1.0)  # the late words arrive
+    [second] = run(config, session_pool)
+    assert kinds(second) == {"chatty": "invalid-output", "fine": None}
+    assert second.outcomes[0].error["message"] == "the probe wrote output between two requests"
+    [third] = run(config, session_pool)
+    assert kinds(third) == {"chatty": None, "fine": None}
 
 
 @pytest.mark.parametrize("name", ["huge", "lying", "endless"])

@@ -284,17 +284,23 @@ class InlineJob:
     itself as it arrives (no worker thread waits for it: handing each answer from paramiko's
     reader thread to a worker, then to the coordinator, cost more CPU than reading it)."""
 
-    def __init__(self, ctx: PassContext, job: HostJob, plan: _Plan, waiting: Waiting) -> None:
+    def __init__(self, ctx: PassContext, job: HostJob, plan: _Plan, waiting: Waiting | None,
+                 refused: ssh.SshFailure | None = None) -> None:
         self.ctx, self.job, self.plan, self.waiting = ctx, job, plan, waiting
+        self.refused = refused  # the request could not be sent: the host's failure
 
     @property
     def deadline(self) -> float:
         """When its request's own budget runs out (before the host's deadline)."""
-        return self.waiting.pending.deadline
+        return self.job.started if self.waiting is None else self.waiting.pending.deadline
 
     def step(self) -> Answer | None:
         """The host's answer once its whole frame is there (or its failure), else None."""
         ctx, job = self.ctx, self.job
+        if self.waiting is None:
+            failure = self.refused or ssh.SshFailure(ssh.PROBE, "no request sent")
+            return _answer(job, failure_sample(ctx.ts, job.host, failure.kind, failure.message,
+                                               time.monotonic() - self.plan.started), None)
         try:
             try:
                 result = self.waiting.pending.step()
@@ -311,7 +317,8 @@ class InlineJob:
             return None  # the coordinator recorded this host's timeout already
         except Exception as exc:  # a bug of ours must cost one host, not the pass
             log.exception("collecting %s failed unexpectedly", job.host.name)
-            self.waiting.pending.release()
+            if self.waiting is not None:
+                self.waiting.pending.release()
             sample, trend = failure_sample(ctx.ts, job.host, ssh.PROBE,
                                            f"collector error: {exc!r}"[:300],
                                            time.monotonic() - self.plan.started), None
@@ -326,7 +333,11 @@ def ask_inline(ctx: PassContext, job: HostJob, wake: Callable[[], None]) -> Inli
     plan = _plan(ctx, job)
     if not plan.settled or not ctx.sessions.takes(job.host, plan.run):
         return None
-    waiting = ctx.sessions.send(ctx.config, job, plan.params, wake)
+    try:
+        waiting = ctx.sessions.send(ctx.config, job, plan.params, wake)
+    except ssh.SshFailure as exc:
+        wake()  # nothing to wait for: its failure is this pass's answer
+        return InlineJob(ctx, job, plan, None, exc)
     return None if waiting is None else InlineJob(ctx, job, plan, waiting)
 
 

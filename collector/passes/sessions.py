@@ -207,7 +207,9 @@ class SessionPool:
         """Send the host of ``job`` its request through its session, when it has one whose
         probe answered before, and return at once (the coordinator reads the answer:
         :meth:`settle` when it is read).  None: no such session, or it broke before the
-        request (the host is then collected on a new session, in this pass still)."""
+        request (the host is then collected on a new session, in this pass still).  Raises
+        :class:`SshFailure` (the session is closed) when the request cannot be sent, or the
+        probe wrote something since its last answer: that pass is the host's failure."""
         host = job.host
         with self._lock:
             entry = self._entries.get(host.name)
@@ -222,7 +224,7 @@ class SessionPool:
                                          counters=counters, wake=wake)
         except SshFailure:
             self._drop(host.name, entry)
-            return None
+            raise
         return Waiting(host.name, entry, pending, now if counters else None)
 
     def settle(self, waiting: Waiting, ok: bool) -> None:
