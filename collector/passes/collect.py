@@ -12,6 +12,7 @@ the process alive once the pass is over.
 from __future__ import annotations
 
 import functools
+import heapq
 import importlib
 import logging
 import queue
@@ -281,21 +282,21 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
              on_outcome: Progress | None) -> list[HostOutcome]:
     settings = ctx.config.settings
     pending = deque(hosts)
-    running: list[HostJob] = []
-    answers: queue.SimpleQueue[tuple[HostJob, Answer]] = queue.SimpleQueue()
+    running: list[HostJob] = []  # on workers: at most ``concurrency``
+    answers: queue.SimpleQueue[tuple[HostJob, Answer | None]] = queue.SimpleQueue()
     samples: dict[str, dict[str, Any]] = {}
     failed = 0
     spawn = ctx.sessions.workers.run if ctx.sessions is not None else workers.fresh_thread
     # osmon run: the hosts whose resident session answered before are asked first, all at
     # once, and their answers read here as they arrive; workers serve the others.
-    inline: dict[HostJob, InlineJob] = {}
+    asked = _Asked()
     if ctx.sessions is not None:
-        pending = deque(_ask_inline(ctx, pending, running, inline, answers))
+        pending = deque(asked.ask(ctx, pending, answers))
 
     def finish(job: HostJob, sample: dict[str, Any], answer: Answer | None = None) -> None:
         nonlocal failed
-        running.remove(job)
-        inline.pop(job, None)
+        if asked.jobs.pop(job, None) is None:
+            running.remove(job)
         samples[job.host.name] = sample
         failed += not sample["ok"]
         if on_outcome is not None:
@@ -303,37 +304,40 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
             on_outcome(HostOutcome(job.host.name, sample, line, trend), len(samples),
                        len(hosts), failed)
 
-    while pending or running:
-        now = time.monotonic()
-        if now >= deadline:
-            break
-        while pending and len(running) - len(inline) < settings.concurrency:
-            job = HostJob(pending.popleft(), now)
-            running.append(job)
-            spawn(f"osmon-{job.host.name}", work, ctx, job, answers)
-        wake = min([deadline] + [j.started + settings.host_deadline_s for j in running]
-                   + [i.deadline for i in inline.values()])
-        try:
-            job, answer = answers.get(timeout=max(0.0, wake - now))
-            if answer is None and job in inline:  # more of a resident answer came in
-                answer = inline[job].step()
-            if answer is not None and job in running:  # else: too late, a timeout already
-                finish(job, answer.sample, answer)
-        except queue.Empty:
-            pass
-        now = time.monotonic()
-        for late in [i for i in inline.values() if now >= i.deadline]:
-            answer = late.step()  # past its request's budget: a timeout, unless it came in
-            if answer is not None:
-                finish(late.job, answer.sample, answer)
-        for job in [j for j in running if now >= j.started + settings.host_deadline_s]:
+    def late(jobs: list[HostJob], now: float) -> None:
+        for job in jobs:
             step = job.abandon()
             finish(job, failure_sample(
                 ctx.ts, job.host, ssh.TIMEOUT,
                 f"no answer within {settings.host_deadline_s:g} s (host deadline, during "
                 f"{step})", now - job.started))
+
+    while pending or running or asked.jobs:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        while pending and len(running) < settings.concurrency:
+            job = HostJob(pending.popleft(), now)
+            running.append(job)
+            spawn(f"osmon-{job.host.name}", work, ctx, job, answers)
+        wake = min([deadline, asked.wake(settings.host_deadline_s)]
+                   + [j.started + settings.host_deadline_s for j in running])
+        try:
+            job, answer = answers.get(timeout=max(0.0, wake - now))
+            if answer is None and job in asked.jobs:  # more of a resident answer came in
+                answer = asked.jobs[job].step()
+            if answer is not None and (job in asked.jobs or job in running):
+                finish(job, answer.sample, answer)  # else: too late, a timeout already
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for job, answer in asked.past_budget(now):  # a timeout, unless it came in
+            finish(job, answer.sample, answer)
+        late([j for j in running if now >= j.started + settings.host_deadline_s], now)
+        if asked.jobs and now >= asked.started + settings.host_deadline_s:
+            late(list(asked.jobs), now)
     now = time.monotonic()
-    for job in list(running):
+    for job in [*running, *asked.jobs]:
         step = job.abandon()
         finish(job, failure_sample(
             ctx.ts, job.host, ssh.TIMEOUT,
@@ -349,23 +353,54 @@ def _fan_out(ctx: PassContext, hosts: Sequence[Host], deadline: float,
     return [HostOutcome(h.name, samples[h.name]) for h in hosts]
 
 
-def _ask_inline(ctx: PassContext, hosts: Sequence[Host], running: list[HostJob],
-                inline: dict[HostJob, InlineJob],
-                answers: queue.SimpleQueue[Any]) -> list[Host]:
-    """Send their request to the hosts that have a resident session (each becomes a job
-    read by the coordinator); return the others, for the workers."""
-    rest = []
-    now = time.monotonic()
-    for host in hosts:
-        job = HostJob(host, now)
-        try:
-            asked = ask_inline(ctx, job, functools.partial(answers.put, (job, None)))
-        except Exception:  # a bug of ours: the worker's way still collects the host
-            log.exception("asking %s through its session failed unexpectedly", host.name)
-            asked = None
-        if asked is None:
-            rest.append(host)
-        else:
-            running.append(job)
-            inline[job] = asked
-    return rest
+class _Asked:
+    """The hosts the coordinator asked itself, through resident sessions that answered
+    before: their jobs (all started at once) and a heap of when each request's budget runs
+    out, so that a pass over thousands of them scans none of them per answer."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[HostJob, InlineJob] = {}
+        self.started = 0.0
+        self._budgets: list[tuple[float, int, HostJob]] = []
+
+    def ask(self, ctx: PassContext, hosts: Sequence[Host],
+            answers: queue.SimpleQueue[Any]) -> list[Host]:
+        """Send their request to the hosts that have such a session; return the others,
+        for the workers."""
+        rest = []
+        self.started = time.monotonic()
+        for host in hosts:
+            job = HostJob(host, self.started)
+            try:
+                inline = ask_inline(ctx, job, functools.partial(answers.put, (job, None)))
+            except Exception:  # a bug of ours: the worker's way still collects the host
+                log.exception("asking %s through its session failed unexpectedly", host.name)
+                inline = None
+            if inline is None:
+                rest.append(host)
+            else:
+                self.jobs[job] = inline
+                self._budgets.append((inline.deadline, len(self._budgets), job))
+        heapq.heapify(self._budgets)
+        return rest
+
+    def wake(self, host_deadline_s: float) -> float:
+        """When the coordinator must look at them again without a wake-up."""
+        budgets = self._budgets
+        while budgets and budgets[0][2] not in self.jobs:
+            heapq.heappop(budgets)  # answered already
+        if not self.jobs:
+            return float("inf")
+        first = budgets[0][0] if budgets else float("inf")
+        return min(first, self.started + host_deadline_s)
+
+    def past_budget(self, now: float) -> list[tuple[HostJob, Answer]]:
+        """The answers (timeouts, mostly) of the requests whose budget has run out."""
+        done = []
+        while self._budgets and self._budgets[0][0] <= now:
+            job = heapq.heappop(self._budgets)[2]
+            inline = self.jobs.get(job)
+            answer = inline.step() if inline is not None else None
+            if answer is not None:
+                done.append((job, answer))
+        return done
