@@ -71,6 +71,8 @@ class PassContext:
                 host_keys = ssh.HostKeyChecker(config.settings)
             except ssh.SshFailure as exc:
                 self.host_keys_failure = exc
+        #: osmon run's memory of what it stored (passes/memory.py); None in a pass of its own
+        self.memory = sessions.memory if sessions is not None else None
         if sessions is not None:
             sessions.begin_pass(config, self.probe)
         # (not "if sessions": a pool without sessions yet, on the first pass, is falsy)
@@ -196,8 +198,7 @@ def _plan(ctx: PassContext, job: HostJob) -> _Plan:
     host = job.host
     started = time.monotonic()
     # osmon run remembers what it stored last: no reading back, parsing and checking again.
-    memory = ctx.sessions.memory if ctx.sessions is not None else None
-    previous = (memory and memory.sample(host.name)) or (
+    previous = (ctx.memory and ctx.memory.sample(host.name)) or (
         ctx.store.latest(host.name) if ctx.store is not None else None)
     state_dir = ctx.config.state_dir if ctx.store is not None else None
     params = probe_params(ctx.config, host, previous)
@@ -217,14 +218,12 @@ def _collect(ctx: PassContext, job: HostJob) -> tuple[dict[str, Any], dict[str, 
         try:
             raw, epoch = _run_local(params)
         except ssh.SshFailure as exc:
-            return failure_sample(ctx.ts, host, exc.kind, exc.message,
-                                  time.monotonic() - plan.started), None
+            return _failed(ctx, job, plan, exc), None
         return _judged(ctx, job, plan, raw, epoch, 0.0, resident=False)
     try:
         result, resident = _remote(ctx, job, plan.run, params, state_dir)
     except ssh.SshFailure as exc:
-        return failure_sample(ctx.ts, host, exc.kind, exc.message,
-                              time.monotonic() - plan.started, None, plan.run.probe), None
+        return _failed(ctx, job, plan, exc), None
     return _answered(ctx, job, plan, result, resident)
 
 
@@ -234,11 +233,7 @@ def _answered(ctx: PassContext, job: HostJob, plan: _Plan, result: ssh.CommandRe
     try:
         raw = decode_answer(job.host, result, plan.run.probe)
     except ssh.SshFailure as exc:
-        if resident and ctx.sessions is not None:  # an unusable answer: a new session next pass
-            ctx.sessions.forget(job.host)
-        return failure_sample(ctx.ts, job.host, exc.kind, exc.message,
-                              time.monotonic() - plan.started, result.connect_s,
-                              plan.run.probe), None
+        return _failed(ctx, job, plan, exc, result.connect_s, unusable=resident), None
     return _judged(ctx, job, plan, raw, result.reading_epoch, result.connect_s, resident)
 
 
@@ -249,10 +244,7 @@ def _judged(ctx: PassContext, job: HostJob, plan: _Plan, raw: dict[str, Any], ep
     try:
         derived = _derive(raw, plan.previous, epoch, plan.params["checks"])
     except ssh.SshFailure as exc:
-        if resident and ctx.sessions is not None:
-            ctx.sessions.forget(host)
-        return failure_sample(ctx.ts, host, exc.kind, exc.message,
-                              time.monotonic() - plan.started, connect_s, plan.run.probe), None
+        return _failed(ctx, job, plan, exc, connect_s, unusable=resident), None
     if not (resident and plan.settled):
         plan.run.keep_choice(job.writing)
     sample: dict[str, Any] = {
@@ -269,12 +261,11 @@ def _judged(ctx: PassContext, job: HostJob, plan: _Plan, raw: dict[str, Any], ep
         _keep_counters(job, state_dir, counters, epoch)
     trend = None
     if state_dir is not None and isinstance(sample.get("disks"), list):
-        memory = ctx.sessions.memory if ctx.sessions is not None else None
-        kept = memory.trend(host.name) if memory is not None else UNKNOWN
+        kept = ctx.memory.trend(host.name) if ctx.memory is not None else UNKNOWN
         if kept is UNKNOWN:
             kept = trend_store.load(state_dir, host.name)
-            if memory is not None:
-                memory.keep_trend(host.name, kept)
+            if ctx.memory is not None:
+                ctx.memory.keep_trend(host.name, kept)
         sample["disks"], trend = disk_trend.update(kept, sample["disks"], epoch, host.name)
     return sample, trend
 
@@ -284,41 +275,39 @@ class InlineJob:
     itself as it arrives (no worker thread waits for it: handing each answer from paramiko's
     reader thread to a worker, then to the coordinator, cost more CPU than reading it)."""
 
-    def __init__(self, ctx: PassContext, job: HostJob, plan: _Plan, waiting: Waiting | None,
-                 refused: ssh.SshFailure | None = None) -> None:
+    def __init__(self, ctx: PassContext, job: HostJob, plan: _Plan,
+                 waiting: Waiting | ssh.SshFailure) -> None:
+        """``waiting``: the request sent, or why it could not be (the host's failure)."""
         self.ctx, self.job, self.plan, self.waiting = ctx, job, plan, waiting
-        self.refused = refused  # the request could not be sent: the host's failure
 
     @property
     def deadline(self) -> float:
         """When its request's own budget runs out (before the host's deadline)."""
-        return self.job.started if self.waiting is None else self.waiting.pending.deadline
+        if isinstance(self.waiting, ssh.SshFailure):
+            return self.job.started
+        return self.waiting.pending.deadline
 
     def step(self) -> Answer | None:
         """The host's answer once its whole frame is there (or its failure), else None."""
-        ctx, job = self.ctx, self.job
-        if self.waiting is None:
-            failure = self.refused or ssh.SshFailure(ssh.PROBE, "no request sent")
-            return _answer(job, failure_sample(ctx.ts, job.host, failure.kind, failure.message,
-                                               time.monotonic() - self.plan.started), None)
+        ctx, job, waiting = self.ctx, self.job, self.waiting
+        if isinstance(waiting, ssh.SshFailure):
+            return _answer(job, _failed(ctx, job, self.plan, waiting), None)
+        assert ctx.sessions is not None
         try:
             try:
-                result = self.waiting.pending.step()
+                result = waiting.pending.step()
             except ssh.SshFailure as exc:
-                ctx.sessions.settle(self.waiting, ok=False)  # type: ignore[union-attr]
-                return _answer(job, failure_sample(
-                    ctx.ts, job.host, exc.kind, exc.message,
-                    time.monotonic() - self.plan.started), None)
+                ctx.sessions.settle(waiting, ok=False)
+                return _answer(job, _failed(ctx, job, self.plan, exc), None)
             if result is None:
                 return None
-            ctx.sessions.settle(self.waiting, ok=True)  # type: ignore[union-attr]
+            ctx.sessions.settle(waiting, ok=True)
             sample, trend = _answered(ctx, job, self.plan, result, resident=True)
         except Abandoned:
             return None  # the coordinator recorded this host's timeout already
         except Exception as exc:  # a bug of ours must cost one host, not the pass
             log.exception("collecting %s failed unexpectedly", job.host.name)
-            if self.waiting is not None:
-                self.waiting.pending.release()
+            waiting.pending.release()
             sample, trend = failure_sample(ctx.ts, job.host, ssh.PROBE,
                                            f"collector error: {exc!r}"[:300],
                                            time.monotonic() - self.plan.started), None
@@ -337,8 +326,18 @@ def ask_inline(ctx: PassContext, job: HostJob, wake: Callable[[], None]) -> Inli
         waiting = ctx.sessions.send(ctx.config, job, plan.params, wake)
     except ssh.SshFailure as exc:
         wake()  # nothing to wait for: its failure is this pass's answer
-        return InlineJob(ctx, job, plan, None, exc)
+        return InlineJob(ctx, job, plan, exc)
     return None if waiting is None else InlineJob(ctx, job, plan, waiting)
+
+
+def _failed(ctx: PassContext, job: HostJob, plan: _Plan, exc: ssh.SshFailure,
+            connect_s: float | None = None, *, unusable: bool = False) -> dict[str, Any]:
+    """The failure line of ``job``'s host; ``unusable``: its resident session's answer cannot
+    be used, so that session ends (the next pass opens another)."""
+    if unusable and ctx.sessions is not None:
+        ctx.sessions.forget(job.host)
+    return failure_sample(ctx.ts, job.host, exc.kind, exc.message,
+                          time.monotonic() - plan.started, connect_s, plan.run.probe)
 
 
 def _keep_counters(job: HostJob, state_dir: Path, counters: dict[str, Any], epoch: float) -> None:
