@@ -929,7 +929,7 @@ def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile, or a kernel we do not understand for this pid
     if ctx.pid_files is not None:
-        ctx.pid_files.keep_only(f"{root}{pid}/stat" for pid in found)
+        ctx.pid_files.end_scan()
     return found
 
 
@@ -962,6 +962,7 @@ class PidStatFiles:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.fds = {}  # type: dict  # path -> [fd, the bytes last read, their parse]
+        self._read = set()  # type: set  # the paths read in this scan
 
     def stat(self, path: str) -> tuple:
         """parse_pid_stat of the file at `path`; OSError when its process is gone."""
@@ -974,6 +975,7 @@ class PidStatFiles:
             if data:
                 if data != kept[1]:
                     kept[1], kept[2] = data, parse_pid_stat(data.decode("utf-8", "replace"))
+                self._read.add(path)
                 return kept[2]
             del self.fds[path]
             os.close(kept[0])
@@ -986,15 +988,16 @@ class PidStatFiles:
             raise
         if len(self.fds) < self.limit:
             self.fds[path] = [fd, data, parsed]
+            self._read.add(path)
         else:
             os.close(fd)
         return parsed
 
-    def keep_only(self, paths: "object") -> None:
-        """Close the files of processes the last scan did not find."""
-        wanted = set(paths)  # type: ignore[call-overload]
-        for path in [path for path in self.fds if path not in wanted]:
+    def end_scan(self) -> None:
+        """Close the files of the processes this scan did not find."""
+        for path in [path for path in self.fds if path not in self._read]:
             os.close(self.fds.pop(path)[0])
+        self._read = set()
 
 
 def pid_files_limit() -> int:
