@@ -19,10 +19,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import remote_probe
 from collector.config import Config, Host
 from collector.metrics.gate import InvalidProbeOutput, validate_probe_output
 from collector.metrics.rates import probe_params_for
+from collector.passes.probe_source import probe_source
 from collector.passes.sh_probe import sh_probe_stdin
 from collector.store import probe_choice
 from collector.transport import host_text, ssh
@@ -282,8 +282,8 @@ def probe_stdin(params: dict[str, Any], probe: bytes) -> bytes:
 
 
 def load_probe() -> bytes:
-    """The probe's source, read once per pass and piped to every host."""
-    return (Path(remote_probe.__file__).resolve().parent / "probe.py").read_bytes()
+    """The probe's source, piped to every host (read again when it changed)."""
+    return probe_source("probe.py")
 
 
 def decode_answer(host: Host, result: ssh.CommandResult, probe: str = PYTHON) -> dict[str, Any]:

@@ -17,10 +17,9 @@ as text it compares and passes on, never as code.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
-import remote_probe
+from collector.passes.probe_source import probe_source
 
 #: The scalar parameters the shell probe understands (remote_probe.probe.DEFAULTS).
 SCALARS = ("cpu_sample_s", "network_fs", "statvfs_timeout_s", "top_n", "include_loopback",
@@ -32,8 +31,8 @@ INPUT_END = b"OSMON_INPUT_END"
 
 
 def load_sh_probe() -> bytes:
-    """The shell probe's source, read once per pass (only when a host needs it)."""
-    return (Path(remote_probe.__file__).resolve().parent / "probe.sh").read_bytes()
+    """The shell probe's source (read again when it changed)."""
+    return probe_source("probe.sh")
 
 
 def sh_probe_stdin(params: dict[str, Any], script: bytes) -> bytes:
