@@ -68,7 +68,8 @@ class PassContext:
         host_keys = None
         if remote:
             try:
-                host_keys = ssh.HostKeyChecker(config.settings)
+                host_keys = ssh.HostKeyChecker(config.settings) if sessions is None else \
+                    sessions.host_keys(config.settings)
             except ssh.SshFailure as exc:
                 self.host_keys_failure = exc
         #: osmon run's memory of what it stored (passes/memory.py); None in a pass of its own

@@ -45,6 +45,7 @@ from collector.passes.workers import WorkerPool
 from collector.store import proc_counters as proc_state
 from collector.transport.connect import Dialer
 from collector.transport.gate import HandshakeGate
+from collector.transport.host_keys import HostKeyChecker
 from collector.transport.jump import Bastions
 from collector.transport.resident import (
     PendingAnswer,
@@ -105,12 +106,17 @@ class SessionPool:
         self.memory = PassMemory()  # what the passes wrote, not read back
         self._lock = threading.Lock()
         self._digest = ""
+        self._digested: bytes | None = None  # the probe whose digest _digest is
+        self._keys_of: Config | None = None  # the inventory whose session keys _keys holds
+        self._keys: dict[str, tuple[Any, ...]] = {}
+        self._host_keys: HostKeyChecker | None = None
         self._previous_pass = time.monotonic()
 
     # -- between passes ------------------------------------------------------------------------
     def begin_pass(self, config: Config, probe: bytes) -> None:
         """Before a pass: close what must be opened again (see the module docstring)."""
-        self._digest = hashlib.sha256(probe).hexdigest()
+        if probe is not self._digested:  # load_probe gives the same bytes while unchanged
+            self._digest, self._digested = hashlib.sha256(probe).hexdigest(), probe
         if self.gate.limit != config.settings.max_handshakes:
             self.gate = HandshakeGate(config.settings.max_handshakes)
         self.workers.max_idle = config.settings.concurrency
@@ -121,7 +127,7 @@ class SessionPool:
         with self._lock:
             for name, entry in list(self._entries.items()):
                 host = hosts.get(name)
-                if host is None or entry.key != session_key(config, host) or \
+                if host is None or entry.key != self._key(config, host) or \
                         entry.digest != self._digest or now >= entry.expires or \
                         not entry.session.alive():
                     closing.append(self._entries.pop(name).session)
@@ -138,11 +144,30 @@ class SessionPool:
         hosts = {h.name: h for h in config.enabled_hosts}
         with self._lock:
             ending = [name for name, entry in self._entries.items()
-                      if name not in hosts or entry.key != session_key(config, hosts[name])]
+                      if name not in hosts or entry.key != self._key(config, hosts[name])]
             closing = [self._entries.pop(name).session for name in ending]
         for session in closing:
             session.close()
         log.info("hosts.toml reloaded: %d session(s) kept, %d closed", len(self), len(closing))
+
+    def host_keys(self, settings: Settings) -> HostKeyChecker:
+        """The pass's host key checker: the last one while its files are unchanged.  Raises
+        :class:`SshFailure` as :class:`HostKeyChecker` does, at every pass."""
+        checker = self._host_keys
+        if checker is None or not checker.still_valid(settings):
+            checker = self._host_keys = HostKeyChecker(settings)
+        return checker
+
+    def _key(self, config: Config, host: Host) -> tuple[Any, ...]:
+        """:func:`session_key`, worked out once per host and inventory (a reloaded hosts.toml
+        is a new ``Config``): it builds the remote command, which is most of a pass's own
+        bookkeeping per host otherwise."""
+        if config is not self._keys_of:
+            self._keys_of, self._keys = config, {}
+        key = self._keys.get(host.name)
+        if key is None:
+            key = self._keys[host.name] = session_key(config, host)
+        return key
 
     def close_all(self) -> None:
         """Every probe's input ends (each exits), then every connection closes."""
@@ -250,7 +275,7 @@ class SessionPool:
             session.abort()
             raise
         max_age = config.settings.session_max_age_s
-        entry = _Entry(session, session_key(config, host), self._digest,
+        entry = _Entry(session, self._key(config, host), self._digest,
                        session.opened_at + max_age * random.uniform(0.9, 1.0))
         with self._lock:
             self._entries[host.name] = entry

@@ -39,8 +39,30 @@ class HostKeyChecker:
         self.user_file = settings.known_hosts
         self.osmon_file = settings.osmon_known_hosts
         self._files = [f for f in (self.user_file, self.osmon_file) if f is not None]
+        self._read_as = self._identities()  # before reading: a change meanwhile is seen later
         self._known = [(f, load_host_keys(f)) for f in self._files]
         self._lock = threading.Lock()
+
+    def still_valid(self, settings: Settings) -> bool:
+        """Whether this checker still holds what ``settings``' files say: ``osmon run`` keeps
+        it from pass to pass instead of parsing every known_hosts line again each pass (a
+        fleet's file has a line per host).  Any change to a file (``ssh-keygen -R``, a key
+        added, a key this checker accepted) means reading them again."""
+        return (settings.host_key_policy == self.policy
+                and (settings.known_hosts, settings.osmon_known_hosts)
+                == (self.user_file, self.osmon_file)
+                and self._identities() == self._read_as)
+
+    def _identities(self) -> list[tuple[int, int, int] | None]:
+        found: list[tuple[int, int, int] | None] = []
+        for path in self._files:
+            try:
+                info = os.stat(path)
+            except OSError:
+                found.append(None)
+            else:
+                found.append((info.st_ino, info.st_mtime_ns, info.st_size))
+        return found
 
     def known_types(self, name: str) -> list[str]:
         """Key types already recorded for ``name``, so the session can ask for one of them."""
