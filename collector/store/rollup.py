@@ -399,9 +399,9 @@ def on_pass(config: Any, store: Store, samples: dict[str, dict], now: datetime,
             continue
         boundary = upto - upto % RESOLUTIONS["5m"]
         try:
-            newest_file = _file_for(store, host, "5m", boundary - RESOLUTIONS["5m"])
-            if rollup_memo.up_to_date(store.data_dir, host, boundary, newest_file):
+            if rollup_memo.up_to_date(store.data_dir, host, boundary):
                 continue  # nothing new to write: see rollup_memo
+            newest_file = _file_for(store, host, "5m", boundary - RESOLUTIONS["5m"])
             catch_up(store, host, upto, budget_end)
         except (OSError, ValueError) as exc:
             log.warning("rollups of %s not updated: %s", host, exc)

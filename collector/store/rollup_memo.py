@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 _Identity = tuple[int, int, int]
-_memo: dict[tuple[str, str], tuple[float, _Identity | None]] = {}
+#: (data dir, host) -> (boundary, the newest bucket's file, its identity then)
+_memo: dict[tuple[str, str], tuple[float, Path, _Identity | None]] = {}
 
 
 def _identity(path: Path) -> _Identity | None:
@@ -26,12 +27,12 @@ def _identity(path: Path) -> _Identity | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def up_to_date(data_dir: Path, host: str, boundary: float, newest_file: Path) -> bool:
+def up_to_date(data_dir: Path, host: str, boundary: float) -> bool:
     """True when the host's rollups were complete up to ``boundary`` and the file of the
-    newest bucket is as it was then."""
+    newest bucket is as it was then (one ``stat``: its name is kept, not made again)."""
     seen = _memo.get((str(data_dir), host))
-    return seen is not None and seen[0] == boundary and seen[1] == _identity(newest_file)
+    return seen is not None and seen[0] == boundary and seen[2] == _identity(seen[1])
 
 
 def remember(data_dir: Path, host: str, boundary: float, newest_file: Path) -> None:
-    _memo[(str(data_dir), host)] = (boundary, _identity(newest_file))
+    _memo[(str(data_dir), host)] = (boundary, newest_file, _identity(newest_file))
