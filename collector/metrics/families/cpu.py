@@ -42,12 +42,16 @@ DEFAULT_CPU_SAMPLE_S = 0.25
 CPU_TIMES = record({key: number(unit="s") for key in CPU_FIELDS})
 
 
-def _times(value: Any) -> dict[str, float] | None:
-    """A {field: seconds} CPU times object, or None when any field is unusable."""
+_IDLE, _IOWAIT = CPU_FIELDS.index("idle"), CPU_FIELDS.index("iowait")
+
+
+def _times(value: Any) -> list[float] | None:
+    """The seconds of a CPU times object in :data:`CPU_FIELDS` order, or None when any field
+    is unusable (a list, not a dict: this runs for every core of every host each pass)."""
     if not isinstance(value, dict):
         return None
-    times = {key: num(value.get(key)) for key in CPU_FIELDS}
-    return None if any(v is None for v in times.values()) else times  # type: ignore[misc]
+    times = [num(value.get(key)) for key in CPU_FIELDS]
+    return None if None in times else times  # type: ignore[return-value]
 
 
 def has_cpu_counters(previous: Any) -> bool:
@@ -72,13 +76,13 @@ def busy_percent(before: Any, after: Any) -> float | None:
     busy = total - idle - iowait, as psutil computes it.
     """
     old, new = _times(before), _times(after)
-    if old is None or new is None or sum(new.values()) < sum(old.values()):
+    if old is None or new is None or sum(new) < sum(old):
         return None
-    deltas = {key: max(0.0, new[key] - old[key]) for key in CPU_FIELDS}
-    total = sum(deltas.values())
+    deltas = [max(0.0, n - o) for o, n in zip(old, new)]
+    total = sum(deltas)
     if total <= 0:
         return None
-    busy = total - deltas["idle"] - deltas["iowait"]
+    busy = total - deltas[_IDLE] - deltas[_IOWAIT]
     return round(min(100.0, max(0.0, busy * 100.0 / total)), 1)
 
 

@@ -55,15 +55,18 @@ def merge_top(processes: dict) -> list:
     merged: dict[Any, dict] = {}
     for entry in top_cpu + top_mem:
         merged.setdefault(entry.get("pid"), entry)
-    ranked = sorted(merged.values(), key=lambda p: (
-        -(num(p.get("cpu_percent")) or 0.0), -(num(p.get("rss")) or 0.0),
-        num(p.get("pid")) or 0.0))
-    used = [p for p in ranked if _uses_something(p)]
+    used: list[dict] = []
+    idle: list[dict] = []
+    for process in sorted(merged.values(), key=_rank):
+        (used if _uses_something(process) else idle).append(process)
     wanted = max(len(top_cpu), len(top_mem))
-    if len(used) >= wanted:
-        return used
-    idle = [p for p in ranked if not _uses_something(p)]
-    return used + idle[:wanted - len(used)]
+    return used if len(used) >= wanted else used + idle[:wanted - len(used)]
+
+
+def _rank(process: dict) -> tuple[float, float, float]:
+    """Busiest CPU first, then largest memory, then by pid."""
+    return (-(num(process.get("cpu_percent")) or 0.0), -(num(process.get("rss")) or 0.0),
+            num(process.get("pid")) or 0.0)
 
 
 def _uses_something(process: dict) -> bool:
