@@ -72,9 +72,15 @@ def _last_entry(path: Path) -> dict[str, Any] | None:
 
 
 def mark_running(state_dir: Path, ts: str, hosts: int) -> None:
-    """Leave the marker of a running pass (the caller holds the data lock)."""
+    """Leave the marker of a running pass (the caller holds the data lock).
+
+    Not synced to disk: the page cache outlives a killed process, which is what the marker
+    is for, and two ``fsync`` per pass were a millisecond of every pass of ``osmon run``.
+    After a power cut the marker may be lost or empty; an empty one still reads as an
+    interrupted pass ("at an unknown time"), and the reboot explains the gap anyway."""
     atomic_write_json(Path(state_dir) / MARKER_NAME,
-                      {"version": MARKER_VERSION, "ts": ts, "pid": os.getpid(), "hosts": hosts})
+                      {"version": MARKER_VERSION, "ts": ts, "pid": os.getpid(), "hosts": hosts},
+                      durable=False)
 
 
 def mark_finished(state_dir: Path) -> None:

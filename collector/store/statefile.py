@@ -82,13 +82,15 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640, *,
         fsync_dir(path.parent)
 
 
-def atomic_write_json(path: Path, obj: Any, mode: int = 0o640, dir_owner: bool = False) -> None:
+def atomic_write_json(path: Path, obj: Any, mode: int = 0o640, dir_owner: bool = False, *,
+                      durable: bool = True) -> None:
     """``obj`` as compact JSON: the alert state is written every pass, and ``indent`` would
     send the encoding through the json module's Python encoder, five times slower (``jq .``
     shows such a file indented).  Keys sorted: a diff of two copies says what changed."""
     data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
                       allow_nan=False)
-    atomic_write_bytes(path, data.encode("utf-8") + b"\n", mode, dir_owner=dir_owner)
+    atomic_write_bytes(path, data.encode("utf-8") + b"\n", mode, durable=durable,
+                       dir_owner=dir_owner)
 
 
 def give_to_dir_owner(path: Path) -> None:
