@@ -18,12 +18,9 @@ import time
 import paramiko
 
 from collector.config import Host, Jump
-from collector.transport.connect import Dialer, Link, no_answer, open_transport
+from collector.transport.connect import IDLE_POLL_S, Dialer, Link, no_answer, open_transport
 from collector.transport.failures import TIMEOUT, UNREACHABLE, SshFailure
 from collector.transport.host_text import clean
-
-#: How often an idle bastion connection's reader thread wakes up (paramiko: 0.1 s).
-IDLE_POLL_S = 5.0
 
 
 class Bastions:

@@ -24,7 +24,7 @@ from typing import Any
 
 import paramiko
 
-from collector.transport.connect import no_answer
+from collector.transport.connect import IDLE_POLL_S, no_answer
 from collector.transport.failures import (
     INVALID_OUTPUT,
     PROBE,
@@ -41,8 +41,6 @@ from collector.transport.ssh import (
     Session,
 )
 
-#: How often the reader thread of an idle resident connection wakes up (paramiko: 0.1 s).
-IDLE_POLL_S = 5.0
 #: The longest frame header: "osmon", a request id and a length.
 HEADER_MAX = 64
 _CHUNK = 256 * 1024
@@ -70,10 +68,7 @@ class ResidentSession(Session):
     def start(self, command: str, stdin: bytes) -> None:
         """Connect and start the probe (the first request may follow at once)."""
         transport = self.connect()
-        # paramiko's reader thread wakes every 0.1 s to look for a close; an idle resident
-        # session would spend more CPU on that than on its passes (abort() shuts the socket
-        # down, which wakes the thread at once anyway).
-        transport.sock.settimeout(IDLE_POLL_S)
+        transport.sock.settimeout(IDLE_POLL_S)  # not paramiko's 0.1 s: see IDLE_POLL_S
         self.link.step = "starting the probe"
         try:
             channel = transport.open_session(timeout=self.timeout)
