@@ -193,3 +193,34 @@ def test_integral_floats_become_ints(good: dict) -> None:
     cleaned = validate_probe_output(good)
     assert cleaned["memory"]["total"] == 16777216000
     assert isinstance(cleaned["memory"]["total"], int)
+
+
+ODD_VALUES = [0, 1, -1, 2.5, -0.5, 100, 100.0, 100.5, 2**64, 2**64 + 1, 3.0, math.nan, math.inf,
+              -math.inf, True, False, None, "", "abc", "abcdef", "é", "a\x01", "a\ud800", [], {}]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_a_record_judges_each_field_as_the_field_check_alone(value: Any) -> None:
+    """A record checks plain numbers and short printable strings itself, without calling its
+    fields' checks: it must accept, clean and refuse exactly what those checks do."""
+    from collector.metrics.schema import counter, number, percent, record, string
+
+    fields = {"n": number(), "p": percent(nullable=True), "c": counter(), "s": string(5),
+              "m": number(None, None)}
+    checked = record(fields)
+    for key, check in fields.items():
+        try:
+            alone: Any = ("ok", check(value, key))
+        except InvalidProbeOutput as exc:
+            alone = ("refused", str(exc))
+        whole = {k: 1 if k != "s" else "x" for k in fields} | {key: value}
+        try:
+            within: Any = ("ok", checked(whole, "r")[key])
+        except InvalidProbeOutput as exc:
+            within = ("refused", str(exc).replace("r.", "", 1))
+        assert within[0] == alone[0], (key, value, within, alone)
+        if alone[0] == "ok":
+            assert within[1] == alone[1] or (within[1] != within[1] and alone[1] != alone[1])
+            assert type(within[1]) is type(alone[1])
+        else:
+            assert within[1] == alone[1]
