@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 
 from collector.config import Config, add_shard_option, load_config
 from collector.errors import ConfigError, OsmonError
+from collector.store.statefile import FileIdentity, file_identity
 from collector.views.words import counted
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,9 @@ def _announce(config: Config, first: str) -> None:
           f"{interval} s; {first} (Ctrl-C stops)", file=sys.stderr, flush=True)
 
 
-def _stamp(config: Config) -> tuple[int, int, int] | None:
+def _stamp(config: Config) -> FileIdentity | None:
     """What tells a changed hosts.toml (an editor's rename gives a new inode)."""
-    try:
-        info = os.stat(config.path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
+    return file_identity(config.path)
 
 
 def _reload(args: argparse.Namespace, config: Config, sessions: Any, server: Any) -> Config:

@@ -8,23 +8,22 @@ time, size) says when to read it again, so an upgrade in place is still seen at 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import remote_probe
+from collector.store.statefile import FileIdentity, file_identity
 
 _FOLDER = Path(remote_probe.__file__).resolve().parent
-_read: dict[str, tuple[tuple[int, int, int], bytes]] = {}
+_read: dict[str, tuple[FileIdentity | None, bytes]] = {}
 
 
 def probe_source(name: str) -> bytes:
     """The bytes of ``remote_probe/<name>``: the same object as long as the file is unchanged
     (its readers may compare it by identity)."""
     path = _FOLDER / name
-    info = os.stat(path)
-    identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+    identity = file_identity(path)
     seen = _read.get(name)
-    if seen is not None and seen[0] == identity:
+    if seen is not None and identity is not None and seen[0] == identity:
         return seen[1]
     source = path.read_bytes()  # changed since the stat: the next pass reads it again
     _read[name] = (identity, source)

@@ -11,28 +11,20 @@ the files again (:func:`collector.store.rollup.catch_up`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-_Identity = tuple[int, int, int]
+from collector.store.statefile import FileIdentity, file_identity
+
 #: (data dir, host) -> (boundary, the newest bucket's file, its identity then)
-_memo: dict[tuple[str, str], tuple[float, Path, _Identity | None]] = {}
-
-
-def _identity(path: Path) -> _Identity | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+_memo: dict[tuple[str, str], tuple[float, Path, FileIdentity | None]] = {}
 
 
 def up_to_date(data_dir: Path, host: str, boundary: float) -> bool:
     """True when the host's rollups were complete up to ``boundary`` and the file of the
     newest bucket is as it was then (one ``stat``: its name is kept, not made again)."""
     seen = _memo.get((str(data_dir), host))
-    return seen is not None and seen[0] == boundary and seen[2] == _identity(seen[1])
+    return seen is not None and seen[0] == boundary and seen[2] == file_identity(seen[1])
 
 
 def remember(data_dir: Path, host: str, boundary: float, newest_file: Path) -> None:
-    _memo[(str(data_dir), host)] = (boundary, newest_file, _identity(newest_file))
+    _memo[(str(data_dir), host)] = (boundary, newest_file, file_identity(newest_file))

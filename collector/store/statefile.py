@@ -21,6 +21,20 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+#: What tells a file changed: inode (an editor's rename, a restore), size, modification time.
+FileIdentity = tuple[int, int, int]
+
+
+def file_identity(path: Path | str) -> FileIdentity | None:
+    """``path``'s :data:`FileIdentity`, None when it cannot be stat'ed (missing): what the
+    caches of ``osmon run`` compare before trusting what they read from a file earlier."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 class StateFileUnusable(Exception):
     """A state file that exists but must not be rebuilt: it cannot be read (no permission, an
     I/O error: maybe only for now) or a newer osmon wrote it.  Setting it aside would lose

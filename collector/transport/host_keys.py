@@ -14,7 +14,7 @@ import paramiko
 from paramiko.hostkeys import HostKeyEntry
 
 from collector.config import Host, Settings
-from collector.store.statefile import atomic_write_bytes
+from collector.store.statefile import FileIdentity, atomic_write_bytes, file_identity
 from collector.transport.failures import HOSTKEY, SshFailure
 
 #: ``with guard():`` around a session's one write, a new host key (passes.one_host.HostJob).
@@ -53,16 +53,8 @@ class HostKeyChecker:
                 == (self.user_file, self.osmon_file)
                 and self._identities() == self._read_as)
 
-    def _identities(self) -> list[tuple[int, int, int] | None]:
-        found: list[tuple[int, int, int] | None] = []
-        for path in self._files:
-            try:
-                info = os.stat(path)
-            except OSError:
-                found.append(None)
-            else:
-                found.append((info.st_ino, info.st_mtime_ns, info.st_size))
-        return found
+    def _identities(self) -> list[FileIdentity | None]:
+        return [file_identity(path) for path in self._files]
 
     def known_types(self, name: str) -> list[str]:
         """Key types already recorded for ``name``, so the session can ask for one of them."""
