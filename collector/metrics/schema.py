@@ -263,9 +263,10 @@ _ABSENT = object()
 
 def _in_line(check: Check) -> tuple[float, float, bool] | None:
     """``(low, high, floats too)`` of a :class:`Number` field, which :class:`Record` checks in
-    line when the value is a plain number within bounds, as it does a short printable ASCII
-    string for a :class:`Text` field (most of a probe's answer: a call per value was a third
-    of the gate's time); anything else goes to ``check.clean``, which says what is wrong."""
+    line when the value is a plain number within bounds (as it does a short printable ASCII
+    string for a :class:`Text` field, up to its ``cap``): most of a probe's answer, and a call
+    per value was a third of the gate's time.  Anything else goes to ``check.clean``, which
+    says what is wrong."""
     if type(check) is not Number:
         return None
     low = -math.inf if check.low is None else check.low

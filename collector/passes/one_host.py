@@ -318,10 +318,11 @@ class InlineJob:
 def ask_inline(ctx: PassContext, job: HostJob, wake: Callable[[], None]) -> InlineJob | None:
     """Send ``job``'s host its request through its resident session, if it has one that
     answered before; None: collect it in a worker (a session to open, one-shot, local)."""
-    if ctx.sessions is None or job.host.local or ctx.host_keys_failure is not None:
-        return None
+    if ctx.sessions is None or job.host.local or ctx.host_keys_failure is not None \
+            or not ctx.sessions.answered(job.host.name):
+        return None  # planned by its worker, not here too
     plan = _plan(ctx, job)
-    if not plan.settled or not ctx.sessions.takes(job.host, plan.run):
+    if not ctx.sessions.takes(job.host, plan.run):
         return None
     try:
         waiting = ctx.sessions.send(ctx.config, job, plan.params, wake)
