@@ -918,18 +918,17 @@ def scan_processes(ctx: Context, pids: "list[int]") -> "dict[int, tuple]":
     Stops early once `max_scan_s` is spent, so 50k processes cannot hold the run.
     """
     deadline = ctx.monotonic() + ctx.params["max_scan_s"]
-    found = {}
     root = ctx.proc.rstrip("/") + "/"
-    stat = _pid_stat if ctx.pid_files is None else ctx.pid_files.stat
+    if ctx.pid_files is not None:
+        return ctx.pid_files.scan(root, pids, deadline, ctx.monotonic)
+    found = {}
     for count, pid in enumerate(pids):
         if count % 256 == 255 and ctx.monotonic() > deadline:
             break
         try:
-            found[pid] = stat(f"{root}{pid}/stat")
+            found[pid] = _pid_stat(f"{root}{pid}/stat")
         except (OSError, ValueError, IndexError):
             continue  # exited meanwhile, or a kernel we do not understand for this pid
-    if ctx.pid_files is not None:
-        ctx.pid_files.end_scan()
     return found
 
 
@@ -961,25 +960,51 @@ class PidStatFiles:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.fds = {}  # type: dict  # path -> [fd, the bytes last read, their parse]
-        self._read = set()  # type: set  # the paths read in this scan
+        self.fds = {}  # type: dict  # pid -> [fd, the bytes last read, their parse]
 
-    def stat(self, path: str) -> tuple:
-        """parse_pid_stat of the file at `path`; OSError when its process is gone."""
-        kept = self.fds.get(path)
-        if kept is not None:
+    def scan(self, root: str, pids: "list[int]", deadline: float,
+             monotonic: "object") -> "dict[int, tuple]":
+        """scan_processes through the kept files: {pid: parse_pid_stat}, the files of the
+        processes not found closed.  One loop, the kept file's parse reused when it reads
+        as last time: at a thousand processes this loop is most of what the probe costs a
+        pass beyond the kernel's own work."""
+        kept = self.fds
+        pread = os.pread
+        found = {}
+        for count, pid in enumerate(pids):
+            if count & 255 == 255 and monotonic() > deadline:
+                break
+            entry = kept.get(pid)
+            if entry is not None:
+                try:
+                    data = pread(entry[0], PID_FILE_LIMIT, 0)
+                except OSError:
+                    data = b""  # its process exited: the pid may be another process's by now
+                if data == entry[1]:
+                    found[pid] = entry[2]
+                    continue
+                if data:
+                    try:
+                        entry[2] = parse_pid_stat(data.decode("utf-8", "replace"))
+                    except (ValueError, IndexError):
+                        continue  # a kernel we do not understand for this pid
+                    entry[1] = data
+                    found[pid] = entry[2]
+                    continue
+                del kept[pid]
+                os.close(entry[0])
             try:
-                data = os.pread(kept[0], PID_FILE_LIMIT, 0)
-            except OSError:
-                data = b""  # its process exited: the pid may be another process's by now
-            if data:
-                if data != kept[1]:
-                    kept[1], kept[2] = data, parse_pid_stat(data.decode("utf-8", "replace"))
-                self._read.add(path)
-                return kept[2]
-            del self.fds[path]
-            os.close(kept[0])
-        fd = os.open(path, _OPEN_FLAGS)
+                found[pid] = self._open(root, pid)
+            except (OSError, ValueError, IndexError):
+                continue  # exited meanwhile, or a kernel we do not understand for this pid
+        for pid in kept.keys() - found.keys():
+            os.close(kept.pop(pid)[0])
+        return found
+
+    def _open(self, root: str, pid: int) -> tuple:
+        """The parse of a process's stat file, read for the first time; the file is kept
+        while there is room."""
+        fd = os.open(f"{root}{pid}/stat", _OPEN_FLAGS)
         try:
             data = os.read(fd, PID_FILE_LIMIT)
             parsed = parse_pid_stat(data.decode("utf-8", "replace"))
@@ -987,17 +1012,10 @@ class PidStatFiles:
             os.close(fd)
             raise
         if len(self.fds) < self.limit:
-            self.fds[path] = [fd, data, parsed]
-            self._read.add(path)
+            self.fds[pid] = [fd, data, parsed]
         else:
             os.close(fd)
         return parsed
-
-    def end_scan(self) -> None:
-        """Close the files of the processes this scan did not find."""
-        for path in [path for path in self.fds if path not in self._read]:
-            os.close(self.fds.pop(path)[0])
-        self._read = set()
 
 
 def pid_files_limit() -> int:
@@ -1036,7 +1054,7 @@ def parse_proc_prev(raw: "object") -> "dict | None":
     """params["proc_prev"] (the previous pass's processes.counters) checked, or None.
 
     The shape is checked here and a map over PROC_COUNTERS_MAX refused (ValueError), so the
-    work it causes stays bounded. Single entries are checked when looked up (_prev_ticks):
+    work it causes stays bounded. Single entries are checked when looked up (process_cpu_percent):
     a malformed one only means no previous reading for that pid.
     """
     if raw is None:
@@ -1054,15 +1072,6 @@ def parse_proc_prev(raw: "object") -> "dict | None":
     if boot_id is not None and not isinstance(boot_id, str):
         raise ValueError("proc_prev.boot_id must be a string")
     return {"uptime": float(uptime), "ticks": ticks, "boot_id": boot_id}
-
-
-def _prev_ticks(entry: "object", start: int) -> "int | None":
-    """The previous ticks from one proc_prev entry when it is a well-formed [starttime, ticks]
-    of the same process: a different starttime means the pid was reused."""
-    if (type(entry) is list and len(entry) == 2 and type(entry[0]) is int
-            and entry[0] == start and type(entry[1]) is int and entry[1] >= 0):
-        return entry[1]
-    return None
 
 
 def process_cpu_percent(readings: "object", uptime: "float | None", prev: "dict | None",
@@ -1092,16 +1101,22 @@ def process_cpu_percent(readings: "object", uptime: "float | None", prev: "dict 
     percents = {}
     counters = CounterMap()
     room = PROC_COUNTERS_MAX
+    since_boot = uptime * tck if uptime is not None else None
     for pid, start, ticks in readings:
         key = str(pid)
         if room > 0:
             counters[key] = [start, ticks]
             room -= 1
-        old = _prev_ticks(before.get(key), start) if before is not None else None
-        if old is not None and old <= ticks:
-            percents[pid] = round((ticks - old) / elapsed, 1)
-        elif uptime is not None:
-            life = uptime * tck - start
+        if before is not None:
+            # A well-formed [starttime, ticks] of the same process (another starttime: the
+            # pid was reused); checked inline, as a thousand processes pass here each time.
+            old = before.get(key)
+            if (type(old) is list and len(old) == 2 and type(old[0]) is int
+                    and old[0] == start and type(old[1]) is int and 0 <= old[1] <= ticks):
+                percents[pid] = round((ticks - old[1]) / elapsed, 1)
+                continue
+        if since_boot is not None:
+            life = since_boot - start
             percents[pid] = round(ticks * 100.0 / life, 1) if life > 0 else 0.0
         else:
             percents[pid] = None
