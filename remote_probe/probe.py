@@ -2024,22 +2024,22 @@ def main(params_json: "str | None" = None) -> int:
 # `osmon run` keeps one probe process per host across passes (docs/architecture.md, "Resident
 # sessions"). The remote command's `resident` branch starts
 #   python3 -I -S -c 'import sys;b=sys.stdin.buffer;exec(b.read(int(b.readline(32))),
-#                     dict(__name__=sys.argv.pop(),OSMON_STDIN=b))' osmon-resident
+#                     dict(__name__=sys.argv[1],OSMON_STDIN=b))' osmon-resident <watchdog>
 # so stdin stays open after the source: "<length>\n<this file>", then one request per pass,
 # each one JSON line {"id", "params", "limit_s", "idle_s", "counters"}. Each answer is a frame,
 # "osmon <id> <length>\n" and that many bytes of the JSON document main() would print.
-# Until this loop runs, a watchdog of the remote command holds the write end of a pipe on
-# fd 3 and kills the session's process group if it is still open after the start-up limit
-# (an "interpreter" that never reads its input); closing it hands the limits over to this
-# loop: SIGALRM (default action: the process ends) bounds every request by its `limit_s` and
-# every wait between two requests by `idle_s`, so a probe the collector forgot cannot stay.
+# Until this loop runs, a watchdog the remote command started in the background (this
+# process's child, its pid the argument after "osmon-resident") kills the session's process
+# group once the start-up limit is over (an "interpreter" that never reads its input);
+# stopping it hands the limits over to this loop: SIGALRM (default action: the process ends)
+# bounds every request by its `limit_s` and every wait between two requests by `idle_s`, so
+# a probe the collector forgot cannot stay.
 
 RESIDENT_NAME = "osmon-resident"
 RESIDENT_MAX_REQUEST = 64 << 20  # proc_prev of PROC_COUNTERS_MAX pids fits well inside
 RESIDENT_LIMIT_S = (1, 3600)
 RESIDENT_IDLE_S = (1, 7 * 86400)
 RESIDENT_DEFAULT_IDLE_S = 3600
-WATCHDOG_FD = 3
 
 
 def _clamped_seconds(value: "object", default: int, bounds: "tuple[int, int]") -> int:
@@ -2067,15 +2067,21 @@ def answer_frame(request_id: int, document: str) -> bytes:
     return f"osmon {request_id:d} {len(body):d}\n".encode("ascii") + body
 
 
-def _release_watchdog() -> None:
-    """Close the start-up watchdog's pipe (fd 3, when it is one): its limit ends here."""
-    import stat
+def _release_watchdog(argv: "list[str]") -> None:
+    """Stop the start-up watchdog: its limit ends here.  `argv` is the probe's arguments after
+    its name: the watchdog's pid, when the remote command started one.  Only a child of this
+    process is signalled (waitpid tells), so no other process can be hit by mistake; it is
+    reaped, so it does not stay as a zombie beside the probe for the session's life."""
+    import signal
 
     try:
-        if stat.S_ISFIFO(os.fstat(WATCHDOG_FD).st_mode):
-            os.close(WATCHDOG_FD)
-    except OSError:
-        pass  # no watchdog: a host without a usable `timeout`
+        pid = int(argv[0])
+        if pid <= 1 or os.waitpid(pid, os.WNOHANG)[0] != 0:
+            return  # not a pid, or the watchdog ended already (now reaped)
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (IndexError, ValueError, OSError):
+        pass  # no watchdog (the tests start the probe alone), or not a child of this process
 
 
 class Resident:
@@ -2111,14 +2117,15 @@ class Resident:
         return json_dumps(json_safe(result)), ctx.hung_threads
 
 
-def serve(stdin: "object", stdout: "object" = None) -> int:
-    """Answer requests until stdin ends: 0 at end of input, 2 on a line that is no request."""
+def serve(stdin: "object", stdout: "object" = None, argv: "list[str]" = ()) -> int:
+    """Answer requests until stdin ends: 0 at end of input, 2 on a line that is no request.
+    `argv`: the arguments after the probe's name (the start-up watchdog's pid)."""
     import signal
 
     out = stdout or sys.stdout.buffer
     alarm = getattr(signal, "alarm", lambda seconds: 0)
     alarm(RESIDENT_DEFAULT_IDLE_S)  # armed before the watchdog lets go: no gap
-    _release_watchdog()
+    _release_watchdog(list(argv))
     resident = Resident()
     while True:
         line = stdin.readline(RESIDENT_MAX_REQUEST + 1)
@@ -2146,4 +2153,4 @@ def serve(stdin: "object", stdout: "object" = None) -> int:
 if __name__ == "__main__":
     sys.exit(main(globals().get("OSMON_PARAMS")))
 elif __name__ == RESIDENT_NAME:
-    sys.exit(serve(globals()["OSMON_STDIN"]))
+    sys.exit(serve(globals()["OSMON_STDIN"], argv=sys.argv[2:]))

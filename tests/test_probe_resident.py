@@ -28,15 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 class Resident:
     """A resident probe fed through the bootstrap, as the remote command starts it."""
 
-    def __init__(self, watchdog_fd: int | None = None) -> None:
+    def __init__(self) -> None:
         argv = [sys.executable, "-I", "-S", "-c", probe_call.RESIDENT_BOOTSTRAP,
                 probe.RESIDENT_NAME]
-        if watchdog_fd is not None:  # as the remote command does: the pipe's write end on 3
-            argv = [sys.executable, "-c", f"import os, sys; os.dup2({watchdog_fd}, 3); "
-                    f"os.close({watchdog_fd}); os.execv(sys.argv[1], sys.argv[1:])", *argv]
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=() if watchdog_fd is None else (watchdog_fd,), start_new_session=True)
+            start_new_session=True)
         source = probe_call.load_probe()
         self.send(str(len(source)).encode() + b"\n" + source)
 
@@ -191,18 +188,40 @@ def test_a_probe_left_idle_ends_by_itself(resident: Resident) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_serving_releases_the_start_up_watchdog() -> None:
-    """The remote command's watchdog waits for the end of the pipe on fd 3: once the probe
-    serves, every write end is closed."""
-    read_end, write_end = os.pipe()
-    started = Resident(watchdog_fd=write_end)
-    os.close(write_end)
+def test_serving_stops_and_reaps_the_start_up_watchdog() -> None:
+    """The watchdog is the probe's child, its pid the argument after the probe's name: once
+    the probe serves, the watchdog has been stopped and reaped (no zombie beside the probe);
+    a pid that is no child of the probe's is never signalled."""
+    stranger = subprocess.Popen(["sleep", "60"])
+    argv = [sys.executable, "-I", "-S", "-c",
+            "import subprocess, sys; w = subprocess.Popen(['sleep', '60']); "
+            "sys.argv[2:] = [str(w.pid)]; print(w.pid, flush=True); "
+            + probe_call.RESIDENT_BOOTSTRAP, probe.RESIDENT_NAME]
+    started = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
     try:
-        started.ask(1)
-        assert os.read(read_end, 10) == b""
+        assert started.stdout is not None and started.stdin is not None
+        watchdog = int(started.stdout.readline())
+        source = probe_call.load_probe()
+        started.stdin.write(str(len(source)).encode() + b"\n" + source
+                            + b'{"id": 1, "params": {"cpu_sample_s": 0}}\n')
+        started.stdin.flush()
+        assert started.stdout.readline().split()[:2] == [b"osmon", b"1"]
+        assert not Path(f"/proc/{watchdog}").exists()  # ended and reaped: not even a zombie
     finally:
-        os.close(read_end)
-        started.stop()
+        started.kill()
+        started.communicate(timeout=10)
+    stray = subprocess.Popen([sys.executable, "-I", "-S", "-c", probe_call.RESIDENT_BOOTSTRAP,
+                              probe.RESIDENT_NAME, str(stranger.pid)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, _ = stray.communicate(str(len(source)).encode() + b"\n" + source
+                                   + b'{"id": 2, "params": {"cpu_sample_s": 0}}\n', 60)
+        assert out.split()[:2] == [b"osmon", b"2"]
+        assert stranger.poll() is None  # not its child: left alone
+    finally:
+        stranger.kill()
+        stranger.wait(10)
 
 
 def test_a_thread_stuck_in_the_kernel_ends_the_probe_after_its_answer() -> None:

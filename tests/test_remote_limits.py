@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sshd as harness
@@ -149,39 +150,84 @@ def _resident_run(command: str, bin_dir: Path, stdin: bytes,
                           timeout=timeout, env={"PATH": str(bin_dir)}, start_new_session=True)
 
 
-@pytest.mark.parametrize("timeout", ["none", "busybox", "old busybox"])
-def test_the_resident_probe_starts_with_any_or_no_timeout_on_the_host(
-        sshd: harness.Sshd, tmp_path: Path, timeout: str) -> None:
-    """Whatever `timeout` the host has (or none), the resident branch serves its requests:
-    the watchdog steps aside when it cannot run (exit 127) instead of killing the probe."""
+def _resident_bin(tmp_path: Path, sleep: str | None) -> Path:
+    """A PATH with dash, python3 and cat, and ``sleep`` from coreutils, BusyBox or none."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool, target in (("sh", "/bin/dash"), ("python3", "/usr/bin/python3"),
                          ("cat", "/bin/cat")):
         (bin_dir / tool).symlink_to(target)
-    if timeout == "busybox":
-        (bin_dir / "timeout").symlink_to("/usr/bin/busybox")
-    elif timeout == "old busybox":
-        (bin_dir / "timeout").write_text("#!/bin/dash\nexit 127\n")
-        (bin_dir / "timeout").chmod(0o755)
+    if sleep is not None:
+        (bin_dir / "sleep").symlink_to(sleep)
+    return bin_dir
+
+
+def _read_answer(stream: Any, request_id: int) -> dict[str, Any]:
+    head = stream.readline(64).split()
+    assert head[:2] == [b"osmon", str(request_id).encode()], head
+    return json.loads(stream.read(int(head[2])))
+
+
+def _request(request_id: int) -> bytes:
+    return json.dumps({"id": request_id, "params": {"cpu_sample_s": 0}}).encode() + b"\n"
+
+
+def _group(pgid: int) -> list[str]:
+    """The command names of the processes of process group ``pgid``."""
+    names = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.isdigit() and int(stat[stat.rindex(")") + 2:].split()[2]) == pgid:
+            names.append(stat[stat.index("(") + 1:stat.rindex(")")])
+    return names
+
+
+@pytest.mark.parametrize("sleep", ["/bin/sleep", "/usr/bin/busybox", None],
+                         ids=["coreutils", "busybox", "no sleep"])
+def test_a_resident_probe_outlives_its_start_up_limit_alone_in_its_session(
+        sshd: harness.Sshd, tmp_path: Path, sleep: str | None) -> None:
+    """Once the probe serves, the start-up watchdog is gone: the session's process group is
+    the probe alone (the shell became it: no shell, no watchdog, no sleep left waiting on
+    the host), and it still answers after the start-up limit.  A host without ``sleep`` gets
+    no limit, and the probe serves all the same."""
     config = config_mod.load(sshd.write_hosts_toml(tmp_path / "hosts.toml", ["h"]))
-    requests = b"".join(json.dumps({"id": n, "params": {"cpu_sample_s": 0}}).encode() + b"\n"
-                        for n in (1, 2))
-    run = _resident_run(probe_call.remote_command(config, config.hosts[0]), bin_dir,
-                        probe_call.resident_stdin(probe_call.load_probe()) + requests)
-    assert run.returncode == 0, run.stderr
-    answers = run.stdout
-    for n in (1, 2):
-        head, _, answers = answers.partition(b"\n")
-        assert head.split()[:2] == [b"osmon", str(n).encode()]
-        body, answers = answers[:int(head.split()[2])], answers[int(head.split()[2]):]
-        assert json.loads(body)["probe"] == 1
-    assert answers == b""
+    command = probe_call.remote_command(config, config.hosts[0])
+    limit = int(re.search(r"sleep (\d+) ", command).group(1))
+    started = subprocess.Popen(["/bin/dash", "-c", command], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={"PATH": str(_resident_bin(tmp_path, sleep))},
+                               start_new_session=True)
+    assert started.stdin is not None and started.stdout is not None
+    try:
+        started.stdin.write(probe_call.resident_stdin(probe_call.load_probe()) + _request(1))
+        started.stdin.flush()
+        assert _read_answer(started.stdout, 1)["probe"] == 1
+        deadline = time.monotonic() + SLACK_S
+        while _group(started.pid) != ["python3"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group(started.pid) == ["python3"]
+        time.sleep(limit + 1)
+        started.stdin.write(_request(2))
+        started.stdin.flush()
+        assert _read_answer(started.stdout, 2)["probe"] == 1
+        rest, errors = started.communicate(timeout=30)  # the end of input ends the probe
+        assert (started.returncode, rest, errors) == (0, b"", b"")
+    finally:
+        if started.poll() is None:
+            os.killpg(started.pid, signal.SIGKILL)
+            started.wait(10)
+        for stream in (started.stdin, started.stdout, started.stderr):
+            if stream is not None:
+                stream.close()
 
 
-def test_the_resident_watchdog_kills_an_interpreter_that_hangs(tmp_path: Path) -> None:
-    bin_dir, config = _hanging_python(tmp_path, {"sh": "/bin/dash", "cat": "/bin/cat",
-                                                 "timeout": "/usr/bin/busybox"})
+@pytest.mark.parametrize("sleep", ["/bin/sleep", "/usr/bin/busybox"])
+def test_the_resident_watchdog_kills_an_interpreter_that_hangs(tmp_path: Path,
+                                                               sleep: str) -> None:
+    bin_dir, config = _hanging_python(tmp_path, {"sh": "/bin/dash", "sleep": sleep})
     started = time.monotonic()
     run = _resident_run(probe_call.remote_command(config, config.hosts[0]), bin_dir,
                         b"resident\n")

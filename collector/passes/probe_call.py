@@ -57,7 +57,7 @@ PYTHON, SHELL, RESIDENT = "python", "sh", "resident"
 #: runs it as ``osmon-resident`` (``remote_probe.probe.serve``), stdin still open for the
 #: requests.  No quote in it, so the whole remote command needs none either.
 RESIDENT_BOOTSTRAP = ("import sys;b=sys.stdin.buffer;exec(b.read(int(b.readline(32))),"
-                      "dict(__name__=sys.argv.pop(),OSMON_STDIN=b))")
+                      "dict(__name__=sys.argv[1],OSMON_STDIN=b))")
 #: The argument that tells the probe it is resident (``remote_probe.probe.RESIDENT_NAME``).
 RESIDENT_NAME = "osmon-resident"
 #: The host-side limit outlasts the collector's own wait for the command by this much, so the
@@ -127,21 +127,22 @@ def _resident_start(interpreter: str, limit: int) -> str:
 
     ``timeout`` cannot stay around a resident probe (it would kill it after ``limit``), and a
     probe that forks to leave it behind loses its stdin: sshd closes the command's input as
-    soon as the process it started exits.  So the interpreter runs beside a watchdog that
-    holds the read end of a pipe whose write end is the interpreter's fd 3: the probe closes
-    it once it serves (and has armed its own alarm), ``cat`` then ends and so does the
-    watchdog.  An interpreter that never gets there (one that hangs before reading) keeps the
-    pipe open; at ``limit`` ``timeout`` kills ``cat`` and the watchdog kills the whole process
-    group, which is the session's (sshd starts every command with setsid and ``exec`` keeps
-    this shell its leader).  A host without a usable ``timeout`` (exit 127) runs the probe
-    without a start-up limit, as the one-shot mode does.  The pipeline's status is the
-    watchdog's, not the probe's: a probe that did not start is told by its missing answer.
+    soon as the process it started exits.  So the shell sshd started becomes the interpreter
+    (``exec``: the session's process, leader of its process group, with nothing waiting
+    beside it) after starting a watchdog in the background: it sleeps ``limit`` seconds,
+    then kills the whole process group (sshd starts every command with setsid).  The
+    watchdog is the interpreter's child, and its pid is the probe's argument after its name:
+    the probe stops it (SIGTERM, whose trap ends the sleep too) and reaps it once it serves
+    and has armed its own alarm.  An interpreter that never gets there (one that hangs before
+    reading) is killed at ``limit``.  Each trap ends the watchdog, so a SIGTERM however early
+    never lets it reach its kill; a host without ``sleep`` gets no start-up limit (``wait``
+    then fails, and the kill needs it to succeed).  The watchdog's stdio is /dev/null: sshd
+    closes the channel when the probe ends, not when the watchdog does.
     """
     boot = sh_word(RESIDENT_BOOTSTRAP)
-    watchdog = (f"{{ timeout -s KILL {limit} cat >/dev/null 2>&1; s=$?; [ $s -eq 0 ] || "
-                f"[ $s -eq 127 ] || kill -9 -$$; }} 4>&-")
-    return (f"{{ {interpreter} -I -S -c {boot} {RESIDENT_NAME} 3>&1 1>&4 4>&- | {watchdog}; "
-            f"}} 4>&1; exit")
+    watchdog = (f"( trap exit TERM; sleep {limit} & trap kill\\ $!\\;exit TERM; "
+                "wait $! && kill -9 -$$ ) </dev/null >/dev/null 2>&1 &")
+    return f"{watchdog} exec {interpreter} -I -S -c {boot} {RESIDENT_NAME} $!"
 
 
 def _start(interpreter: str, arguments: str, limit: int) -> str:
