@@ -343,6 +343,12 @@ class Context:
         self.first_procs = None  # {pid: (starttime, ticks)} at the start of the interval
         self.first_procs_at = 0.0
         self.pid_files = None  # type: PidStatFiles | None  # a resident probe's kept files
+        # A resident probe's previous scan, (uptime, boot_id, {pid: parse_pid_stat}), which
+        # serves as the previous counters; the scan of this run, kept for the next; whether
+        # this run's answer must carry the counters (always, but in a resident probe).
+        self.prev_scan = None  # type: tuple | None
+        self.scan = None  # type: tuple | None
+        self.want_counters = True
         self._cache = {}  # type: dict
 
     def proc_path(self, *parts: str) -> str:
@@ -1123,6 +1129,50 @@ def process_cpu_percent(readings: "object", uptime: "float | None", prev: "dict 
     return percents, counters, before is not None
 
 
+def cpu_since_scan(current: "dict[int, tuple]", uptime: "float | None", boot_id: "str | None",
+                   prev_scan: tuple, clk_tck: int) -> "tuple[dict, bool]":
+    """process_cpu_percent for a resident probe, whose previous counters are its own previous
+    scan, prev_scan = (uptime, boot_id, {pid: parse_pid_stat}): the same percents, without a
+    counter map built and checked for every process at every pass.  A process whose stat
+    file read as last time has the very same parse: 0.0 at once.
+
+    Returns ({pid: percent or None}, whether the previous scan was usable).
+    """
+    prev_uptime, prev_boot_id, before = prev_scan
+    tck = float(clk_tck)
+    if (uptime is None or prev_uptime is None or not uptime > prev_uptime
+            or boot_id is not None and prev_boot_id is not None and boot_id != prev_boot_id):
+        before = None
+    elapsed = (uptime - prev_uptime) * tck / 100.0 if before is not None else 0.0
+    since_boot = uptime * tck if uptime is not None else None
+    percents = {}
+    for pid, info in current.items():
+        if before is not None:
+            old = before.get(pid)
+            if old is info:
+                percents[pid] = 0.0
+                continue
+            if old is not None and old[2] == info[2] and old[1] <= info[1]:
+                percents[pid] = round((info[1] - old[1]) / elapsed, 1)
+                continue
+        if since_boot is not None:
+            life = since_boot - info[2]
+            percents[pid] = round(info[1] * 100.0 / life, 1) if life > 0 else 0.0
+        else:
+            percents[pid] = None
+    return percents, before is not None
+
+
+def counter_map(current: "dict[int, tuple]") -> CounterMap:
+    """processes.counters["ticks"] of a scan: its first PROC_COUNTERS_MAX processes."""
+    counters = CounterMap()
+    for pid, info in current.items():
+        if len(counters) >= PROC_COUNTERS_MAX:
+            break
+        counters[str(pid)] = [info[2], info[1]]
+    return counters
+
+
 def _in_probe_cpu(ctx: Context, current: "dict[int, tuple]", interval: float) -> "dict":
     """First pass without previous counters: ticks spent between the two scans of the
     in-probe interval / its wall time, a pid whose start time changed (reused) or is new
@@ -1306,7 +1356,7 @@ def start_interval(ctx: Context) -> None:
         ctx.first_stat = read_text(ctx.proc_path("stat"))
     except OSError:
         ctx.first_stat = None
-    if ctx.params.get("proc_prev") is None:
+    if ctx.params.get("proc_prev") is None and ctx.prev_scan is None:
         try:
             pids = list_pids(ctx.proc)[:ctx.params["max_processes"]]
             ctx.first_procs_at = ctx.monotonic()
@@ -1344,11 +1394,16 @@ def collect_processes(ctx: Context) -> dict:
         read_text(ctx.proc_path("uptime"), SMALL_FILE_LIMIT)))
     scanned_at = ctx.monotonic()
     current = scan_processes(ctx, pids[:ctx.params["max_processes"]])
-    prev = ctx.attempt("processes:prev", lambda: parse_proc_prev(ctx.params["proc_prev"]))
     boot_id = read_boot_id(ctx)
-    cpu, counters, from_prev = process_cpu_percent(
-        ((pid, info[2], info[1]) for pid, info in current.items()), uptime, prev,
-        ctx.clk_tck, boot_id)
+    counters = None
+    if ctx.params["proc_prev"] is None and ctx.prev_scan is not None:
+        cpu, from_prev = cpu_since_scan(current, uptime, boot_id, ctx.prev_scan, ctx.clk_tck)
+    else:
+        prev = ctx.attempt("processes:prev", lambda: parse_proc_prev(ctx.params["proc_prev"]))
+        cpu, counters, from_prev = process_cpu_percent(
+            ((pid, info[2], info[1]) for pid, info in current.items()), uptime, prev,
+            ctx.clk_tck, boot_id)
+    ctx.scan = (uptime, boot_id, current)
     basis = "interval" if from_prev else "lifetime"
     if not from_prev and ctx.first_procs is not None and scanned_at > ctx.first_procs_at:
         cpu = _in_probe_cpu(ctx, current, scanned_at - ctx.first_procs_at)
@@ -1371,7 +1426,9 @@ def collect_processes(ctx: Context) -> dict:
         "top_cpu": [details[pid] for pid in by_cpu],
         "top_mem": [details[pid] for pid in by_mem],
     }
-    if uptime is not None:
+    if uptime is not None and ctx.want_counters:
+        if counters is None:
+            counters = counter_map(current)
         result["counters"] = {"uptime": uptime, "boot_id": boot_id, "ticks": counters}
     return result
 
@@ -2085,32 +2142,29 @@ def _release_watchdog(argv: "list[str]") -> None:
 
 
 class Resident:
-    """The probe between requests: what it keeps from one to the next (the process counters,
+    """The probe between requests: what it keeps from one to the next (its last process scan,
     so per-process CPU covers the interval between passes without the collector sending
-    them back every time, and the processes' stat files open: PidStatFiles)."""
+    counters back every time, and the processes' stat files open: PidStatFiles).  The
+    counters go to the collector only when a request asks for them."""
 
     def __init__(self) -> None:
-        self.counters = None  # type: dict | None
+        self.last_scan = None  # type: tuple | None  # Context.scan of the last answer
         self.pid_files = PidStatFiles(pid_files_limit())
 
     def answer(self, request: dict) -> "tuple[str, bool]":
         """The JSON document for one request, and whether the probe must end after it (a
         thread stuck in the kernel: only a fresh process is sure to be clean)."""
         params, param_error = params_from(request["params"])
-        if params["proc_prev"] is None and self.counters is not None:
-            params["proc_prev"] = self.counters
         ctx = Context(params)
         ctx.pid_files = self.pid_files
+        ctx.prev_scan = self.last_scan
+        ctx.want_counters = request["counters"]
         cpu_start, wall_start = time.process_time(), time.monotonic()
         result = run(ctx)
         if param_error:
             ctx.errors["params"] = param_error
-        processes = result.get("processes")
-        if isinstance(processes, dict):
-            counters = (processes.get("counters") if request["counters"]
-                        else processes.pop("counters", None))
-            if counters is not None:
-                self.counters = counters
+        if ctx.scan is not None and ctx.scan[0] is not None:  # an uptime: counters to keep
+            self.last_scan = ctx.scan
         if params["self_timing"]:
             result["timing"] = {"cpu_s": round(time.process_time() - cpu_start, 6),
                                 "wall_s": round(time.monotonic() - wall_start, 6)}

@@ -87,6 +87,11 @@ def test_answers_request_after_request_and_ends_at_end_of_input(resident: Reside
     assert second["processes"]["cpu_basis"] == "interval"
     assert "counters" not in second["processes"]
     assert {"cpu", "memory", "disks", "net"} <= set(second)
+    time.sleep(0.05)
+    third = resident.ask(3, counters=True)["processes"]  # asked again: this scan's counters
+    assert third["cpu_basis"] == "interval"
+    assert third["counters"]["uptime"] > first["processes"]["counters"]["uptime"]
+    assert str(resident.process.pid) in third["counters"]["ticks"]
     assert resident.process.stdin is not None
     resident.process.stdin.close()
     assert resident.wait() == 0
@@ -99,6 +104,32 @@ def test_counters_sent_by_the_collector_win_over_its_own(resident: Resident) -> 
     time.sleep(0.05)
     assert resident.ask(2, {"proc_prev": stale})["processes"]["cpu_basis"] == "lifetime"
 
+
+
+def test_a_resident_probe_judges_its_own_previous_scan_as_it_judges_counters() -> None:
+    """cpu_since_scan, the resident's way, gives the percents process_cpu_percent gives from
+    the same readings as counters: an idle process, one that worked, a pid reused (another
+    start time), a new one, a counter that went back, another boot, no uptime."""
+    before = {1: ("a", 50, 10, 1), 2: ("b", 100, 20, 1), 3: ("c", 7, 30, 1),
+              5: ("e", 90, 50, 1)}
+    now = {1: before[1], 2: ("b", 160, 20, 1), 3: ("c2", 9, 300, 1), 4: ("d", 40, 400, 1),
+           5: ("e", 80, 50, 1)}
+    counters = probe.counter_map(before)
+    assert counters.to_json() == ('{"1":[10,50],"2":[20,100],"3":[30,7],'
+                                  '"5":[50,90]}')
+
+    def readings(scan: dict[int, tuple]) -> list[tuple[int, int, int]]:
+        return [(pid, info[2], info[1]) for pid, info in scan.items()]
+
+    for uptime, prev_uptime, boot, prev_boot in ((100.0, 90.0, "x", "x"), (100.0, 90.0, "x", "y"),
+                                                 (100.0, 90.0, None, "y"), (80.0, 90.0, "x", "x"),
+                                                 (None, 90.0, "x", "x")):
+        prev = {"uptime": prev_uptime, "boot_id": prev_boot, "ticks": counters}
+        expected, _, usable = probe.process_cpu_percent(readings(now), uptime, prev, 100, boot)
+        assert probe.cpu_since_scan(now, uptime, boot, (prev_uptime, prev_boot, before),
+                                    100) == (expected, usable)
+    judged, usable = probe.cpu_since_scan(now, 100.0, "x", (90.0, "x", before), 100)
+    assert usable and judged[1] == 0.0 and judged[2] == 6.0  # 60 ticks over 10 s of 100 Hz
 
 
 def _stat_files_open(pid: int) -> set[str]:
@@ -231,7 +262,7 @@ def test_a_thread_stuck_in_the_kernel_ends_the_probe_after_its_answer() -> None:
     request = probe.parse_request(json.dumps({"id": 4, "params": {"cpu_sample_s": 0}}).encode())
     document, must_end = resident.answer(request)
     assert json.loads(document)["probe"] == 1 and must_end is False
-    assert resident.counters is not None and "counters" not in json.loads(document)["processes"]
+    assert resident.last_scan is not None and "counters" not in json.loads(document)["processes"]
 
 
 @pytest.mark.parametrize("line", [b"[]", b'{"id": -1}', b'{"id": "1"}', b"\xff"])
