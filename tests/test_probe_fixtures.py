@@ -98,7 +98,9 @@ def test_fixture_output_is_strict_json(case: str) -> None:
     """What main() prints is strict ASCII JSON that passes the collector's validation."""
     from collector.metrics.gate import validate_probe_output
 
-    text = probe.json_dumps(probe.json_safe(run_case(FIXTURES / case)))
+    result = run_case(FIXTURES / case)
+    text = probe.encode_output(result)
+    assert text == probe.json_dumps(probe.json_safe(result))
     text.encode("ascii")
     validate_probe_output(json.loads(text))
 

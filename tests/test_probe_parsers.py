@@ -369,3 +369,17 @@ def test_json_dumps_matches_json_compact_ascii() -> None:
     assert probe.json_dumps(probe.json_safe({"x": float("nan")})) == '{"x":null}'
     with pytest.raises(TypeError):
         probe.json_dumps({"x": object()})
+
+
+@pytest.mark.parametrize("value", [
+    {"s": "plain <script>\"q\"\\\n\t\x01", "i": -(2**70), "f": [0.1, 1e300, -0.0, 2.0],
+     "n": None, "t": True, "e": {}, "l": [], "tu": (1, "x"), 7: "int key"},
+    {"c": probe.CounterMap({"12": [3, 4]}), "nested": {"deep": [{"x": [1.5]}]}},
+    {"nan": float("nan"), "inf": [float("-inf")]},  # refused by the C encoder: made safe
+    {"surrogate": "disk\udcff", "key\udcfe": 1},  # not plain ASCII: made safe
+    {"accent": "caf\u00e9", "emoji": "\U0001f600"},  # escaped as json_dumps escapes them
+    {"del": "a\x7fb"},  # ASCII the C encoder would write raw: json_dumps escapes it
+])
+def test_encode_output_is_json_dumps_of_json_safe(value: object) -> None:
+    """The fast path writes exactly the text of the safe one, or leaves the tree to it."""
+    assert probe.encode_output(value) == probe.json_dumps(probe.json_safe(value))
