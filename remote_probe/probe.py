@@ -252,8 +252,8 @@ def json_dumps(value: "object") -> str:
 
 
 def _c_encoder() -> "object":
-    """CPython's C encoder for compact JSON that refuses NaN and infinity and keeps non-ASCII
-    text as it is (so that any shows), or None where there is none."""
+    """CPython's C encoder for compact JSON that refuses NaN and infinity and writes non-ASCII
+    text as it is (so that encode_output sees it), or None where there is none."""
     try:
         from _json import encode_basestring, make_encoder
 
@@ -275,8 +275,8 @@ def encode_output(result: dict) -> str:
     """json_dumps(json_safe(result)), the very same text, mostly without either: the C
     encoder writes that text whenever the tree holds no NaN or infinity (it refuses them)
     and its text is plain printable ASCII (no surrogate to replace, nothing to escape
-    otherwise).  Walking and copying the tree in Python was a third of a resident probe's
-    work per request on a host with few processes."""
+    otherwise).  Walking and copying the tree in Python was a sixth of a resident probe's
+    answer on a host with few processes."""
     if _ENCODE is not None:
         try:
             text = "".join(_ENCODE(result, 0))
