@@ -41,10 +41,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from collector.metrics import series
-from collector.store import rollup_line, rollup_memo
+from collector.store import rollup_memo
+from collector.store.rollup_buckets import Point, bucket_records, point_of, points_of, record_of
 from collector.store.samples import (
     Store,
     append_whole_lines,
@@ -162,100 +163,23 @@ def read_raw(store: Store, host: str, start: float, end: float) -> list[dict[str
 
 
 # -- aggregation ---------------------------------------------------------------------------------
-def _add(slots: dict[str, list[float]], label: str, value: float) -> None:
-    slot = slots.get(label)
-    if slot is None:
-        slots[label] = [value, value, value, 1]
-    else:
-        slot[0] = min(slot[0], value)
-        slot[1] += value
-        slot[2] = max(slot[2], value)
-        slot[3] += 1
-
-
-def _finish(slot: list[float]) -> list[float]:
-    lo, total, hi, n = slot
-    # Six significant digits: sums of floats (rx + tx) would otherwise print 17 of them.
-    return [_short(lo), _short(total / n), _short(hi), int(n)]
-
-
-def _short(value: float) -> float:
-    return float(f"{value:.6g}")
-
-
-class _Point(NamedTuple):
-    """A sample reduced to what rollups keep, extracted once for both resolutions."""
-
-    t: float
-    ok: bool
-    metrics: dict[str, series.Values]
-    combined: series.Values
-
-
-def _points(samples: list[Mapping[str, Any]]) -> list[_Point]:
-    points = []
-    for sample in samples:
-        t = series.sample_time(sample)
-        if t is None:
-            continue
-        if sample.get("ok") is False:
-            points.append(_Point(t, False, {}, {}))
-            continue
-        metrics = series.extract_all(sample)
-        combined = {}
-        for metric, values in metrics.items():
-            one = series.combine(metric, values)
-            if one is not None:
-                combined[metric] = one
-        points.append(_Point(t, True, metrics, combined))
-    return points
-
-
-def _record(points: list[_Point], t: float) -> dict[str, Any]:
-    metrics: dict[str, dict[str, list[float]]] = {}
-    combined: dict[str, list[float]] = {}
-    good = 0
-    for point in points:
-        if not point.ok:
-            continue
-        good += 1
-        for metric, values in point.metrics.items():
-            slots = metrics.setdefault(metric, {})
-            for label, value in values.items():
-                _add(slots, label, value)
-        for metric, value in point.combined.items():
-            _add(combined, metric, value)
-    return rollup_line.record(
-        format_ts(_utc(t)), good, len(points) - good,
-        {m: {k: _finish(s) for k, s in slots.items()} for m, slots in metrics.items()},
-        {m: _finish(s) for m, s in combined.items()})
-
-
 def aggregate(samples: list[Mapping[str, Any]], t: float) -> dict[str, Any]:
     """The rollup record of one bucket starting at ``t`` (epoch seconds)."""
-    return _record(_points(samples), t)
+    return record_of(points_of(samples), t)
 
 
 def day_records(lines: Iterable[bytes], res: str, day_start: float) -> list[dict[str, Any]]:
     """The records of every bucket of the UTC day starting at ``day_start`` from its raw
     lines, each line reduced to its chart values as soon as it is read: a day of large
     samples costs its numbers, not its text (see :mod:`collector.store.built_rollups`)."""
-    points: list[_Point] = []
+    points: list[Point] = []
     for line in lines:
         sample = _decode(line) if line.strip() else None
         if sample is not None and isinstance(sample.get("ts"), str):
-            points.extend(_points([sample]))
-    return _buckets(points, RESOLUTIONS[res], day_start, day_start + _DAY)
-
-
-def _buckets(points: list[_Point], secs: int, first: float, limit: float
-             ) -> list[dict[str, Any]]:
-    groups: dict[float, list[_Point]] = {}
-    for point in points:
-        bucket = point.t - point.t % secs
-        if first <= bucket < limit:
-            groups.setdefault(bucket, []).append(point)
-    return [_record(groups[b], b) for b in sorted(groups)]
+            point = point_of(sample)
+            if point is not None:
+                points.append(point)
+    return bucket_records(points, RESOLUTIONS[res], day_start, day_start + _DAY)
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -355,10 +279,10 @@ def catch_up(store: Store, host: str, upto: float, deadline: float | None = None
     end = max(limit for _, limit in todo.values())
     written = 0
     for day_start in _days_with_data(store, host, begin, end):
-        points = _points(read_raw(store, host, max(begin, day_start),
+        points = points_of(read_raw(store, host, max(begin, day_start),
                                   min(end, day_start + _DAY)))
         for res, (first, limit) in todo.items():
-            records = _buckets(points, RESOLUTIONS[res], first, limit)
+            records = bucket_records(points, RESOLUTIONS[res], first, limit)
             if records:
                 _append(_file_for(store, host, res, _record_time(records[0]) or 0), records)
                 written += len(records)
@@ -421,9 +345,9 @@ def rebuild(store: Store, host: str) -> int:
     by_file: dict[Path, list[dict[str, Any]]] = {}
     if upto is not None:
         for day_start in _days_with_data(store, host, 0, upto):
-            points = _points(read_raw(store, host, day_start, min(upto, day_start + _DAY)))
+            points = points_of(read_raw(store, host, day_start, min(upto, day_start + _DAY)))
             for res, secs in RESOLUTIONS.items():
-                for record in _buckets(points, secs, 0, upto - upto % secs):
+                for record in bucket_records(points, secs, 0, upto - upto % secs):
                     path = _file_for(store, host, res, _record_time(record) or 0)
                     by_file.setdefault(path, []).append(record)
     for path, records in by_file.items():
