@@ -108,6 +108,77 @@ def test_rebuild_writes_the_same_files_as_the_passes(tmp_path: Path) -> None:
     assert not stale.exists()
 
 
+def _counting_raw_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The ranges the rollups read back from the raw samples from now on."""
+    reads: list[tuple[float, float]] = []
+    read_raw = rollup.read_raw
+    monkeypatch.setattr(rollup, "read_raw", lambda *a: reads.append(a[2:]) or read_raw(*a))
+    return reads
+
+
+def test_buckets_kept_open_in_memory_write_what_the_raw_samples_give(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived process (``osmon run``) adds each sample into its host's open buckets as
+    it stores it, and writes a closing bucket from there: the very bytes the raw samples give
+    (rebuild), across midnight, with failed passes, without reading the raw samples back but
+    for the buckets it had not seen whole: those that began before it started."""
+    start = T0.replace(hour=22, minute=50)
+    samples = [_varied(t, i) for i, t in enumerate(every(start, 141))]
+    for earlier in samples[:10]:  # stored before this process started
+        Store(tmp_path).append("web1", earlier)
+    reads = _counting_raw_reads(monkeypatch)
+    store = Store(tmp_path)
+    _run_passes(store, "web1", samples[10:])
+    written = rollup_files(tmp_path, "web1")
+    assert sorted(written) == ["1h/2026-11.jsonl", "5m/2026-11-21.jsonl",
+                               "5m/2026-11-22.jsonl"]
+    midnight = (start + timedelta(minutes=70)).timestamp()
+    assert reads and all(end <= midnight for _start, end in reads)  # none after the 23:00s
+    assert rollup.rebuild(store, "web1") == 28 + 3
+    assert rollup_files(tmp_path, "web1") == written
+
+
+def test_a_new_hosts_buckets_are_all_written_from_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host's first sample begins its day file: nothing can precede it in its buckets, so
+    none of them is read back, not even the hour's that a new host's first hour would read
+    from the day's start at every 5 minutes."""
+    reads = _counting_raw_reads(monkeypatch)
+    store = Store(tmp_path)
+    _run_passes(store, "web1", [_varied(t, i) for i, t in enumerate(every(T0, 70))])
+    assert reads == []
+    written = rollup_files(tmp_path, "web1")
+    assert rollup.rebuild(store, "web1") == 13 + 1
+    assert rollup_files(tmp_path, "web1") == written
+
+
+def test_a_host_without_rollups_is_caught_up_from_its_first_sample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not from the start of its first day: a new host's first hour would otherwise read its
+    whole day file at every 5 minutes, for an hour's bucket that cannot close yet."""
+    store = Store(tmp_path)
+    write_fast(store, "web1", [sample(t) for t in every(T0, 41)])  # 12:00 .. 12:40
+    reads = _counting_raw_reads(monkeypatch)
+    assert rollup.catch_up(store, "web1", (T0 + timedelta(minutes=40)).timestamp()) == 8
+    assert reads == [(T0.timestamp(), (T0 + timedelta(minutes=40)).timestamp())]
+
+
+def test_a_sample_another_writer_appended_is_in_the_buckets(tmp_path: Path) -> None:
+    """A sample the process did not store itself (``osmon collect`` run by hand between two
+    passes of ``osmon run``) is not in its memory: the buckets it falls in are written from
+    the raw samples, and memory is trusted again from the next bucket on."""
+    store = Store(tmp_path)
+    samples = [_varied(t, i) for i, t in enumerate(every(T0, 40))]
+    _run_passes(store, "web1", samples[:12])
+    Store(tmp_path).append("web1", samples[12])  # another process: its own Store and memory
+    _run_passes(store, "web1", samples[13:])
+    written = rollup_files(tmp_path, "web1")
+    records = rollup.read_records(store, "web1", "5m", T0.timestamp(), T0.timestamp() + 3600)
+    assert [r["n"] + r["f"] for r in records] == [5] * 7  # 12:10 holds the foreign sample
+    rollup.rebuild(store, "web1")
+    assert rollup_files(tmp_path, "web1") == written
+
+
 def test_a_torn_last_line_is_skipped_and_its_bucket_written_again(tmp_path: Path) -> None:
     store = Store(tmp_path)
     _run_passes(store, "web1", [sample(t, cpu=float(i)) for i, t in enumerate(every(T0, 11))])

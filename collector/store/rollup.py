@@ -44,9 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from collector.metrics import series
-from collector.store import rollup_memo
+from collector.store import rollup_memo, rollup_memory
 from collector.store.rollup_buckets import Point, bucket_records, point_of, points_of, record_of
+from collector.store.rollup_memory import OpenBuckets
 from collector.store.samples import (
+    DayFile,
     Store,
     append_whole_lines,
     day_lines,
@@ -251,36 +253,51 @@ def read_records(store: Store, host: str, res: str, start: float, end: float
 
 
 # -- writing as data arrives ---------------------------------------------------------------------
-def catch_up(store: Store, host: str, upto: float, deadline: float | None = None) -> int:
+def catch_up(store: Store, host: str, upto: float, deadline: float | None = None,
+             kept: OpenBuckets | None = None) -> int:
     """Write every complete bucket before ``upto`` not yet written; return records written.
 
     Works a day of raw data at a time and stops between days once ``deadline``
     (``time.monotonic()``) has passed; the next call continues where this one stopped.
+    ``kept``: the host's buckets as ``osmon run`` kept them (:mod:`rollup_memory`); a
+    resolution whose buckets to write were all seen whole there is written from them, without
+    reading the raw samples.
     """
     todo: dict[str, tuple[float, float]] = {}
     oldest: float | None = None
+    written = 0
     for res, secs in RESOLUTIONS.items():
         last = last_record_time(store, host, res)
         if last is None and oldest is None:
             files = store.day_files(host)
             if not files:
                 return 0
-            oldest = datetime.combine(files[0].day, datetime.min.time(),
-                                      timezone.utc).timestamp()
+            oldest = _first_sample_time(files[0])
         start = last + secs if last is not None else oldest
         assert start is not None
         first = start - start % secs
         limit = upto - upto % secs
-        if first < limit:
-            todo[res] = (first, limit)
+        if first >= limit:
+            continue
+        if kept is not None and kept.serves(res, first):
+            by_file: dict[Path, list[dict[str, Any]]] = {}
+            for record in kept.take(res, first, limit):  # a day (5m) or a month (1h) a file
+                by_file.setdefault(_file_for(store, host, res, _record_time(record) or 0),
+                                   []).append(record)
+            for path, records in by_file.items():
+                _append(path, records)
+                written += len(records)
+            continue
+        if kept is not None:
+            kept.take(res, first, limit)  # written from the raw samples below instead
+        todo[res] = (first, limit)
     if not todo:
-        return 0
+        return written
     begin = min(first for first, _ in todo.values())
     end = max(limit for _, limit in todo.values())
-    written = 0
     for day_start in _days_with_data(store, host, begin, end):
         points = points_of(read_raw(store, host, max(begin, day_start),
-                                  min(end, day_start + _DAY)))
+                                    min(end, day_start + _DAY)))
         for res, (first, limit) in todo.items():
             records = bucket_records(points, RESOLUTIONS[res], first, limit)
             if records:
@@ -290,6 +307,25 @@ def catch_up(store: Store, host: str, upto: float, deadline: float | None = None
             log.info("rollups of %s: stopped at the deadline, will continue next pass", host)
             break
     return written
+
+
+def _first_sample_time(day_file: DayFile) -> float:
+    """When the oldest raw sample was taken (peeked in the first bytes of the oldest day
+    file), else the start of that day.  A host without rollups yet starts from there: from
+    the day's start, every bucket boundary of a new host's first hour read the whole day
+    file for an hour's bucket that could not close yet."""
+    day_start = datetime.combine(day_file.day, datetime.min.time(), timezone.utc).timestamp()
+    try:
+        if day_file.compressed:
+            with gzip.open(day_file.path, "rb") as fh:
+                head = fh.read(_PEEK)
+        else:
+            with open(day_file.path, "rb") as fh:
+                head = fh.read(_PEEK)
+    except (OSError, EOFError):
+        return day_start
+    t = series.ts_seconds(_peek(head, b'"ts":"'))
+    return t if t is not None and day_start <= t < day_start + _DAY else day_start
 
 
 def _days_with_data(store: Store, host: str, begin: float, end: float) -> list[float]:
@@ -312,6 +348,10 @@ def on_pass(config: Any, store: Store, samples: dict[str, dict], now: datetime,
     """
     budget_end = min(deadline, time.monotonic() + max(0.0, deadline - time.monotonic()) / 3)
     hosts = list(samples)
+    kept: dict[str, OpenBuckets | None] = {}
+    for host in hosts:  # every stored sample, whatever the budget: memory must miss none
+        kept[host] = rollup_memory.feed(store.data_dir, host, samples[host],
+                                        store.appended.get(host), RESOLUTIONS)
     first = int(now.timestamp() // 60) % len(hosts) if hosts else 0
     for host in hosts[first:] + hosts[:first]:
         if time.monotonic() >= budget_end:
@@ -326,7 +366,7 @@ def on_pass(config: Any, store: Store, samples: dict[str, dict], now: datetime,
             if rollup_memo.up_to_date(store.data_dir, host, boundary):
                 continue  # nothing new to write: see rollup_memo
             newest_file = _file_for(store, host, "5m", boundary - RESOLUTIONS["5m"])
-            catch_up(store, host, upto, budget_end)
+            catch_up(store, host, upto, budget_end, kept.get(host))
         except (OSError, ValueError) as exc:
             log.warning("rollups of %s not updated: %s", host, exc)
             continue

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.metrics.stored import bad_sample, check_stored
 from collector.names import SAFE_NAME
@@ -43,8 +43,19 @@ class SampleTooLarge(ValueError):
     """A sample whose line would be over :data:`MAX_LINE_BYTES`."""
 
 
-def append_whole_lines(path: Path, data: bytes) -> None:
-    """Append ``data`` (whole lines) to ``path`` in one ``write``, creating what is missing.
+class Appended(NamedTuple):
+    """Where one append went: the file, its inode, and the offsets the data took in it."""
+
+    path: Path
+    inode: int
+    start: int
+    end: int
+
+
+def append_whole_lines(path: Path, data: bytes) -> Appended | None:
+    """Append ``data`` (whole lines) to ``path`` in one ``write``, creating what is missing;
+    where it went (None for no data): a reader that saw the file end at ``start`` knows that
+    nothing but ``data`` came in since.
 
     Every append-only log of osmon (samples, rollups, alert history) goes through here.  If a
     previous writer was killed mid-line, the file does not end with a newline; ``data`` then
@@ -57,14 +68,15 @@ def append_whole_lines(path: Path, data: bytes) -> None:
     beside the pass too, its own lock), so nobody appended meanwhile.
     """
     if not data:
-        return
+        return None
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
     except FileNotFoundError:  # a new host or log: its directory first (not tried every time)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        size = os.fstat(fd).st_size
+        stat = os.fstat(fd)
+        size = stat.st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
         written = 0
@@ -77,6 +89,7 @@ def append_whole_lines(path: Path, data: bytes) -> None:
             raise
     finally:
         os.close(fd)
+    return Appended(path, stat.st_ino, size, size + len(data))
 
 
 @functools.lru_cache(maxsize=16)
@@ -114,6 +127,9 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.hosts_dir = self.data_dir / "hosts"
+        #: host -> where this Store's last append of its samples went (a pass's own appends,
+        #: which the rollup hook uses to know that no other line came in between).
+        self.appended: dict[str, Appended] = {}
 
     # -- writing ---------------------------------------------------------------------------------
     def host_dir(self, host: str) -> Path:
@@ -129,7 +145,9 @@ class Store:
         if len(line) > MAX_LINE_BYTES:
             raise SampleTooLarge(f"a sample of {len(line) >> 10} KiB is over the "
                                  f"{MAX_LINE_BYTES >> 10} KiB a line may hold")
-        append_whole_lines(path, line)
+        appended = append_whole_lines(path, line)
+        if appended is not None:
+            self.appended[host] = appended
         return path
 
     # -- listing ---------------------------------------------------------------------------------
