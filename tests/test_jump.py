@@ -59,6 +59,20 @@ def test_hosts_behind_a_bastion_share_one_connection_to_it(sshd: harness.Sshd,
     assert bastion.logins() == 2  # gw's own probe, and one connection for the three behind
 
 
+def test_pass_after_pass_no_host_behind_a_bastion_is_lost(sshd: harness.Sshd,
+                                                         bastion: harness.Sshd,
+                                                         tmp_path: Path) -> None:
+    """A host that ends its probe closes its channel through the bastion while its transport
+    may still be sending (its reply to the server's close): were that message to follow the
+    channel's close, OpenSSH would drop the bastion's whole connection ("data packet referred
+    to nonexistent channel") and every host behind it in mid-probe.  Before jump.Tunnel,
+    about one pass in twenty lost a host so; forty passes in a row lose none."""
+    config = inventory(sshd, bastion, tmp_path, "gw")
+    lost = [errors(result) for result in (collect.run_pass(config) for _ in range(40))
+            if result.failed]
+    assert lost == []
+
+
 def test_a_bastion_that_is_down_is_named_on_every_host_behind_it(sshd: harness.Sshd,
                                                                  bastion: harness.Sshd,
                                                                  tmp_path: Path) -> None:

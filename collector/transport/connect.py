@@ -161,6 +161,8 @@ def _login(dialer: Dialer, link: Link, host: Host, channel: Any) -> paramiko.Tra
     sock: Any = channel if channel is not None else _tcp(link, host, dialer.timeout)
     link.step = "SSH handshake"
     transport = paramiko.Transport(sock)
+    if channel is not None:
+        channel.reader = transport  # a jump.Tunnel: closed once this transport stops reading
     link.hold(transport.close)
     transport.banner_timeout = transport.handshake_timeout = dialer.timeout
     transport.auth_timeout = dialer.timeout

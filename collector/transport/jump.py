@@ -12,6 +12,7 @@ once per pass; every host behind it is then reported ``unreachable``, naming the
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -36,8 +37,7 @@ class Bastions:
         with self._lock:
             self._generation += 1
 
-    def channel(self, dialer: Dialer, link: Link, host: Host,
-                deadline: float) -> paramiko.Channel:
+    def channel(self, dialer: Dialer, link: Link, host: Host, deadline: float) -> Tunnel:
         """A ``direct-tcpip`` channel to ``host`` through its bastion, held by ``link``."""
         jump = host.jump
         assert jump is not None
@@ -63,9 +63,10 @@ class Bastions:
         except (OSError, EOFError):
             raise SshFailure(UNREACHABLE, f"the connection to the bastion {jump.label} was "
                                           "lost") from None
-        link.hold(channel.close)
+        tunnel = Tunnel(channel)
+        link.hold(tunnel.close)
         entry.last_used = time.monotonic()
-        return channel
+        return tunnel
 
     def close_unused(self, keep: set[Jump], used_before: float) -> None:
         """Close the connections no host in ``keep`` needs and none used since
@@ -82,6 +83,57 @@ class Bastions:
             closing, self._entries = list(self._entries.values()), {}
         for entry in closing:
             entry.close()
+
+
+#: How long a tunnel whose transport is still reading stays open after it was closed: the
+#: transport's reader closes it itself on its way out, within its poll of 0.1 s.
+TUNNEL_GRACE_S = 0.5
+
+
+class Tunnel:
+    """A ``direct-tcpip`` channel as the socket of the host's own transport (``reader``).
+
+    Why not the channel itself: paramiko closes a transport's socket at once when the
+    transport is closed, while the transport's reader thread may be sending a message it
+    has just built (its reply to the server's close of the probe's channel, a window
+    adjustment).  That message then follows our close of the channel, and OpenSSH answers
+    "data packet referred to nonexistent channel" by dropping the bastion's whole
+    connection, and with it every host behind it, in the middle of their probes (seen in
+    one pass in ten).  So a tunnel closed while its reader runs is closed by that reader
+    when it ends (paramiko closes the socket last thing), or after :data:`TUNNEL_GRACE_S`
+    should the reader still wait in a long read (a resident session's)."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+        self.reader: threading.Thread | None = None
+        self._closing = False
+
+    def send(self, data: bytes) -> int:
+        return self.channel.send(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.channel.recv(size)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.channel.settimeout(timeout)
+
+    @property
+    def _closed(self) -> bool:  # read by paramiko.Transport.stop_thread, as a socket's
+        return bool(self.channel.closed)
+
+    def close(self) -> None:
+        reader = self.reader
+        if reader is None or reader is threading.current_thread() or not reader.is_alive():
+            self._close_channel()
+        elif not self._closing:
+            self._closing = True
+            timer = threading.Timer(TUNNEL_GRACE_S, self._close_channel)
+            timer.daemon = True
+            timer.start()
+
+    def _close_channel(self) -> None:
+        with contextlib.suppress(Exception):  # the bastion's connection may be gone already
+            self.channel.close()
 
 
 class _Bastion:
