@@ -2164,7 +2164,7 @@ def answer_frame(request_id: int, document: str) -> bytes:
     return f"osmon {request_id:d} {len(body):d}\n".encode("ascii") + body
 
 
-def _release_watchdog(argv: "list[str]") -> None:
+def _release_watchdog(argv: "list[str] | tuple") -> None:
     """Stop the start-up watchdog: its limit ends here.  `argv` is the probe's arguments after
     its name: the watchdog's pid, when the remote command started one.  Only a child of this
     process is signalled (waitpid tells), so no other process can be hit by mistake; it is
@@ -2219,7 +2219,7 @@ def serve(stdin: "object", stdout: "object" = None, argv: "list[str]" = ()) -> i
     out = stdout or sys.stdout.buffer
     alarm = getattr(signal, "alarm", lambda seconds: 0)
     alarm(RESIDENT_DEFAULT_IDLE_S)  # armed before the watchdog lets go: no gap
-    _release_watchdog(list(argv))
+    _release_watchdog(argv)
     resident = Resident()
     while True:
         line = stdin.readline(RESIDENT_MAX_REQUEST + 1)

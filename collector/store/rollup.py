@@ -206,6 +206,17 @@ def _append(path: Path, records: list[dict[str, Any]]) -> None:
     append_whole_lines(path, b"".join(encode_line(r) for r in records))
 
 
+def _append_records(store: Store, host: str, res: str, records: list[dict[str, Any]]) -> int:
+    """Append ``records`` (oldest first) to their files, a day (5m) or a month (1h) each."""
+    by_file: dict[Path, list[dict[str, Any]]] = {}
+    for record in records:
+        by_file.setdefault(_file_for(store, host, res, _record_time(record) or 0),
+                           []).append(record)
+    for path, in_file in by_file.items():
+        _append(path, in_file)
+    return len(records)
+
+
 def _record_time(record: Mapping[str, Any]) -> float | None:
     return series.ts_seconds(record.get("t"))
 
@@ -280,13 +291,7 @@ def catch_up(store: Store, host: str, upto: float, deadline: float | None = None
         if first >= limit:
             continue
         if kept is not None and kept.serves(res, first):
-            by_file: dict[Path, list[dict[str, Any]]] = {}
-            for record in kept.take(res, first, limit):  # a day (5m) or a month (1h) a file
-                by_file.setdefault(_file_for(store, host, res, _record_time(record) or 0),
-                                   []).append(record)
-            for path, records in by_file.items():
-                _append(path, records)
-                written += len(records)
+            written += _append_records(store, host, res, kept.take(res, first, limit))
             continue
         if kept is not None:
             kept.take(res, first, limit)  # written from the raw samples below instead
@@ -299,10 +304,8 @@ def catch_up(store: Store, host: str, upto: float, deadline: float | None = None
         points = points_of(read_raw(store, host, max(begin, day_start),
                                     min(end, day_start + _DAY)))
         for res, (first, limit) in todo.items():
-            records = bucket_records(points, RESOLUTIONS[res], first, limit)
-            if records:
-                _append(_file_for(store, host, res, _record_time(records[0]) or 0), records)
-                written += len(records)
+            written += _append_records(
+                store, host, res, bucket_records(points, RESOLUTIONS[res], first, limit))
         if deadline is not None and time.monotonic() >= deadline:
             log.info("rollups of %s: stopped at the deadline, will continue next pass", host)
             break

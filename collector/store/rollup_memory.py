@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from collector.metrics.series import ts_seconds
 from collector.store.rollup_buckets import Bucket, point_of
 from collector.store.samples import Appended
 
@@ -43,8 +42,8 @@ class OpenBuckets:
         self.since = since
         self.appended = appended
         self.open: dict[str, Bucket] = {}
-        #: res -> records of closed buckets, oldest first, until written.
-        self.ready: dict[str, list[dict[str, Any]]] = {}
+        #: res -> (start, record) of closed buckets, oldest first, until written.
+        self.ready: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         #: res -> end of the range last handed out: buckets before it are no longer here.
         self.taken_to: dict[str, float] = {}
 
@@ -57,16 +56,10 @@ class OpenBuckets:
     def take(self, res: str, first: float, limit: float) -> list[dict[str, Any]]:
         """The ready records of buckets starting in ``[first, limit)``, handed out once;
         older ones are dropped."""
-        kept = []
-        rest = []
-        for record in self.ready.get(res, []):
-            t = ts_seconds(record.get("t"))
-            if t is None or t < first:
-                continue
-            (kept if t < limit else rest).append(record)
-        self.ready[res] = rest
+        ready = self.ready.get(res, [])
+        self.ready[res] = [(start, record) for start, record in ready if start >= limit]
         self.taken_to[res] = max(limit, self.taken_to.get(res, limit))
-        return kept
+        return [record for start, record in ready if first <= start < limit]
 
 
 #: (data dir, host) -> that host's open buckets; a host only seen once maps to None.
@@ -81,15 +74,16 @@ def feed(data_dir: Path, host: str, sample: Mapping[str, Any], appended: Appende
     if appended is None or not isinstance(sample, Mapping):  # nothing can be vouched for
         _hosts.pop(key, None)
         return None
-    if key not in _hosts and not _begins_its_day(appended):
+    buckets = _hosts.get(key)
+    fresh_day = buckets is None and _begins_its_day(appended)  # nothing before it in its buckets
+    if key not in _hosts and not fresh_day:
         _hosts[key] = None  # first sight: from the next sample on
         return None
     point = point_of(sample)
-    buckets = _hosts.get(key)
     if point is None:
         _hosts[key] = None
         return None
-    if buckets is None and _begins_its_day(appended):  # nothing before it in its buckets
+    if fresh_day:
         buckets = _hosts[key] = OpenBuckets(-math.inf, appended)
     elif buckets is None or not _follows(buckets.appended, appended) or any(
             point.t < bucket.start for bucket in buckets.open.values()):
@@ -100,7 +94,7 @@ def feed(data_dir: Path, host: str, sample: Mapping[str, Any], appended: Appende
         bucket = buckets.open.get(res)
         if bucket is not None and bucket.start != start:
             if bucket.start > buckets.since:
-                buckets.ready.setdefault(res, []).append(bucket.record())
+                buckets.ready.setdefault(res, []).append((bucket.start, bucket.record()))
             bucket = None
         if bucket is None:
             bucket = buckets.open[res] = Bucket(start)
